@@ -1,0 +1,147 @@
+# mod_auth_eid - build, test, demo, install.
+#   make            build the core library and the module
+#   make deps       install every build/test dependency (Debian, apt-get; idempotent)
+#   make test       unit + fuzz-corpus replay + httpd suite
+#   make demo       run httpd with the module protecting a demo service on loopback
+#   make install    install the module and auth_eid.load/.conf (a2enmod auth_eid)
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+CC      ?= cc
+CLANG   ?= clang
+APXS    ?= apxs
+PYTHON  := /usr/bin/python3
+B       := build
+
+PKGS      := apr-1 apr-util-1 openssl jansson cjose libcurl hiredis
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+# The core never sees the httpd include path: it must build without it.
+CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -fstack-protector-strong \
+              -D_FORTIFY_SOURCE=2 $(WARN) -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+
+CORE_SRCS := $(sort $(wildcard mod_src/core/*.c))
+CORE_OBJS := $(CORE_SRCS:mod_src/core/%.c=$(B)/core/%.o)
+CORE_LIB  := $(B)/libeidcore.a
+GLUE_SRCS := $(sort $(wildcard mod_src/apache/*.c))
+GLUE_HDRS := $(wildcard mod_src/apache/*.h)
+MODULE    := $(B)/mod_auth_eid.so
+
+DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
+  apache2 apache2-dev libssl-dev libapr1-dev libaprutil1-dev libjansson-dev \
+  libcjose-dev liboauth2-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev \
+  redis-server curl openssl python3 python3-pytest python3-requests \
+  python3-cryptography python3-jwcrypto
+
+.PHONY: all deps test test-unit test-fuzz test-httpd test-valgrind demo install \
+        clean pki check-docs fuzz bench format
+
+all: $(MODULE)
+
+deps:
+	@missing=""; for p in $(DEPS_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all dependencies present"; fi
+
+$(B)/core/%.o: mod_src/core/%.c $(wildcard include/eid/*.h mod_src/core/*.h) | $(B)/core
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
+
+$(B)/core:
+	mkdir -p $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+# The glue is compiled by apxs (httpd's own flags and include path) and
+# linked with the core library.
+$(MODULE): $(GLUE_SRCS) $(GLUE_HDRS) $(CORE_LIB)
+	@mkdir -p $(B)/apache
+	cp $(GLUE_SRCS) $(GLUE_HDRS) $(B)/apache/
+	cd $(B)/apache && $(APXS) -c -o mod_auth_eid.la \
+	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) -I../../include \
+	  $(notdir $(GLUE_SRCS)) ../libeidcore.a $(PKG_LIBS) > apxs.log 2>&1 \
+	  || { cat apxs.log; exit 1; }
+	cp $(B)/apache/.libs/mod_auth_eid.so $@
+
+# ---- test PKI -------------------------------------------------------------
+$(B)/eid-mkcert: tests/pki/eid-mkcert.c
+	@mkdir -p $(B)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $< -o $@ -lcrypto
+
+pki: $(B)/pki/.done
+$(B)/pki/.done: tests/pki/mkpki.sh $(B)/eid-mkcert
+	tests/pki/mkpki.sh $(B)/eid-mkcert $(B)/pki
+	touch $@
+
+# ---- unit tests (cmocka) ------------------------------------------------------
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
+
+$(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(CORE_LIB)
+	@mkdir -p $(B)/unit
+	$(CC) $(CORE_CFLAGS) -Itests/unit $< -o $@ $(CORE_LIB) $(PKG_LIBS) -lcmocka
+
+test-unit: $(UNIT_BINS) pki
+	@set -e; for t in $(UNIT_BINS); do \
+	  echo "== $$t"; EID_PKI=$(B)/pki $$t; done
+
+test-valgrind: $(UNIT_BINS) pki
+	@set -e; for t in $(UNIT_BINS); do \
+	  EID_PKI=$(B)/pki valgrind -q --error-exitcode=9 --leak-check=full \
+	    --errors-for-leak-kinds=definite $$t > /dev/null; done; echo "valgrind: clean"
+
+# ---- fuzz targets (libFuzzer), seed corpora replayed in make test -------------
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined -Iinclude $(PKG_CFLAGS)
+
+$(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(wildcard include/eid/*.h)
+	@mkdir -p $(B)/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRCS) -o $@ $(PKG_LIBS)
+
+test-fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  echo "== replay $$n"; \
+	  $$f -runs=0 tests/fuzz/corpus/$$n 2>&1 | tail -1; done
+
+# Long fuzzing run (not part of make test): FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 300
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz-corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz-corpus/$$n tests/fuzz/corpus/$$n; done
+
+# ---- httpd suite (pytest, real httpd + mod_ssl) -----------------------------
+test-httpd: $(MODULE) pki
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
+
+check-docs:
+	$(PYTHON) tests/check_docs.py
+
+test: all check-docs test-unit test-fuzz test-httpd
+
+# ---- demo, install -----------------------------------------------------------
+demo: deps $(MODULE) pki
+	$(PYTHON) tests/demo.py
+
+LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
+SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
+install: $(MODULE)
+	install -D -m 0644 $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_auth_eid.so
+	install -D -m 0644 conf-samples/auth_eid.load $(DESTDIR)$(SYSCONFDIR)/mods-available/auth_eid.load
+	install -D -m 0644 conf-samples/auth_eid.conf $(DESTDIR)$(SYSCONFDIR)/mods-available/auth_eid.conf
+
+bench: $(MODULE) pki
+	$(MAKE) -C bench
+
+format:
+	clang-format -i include/eid/*.h mod_src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+
+clean:
+	rm -rf $(B)

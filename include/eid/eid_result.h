@@ -1,0 +1,50 @@
+/*
+ * eid_result.h - the error/result object and the injected log sink of the core.
+ *
+ * The core never writes to a log on its own: it fills an eid_result_t with a
+ * stable tag (EIDnnnnn, listed in docs/errors.md) and a human-readable reason,
+ * and the caller decides where that goes.  Where the core must log by itself
+ * (background refresh, cache eviction) it calls the sink set with
+ * eid_log_set(); the Apache glue binds that to ap_log_error().
+ */
+#ifndef EID_RESULT_H
+#define EID_RESULT_H
+
+#include <apr_pools.h>
+#include <stdarg.h>
+
+typedef enum {
+    EID_LOG_ERR = 3,
+    EID_LOG_WARN = 4,
+    EID_LOG_NOTICE = 5,
+    EID_LOG_INFO = 6,
+    EID_LOG_DEBUG = 7
+} eid_log_level_e;
+
+/* What a check concluded, and why.  `tag` and `reason` point to static
+ * strings or to memory in the pool given to the function that filled them. */
+typedef struct eid_result {
+    int code;           /* 0 = success, otherwise a unit-specific reason code */
+    const char *tag;    /* "EID01234", never NULL when code != 0 */
+    const char *reason; /* short, safe to log: never contains a secret */
+} eid_result_t;
+
+/* Fill `res` (if non-NULL) and return `code`.  The reason is formatted into
+ * `p`; pass p == NULL to keep `fmt` as a static string (no arguments used). */
+int eid_result_set(eid_result_t *res, apr_pool_t *p, int code, const char *tag,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+typedef void (*eid_log_fn)(void *baton, eid_log_level_e level, const char *tag,
+                           const char *msg);
+
+/* Install the process-wide log sink (NULL restores the default, which drops
+ * everything).  Not thread-safe: call at start-up only. */
+void eid_log_set(eid_log_fn fn, void *baton);
+
+/* Log through the installed sink.  Formats into a stack buffer (truncated at
+ * 1 KiB); never allocates from a pool. */
+void eid_log(eid_log_level_e level, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

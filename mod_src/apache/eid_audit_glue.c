@@ -1,0 +1,137 @@
+/*
+ * eid_audit_glue.c - audit sinks and the log_transaction hook.
+ *
+ * A sink is a file opened O_APPEND (one write() per record, so lines from all
+ * children never interleave) or a piped logger started by httpd and restarted
+ * if it dies.  Files are opened in the parent as root, like access logs.
+ */
+#include "mod_auth_eid.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_request.h"
+
+static const unsigned char b64u[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const char *eid_request_id(request_rec *r, eid_req_t *st)
+{
+    unsigned char raw[12];
+    char *id;
+    int i;
+
+    if (st->request_id)
+        return st->request_id;
+    /* mod_unique_id's value when it is loaded, so all logs agree. */
+    if ((st->request_id = apr_table_get(r->subprocess_env, "UNIQUE_ID")))
+        return st->request_id;
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS)
+        return st->request_id = apr_psprintf(r->pool, "%" APR_TIME_T_FMT "-%ld",
+                                             r->request_time, r->connection->id);
+    id = apr_palloc(r->pool, 17);
+    for (i = 0; i < 4; i++) {
+        unsigned v = (unsigned)raw[3 * i] << 16 | (unsigned)raw[3 * i + 1] << 8 |
+                     raw[3 * i + 2];
+        id[4 * i] = (char)b64u[v >> 18];
+        id[4 * i + 1] = (char)b64u[(v >> 12) & 63];
+        id[4 * i + 2] = (char)b64u[(v >> 6) & 63];
+        id[4 * i + 3] = (char)b64u[v & 63];
+    }
+    id[16] = '\0';
+    return st->request_id = id;
+}
+
+int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s)
+{
+    for (; s; s = s->next) {
+        eid_srv_conf_t *c = ap_get_module_config(s->module_config, &auth_eid_module);
+        eid_audit_sink_t *k = c->audit;
+        apr_status_t rv;
+
+        if (!k || !k->spec || k->fd)
+            continue;
+        if (k->spec[0] == '|') {
+            piped_log *pl = ap_open_piped_log(pconf, k->spec + 1);
+            if (!pl) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             "EID01301: cannot start audit logger '%s'", k->spec + 1);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            k->fd = ap_piped_log_write_fd(pl);
+            continue;
+        }
+        rv = apr_file_open(&k->fd, k->spec, APR_WRITE | APR_APPEND | APR_CREATE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, pconf);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "EID01302: cannot open audit log '%s'", k->spec);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+static eid_decision_e decide(const eid_req_t *st, int status, const char **reason)
+{
+    if (st->status != OK && st->status != EID_TRY_ABSENT && st->tried)
+        return st->decision;
+    if (status == HTTP_UNAUTHORIZED || (!st->id && status == HTTP_FORBIDDEN)) {
+        if (!*reason)
+            *reason = "no credential";
+        return EID_DECISION_AUTHN;
+    }
+    if (status == HTTP_FORBIDDEN) {
+        if (!*reason)
+            *reason = "denied by configuration";
+        return EID_DECISION_DENY;
+    }
+    if (status >= 500 && !st->id)
+        return EID_DECISION_ERROR;
+    *reason = NULL;
+    return EID_DECISION_ALLOW;
+}
+
+int eid_audit_log_transaction(request_rec *r)
+{
+    const eid_srv_conf_t *c = ap_get_module_config(r->server->module_config,
+                                                   &auth_eid_module);
+    const eid_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
+    eid_req_t *st = eid_req_get(r, 0);
+    request_rec *last = r;
+    eid_audit_rec_t rec;
+    eid_audit_opts_t opts;
+    const char *line;
+    apr_size_t len;
+    apr_status_t rv;
+
+    if (!st || !st->tried || !c->audit || !c->audit->fd || !eid_dir_audit(d))
+        return DECLINED;
+    while (last->next)
+        last = last->next;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.time = r->request_time;
+    rec.request_id = eid_request_id(r, st);
+    rec.server = r->server->server_hostname;
+    rec.client_ip = r->useragent_ip;
+    rec.id = st->id;
+    rec.user = r->user;
+    rec.http_method = r->method;
+    rec.resource = r->parsed_uri.path ? r->parsed_uri.path : r->uri;
+    rec.status = last->status;
+    rec.reason = st->reason;
+    rec.decision = decide(st, last->status, &rec.reason);
+
+    opts.pseudonymise = c->pseudonymise != 0;
+    opts.key = eid_g->pseudonym_key;
+    opts.key_len = eid_g->pseudonym_key_len;
+    line = eid_audit_format(r->pool, &rec, &opts, &len);
+    rv = apr_file_write_full(c->audit->fd, line, len, NULL);
+    if (rv != APR_SUCCESS)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "EID01303: audit record could not be written (request %s)",
+                      rec.request_id);
+    return OK;
+}

@@ -1,0 +1,161 @@
+/*
+ * eid_authn.c - AuthType eid: who is this?
+ *
+ * Authentication runs in the access_checker phase (after mod_ssl's), not
+ * only in check_authn.  Why: mod_authz_core turns a Require denial into 403
+ * only when the user is known before its check_access_ex step; a denial
+ * after check_authn becomes 401 (unless AuthzSendForbiddenOnFailure), which
+ * is wrong for a certificate user and for RFC 6750's insufficient_scope.
+ * Knowing the identity early also exports it on locations that admit
+ * everyone.  check_authn stays as the backstop that answers "no credential".
+ *
+ * Rules: methods are tried in the location's order; the first credential
+ * present decides - a present but invalid credential is a refusal, never a
+ * fall-through to the next method.
+ */
+#include "mod_auth_eid.h"
+#include "eid_bearer_glue.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+static const eid_attr_e default_user_attrs[] = {EID_ATTR_HSA_ID, EID_ATTR_PNR_PSEUDONYM,
+                                                EID_ATTR_SUBJECT};
+
+int eid_is_eid_location(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t && !strcasecmp(t, EID_AUTH_TYPE);
+}
+
+eid_req_t *eid_req_get(request_rec *r, int create)
+{
+    eid_req_t *st = ap_get_module_config(r->request_config, &auth_eid_module);
+    if (!st && create) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        ap_set_module_config(r->request_config, &auth_eid_module, st);
+    }
+    return st;
+}
+
+void eid_refuse(request_rec *r, eid_req_t *st, eid_decision_e decision, int level,
+                const char *tag, const char *reason)
+{
+    st->decision = decision;
+    st->reason = reason;
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s: %s", tag ? tag : "EID01000", reason);
+}
+
+/* The first user attribute the identity has becomes r->user. */
+static const char *user_name(request_rec *r, const eid_dir_conf_t *d,
+                             const eid_identity_t *id)
+{
+    const eid_attr_e *attrs = d->nuser_attrs ? d->user_attrs : default_user_attrs;
+    int n = d->nuser_attrs ? d->nuser_attrs
+                           : (int)(sizeof(default_user_attrs) / sizeof(*default_user_attrs));
+    int i;
+    for (i = 0; i < n; i++) {
+        const char *v = eid_attr_value(r->pool, id, attrs[i], eid_g->pseudonym_key,
+                                       eid_g->pseudonym_key_len);
+        if (v && *v)
+            return v;
+    }
+    return NULL;
+}
+
+static int try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+                      eid_method_e m, eid_identity_t **id)
+{
+    switch (m) {
+    case EID_METHOD_CERT:
+        return eid_try_cert(r, d, st, id);
+    case EID_METHOD_BEARER:
+        return eid_try_bearer(r, d, st, id);
+    default:
+        return EID_TRY_ABSENT;
+    }
+}
+
+/* Run the location's methods once per request; the outcome is kept in st. */
+static eid_req_t *authenticate(request_rec *r)
+{
+    const eid_dir_conf_t *d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
+    eid_req_t *st = eid_req_get(r, 1);
+    static const eid_method_e default_methods[] = {EID_METHOD_CERT};
+    const eid_method_e *methods = d->nmethods ? d->methods : default_methods;
+    int n = d->nmethods ? d->nmethods : 1, i;
+
+    if (st->tried)
+        return st;
+    st->tried = 1;
+    st->status = EID_TRY_ABSENT;
+    for (i = 0; i < n; i++) {
+        eid_identity_t *id = NULL;
+        int rc = try_method(r, d, st, methods[i], &id);
+        if (rc == EID_TRY_ABSENT)
+            continue;
+        if (rc == OK) {
+            const char *user = user_name(r, d, id);
+            if (!user) {
+                eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01006",
+                           "the identity has none of the EidUserAttribute attributes");
+                st->status = HTTP_FORBIDDEN;
+                return st;
+            }
+            st->id = id;
+            r->user = (char *)user;
+            r->ap_auth_type = (char *)EID_AUTH_TYPE;
+        }
+        st->status = rc;
+        return st;
+    }
+    return st;
+}
+
+/* No credential at all: what to answer when a user is required. */
+static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
+{
+    int i;
+    st->decision = EID_DECISION_AUTHN;
+    st->reason = "no credential";
+    for (i = 0; i < d->nmethods; i++)
+        if (d->methods[i] == EID_METHOD_BEARER) {
+            eid_bearer_challenge(r, d, NULL, NULL);
+            return HTTP_UNAUTHORIZED;
+        }
+    /* A certificate cannot be asked for with a 401 challenge: 403. */
+    st->reason = "no client certificate";
+    return HTTP_FORBIDDEN;
+}
+
+int eid_access_checker(request_rec *r)
+{
+    eid_req_t *st;
+
+    if (!eid_is_eid_location(r))
+        return DECLINED;
+    st = authenticate(r);
+    /* Success or nothing presented: let the Require lines decide (they ask
+     * for a user through check_authn when they need one). */
+    if (st->status == OK || st->status == EID_TRY_ABSENT)
+        return DECLINED;
+    return st->status;
+}
+
+int eid_check_authn(request_rec *r)
+{
+    const eid_dir_conf_t *d;
+    eid_req_t *st;
+
+    if (!eid_is_eid_location(r))
+        return DECLINED;
+    d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
+    st = authenticate(r);
+    if (st->status == OK)
+        return OK;
+    if (st->status == EID_TRY_ABSENT)
+        return absent_status(r, d, st);
+    return st->status;
+}

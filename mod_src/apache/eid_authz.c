@@ -1,0 +1,275 @@
+/*
+ * eid_authz.c - the Require providers: eid-method, eid-loa, eid-org,
+ * eid-hsa-id, eid-scope.
+ *
+ * Each parses its arguments once, when the configuration is read (errors name
+ * the Require line), into a small struct; the per-request check only compares.
+ * They compose with <RequireAll>/<RequireAny>/<RequireNone> like any provider.
+ */
+#include "mod_auth_eid.h"
+
+#include "apr_strings.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_auth.h"
+
+#include "eid/eid_hsa.h"
+#include "eid/eid_pnr.h"
+
+typedef struct {
+    const char *text;          /* the Require line, for logs and audit */
+    apr_array_header_t *words; /* const char * */
+    unsigned mask;             /* eid-method: bit per eid_method_e */
+    int loa;                   /* eid-loa */
+} req_args_t;
+
+static req_args_t *split_args(cmd_parms *cmd, const char *line, const char *name)
+{
+    req_args_t *a = apr_pcalloc(cmd->pool, sizeof(*a));
+    const char *w;
+    a->text = apr_pstrcat(cmd->pool, name, " ", line, NULL);
+    a->words = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    while (*(w = ap_getword_conf(cmd->pool, &line)))
+        APR_ARRAY_PUSH(a->words, const char *) = w;
+    return a;
+}
+
+#define WORD(a, i) APR_ARRAY_IDX((a)->words, (i), const char *)
+
+/* The identity behind r->user, or why there is none. */
+static authz_status identity_of(request_rec *r, eid_req_t **st)
+{
+    if (!r->user)
+        return AUTHZ_DENIED_NO_USER;
+    *st = eid_req_get(r, 0);
+    if (!*st && r->main)
+        *st = eid_req_get(r->main, 0); /* subrequest sharing the main's user */
+    /* A user from another AuthType has no eid identity: never granted. */
+    return (*st && (*st)->id) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
+                         const char *why)
+{
+    st->denied_by = a->text;
+    st->reason = apr_pstrcat(r->pool, a->text, ": ", why, NULL);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID01101: user %s denied by '%s': %s",
+                  r->user, a->text, why);
+    return AUTHZ_DENIED;
+}
+
+/* ---- eid-method ---------------------------------------------------------- */
+
+static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    req_args_t *a = split_args(cmd, line, "eid-method");
+    int i;
+    if (a->words->nelts == 0)
+        return "eid-method: name at least one of cert, bearer, oidc";
+    for (i = 0; i < a->words->nelts; i++) {
+        eid_method_e m = eid_method_parse(WORD(a, i));
+        if (m == EID_METHOD_NONE)
+            return apr_psprintf(cmd->pool, "eid-method: unknown method '%s'", WORD(a, i));
+        a->mask |= 1u << m;
+    }
+    *parsed = a;
+    return NULL;
+}
+
+static authz_status method_check(request_rec *r, const char *line, const void *parsed)
+{
+    const req_args_t *a = parsed;
+    eid_req_t *st = NULL;
+    authz_status s = identity_of(r, &st);
+    if (s != AUTHZ_GRANTED)
+        return s;
+    if (a->mask & (1u << st->id->method))
+        return AUTHZ_GRANTED;
+    return deny(r, st, a, apr_psprintf(r->pool, "authenticated by %s",
+                                       eid_method_name(st->id->method)));
+}
+
+/* ---- eid-loa ------------------------------------------------------------- */
+
+static const char *loa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    req_args_t *a = split_args(cmd, line, "eid-loa");
+    char *end;
+    long n;
+    if (a->words->nelts != 1)
+        return "eid-loa: takes exactly one level (1-4)";
+    n = strtol(WORD(a, 0), &end, 10);
+    if (*end || n < 1 || n > 4)
+        return apr_psprintf(cmd->pool, "eid-loa: '%s' is not a level from 1 to 4",
+                            WORD(a, 0));
+    a->loa = (int)n;
+    *parsed = a;
+    return NULL;
+}
+
+static authz_status loa_check(request_rec *r, const char *line, const void *parsed)
+{
+    const req_args_t *a = parsed;
+    eid_req_t *st = NULL;
+    authz_status s = identity_of(r, &st);
+    if (s != AUTHZ_GRANTED)
+        return s;
+    if (st->id->loa >= a->loa)
+        return AUTHZ_GRANTED;
+    return deny(r, st, a, apr_psprintf(r->pool, "level of assurance %d", st->id->loa));
+}
+
+/* ---- eid-org ------------------------------------------------------------- */
+
+static const char *org_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    req_args_t *a = split_args(cmd, line, "eid-org");
+    int i;
+    if (a->words->nelts == 0)
+        return "eid-org: name at least one organisation number or HSA-ID prefix";
+    for (i = 0; i < a->words->nelts; i++) {
+        const char *w = WORD(a, i);
+        size_t n = strlen(w);
+        if (!eid_orgnr_ok(w, n) && !eid_hsa_prefix_ok(w, n))
+            return apr_psprintf(cmd->pool, "eid-org: '%s' is neither a valid organisation "
+                                "number (10 digits, Luhn) nor an HSA-ID prefix "
+                                "(SE + 10 digits + '-' ...)", w);
+    }
+    *parsed = a;
+    return NULL;
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return s && !strncasecmp(s, prefix, strlen(prefix));
+}
+
+static authz_status org_check(request_rec *r, const char *line, const void *parsed)
+{
+    const req_args_t *a = parsed;
+    eid_req_t *st = NULL;
+    authz_status s = identity_of(r, &st);
+    int i;
+    if (s != AUTHZ_GRANTED)
+        return s;
+    for (i = 0; i < a->words->nelts; i++) {
+        const char *w = WORD(a, i);
+        if (w[0] == 'S' || w[0] == 's') {
+            if (has_prefix(st->id->hsa_id, w) || has_prefix(st->id->org_hsa_id, w))
+                return AUTHZ_GRANTED;
+        }
+        else if (st->id->org_number && !strcmp(st->id->org_number, w)) {
+            return AUTHZ_GRANTED;
+        }
+    }
+    return deny(r, st, a, "organisation not listed");
+}
+
+/* ---- eid-hsa-id ---------------------------------------------------------- */
+
+static const char *hsa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    req_args_t *a = split_args(cmd, line, "eid-hsa-id");
+    int i;
+    if (a->words->nelts == 0)
+        return "eid-hsa-id: name at least one HSA-ID";
+    for (i = 0; i < a->words->nelts; i++)
+        if (!eid_hsa_ok(WORD(a, i), strlen(WORD(a, i)), 0, NULL))
+            return apr_psprintf(cmd->pool, "eid-hsa-id: '%s' is not an HSA-ID",
+                                WORD(a, i));
+    *parsed = a;
+    return NULL;
+}
+
+static authz_status hsa_check(request_rec *r, const char *line, const void *parsed)
+{
+    const req_args_t *a = parsed;
+    eid_req_t *st = NULL;
+    authz_status s = identity_of(r, &st);
+    int i;
+    if (s != AUTHZ_GRANTED)
+        return s;
+    for (i = 0; st->id->hsa_id && i < a->words->nelts; i++)
+        if (!strcasecmp(st->id->hsa_id, WORD(a, i)))
+            return AUTHZ_GRANTED;
+    return deny(r, st, a, "HSA-ID not listed");
+}
+
+/* ---- eid-scope ------------------------------------------------------------ */
+
+static const char *scope_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    req_args_t *a = split_args(cmd, line, "eid-scope");
+    int i;
+    const char *s;
+    if (a->words->nelts == 0)
+        return "eid-scope: name at least one scope";
+    for (i = 0; i < a->words->nelts; i++)
+        for (s = WORD(a, i); *s; s++) /* RFC 6749 scope-token characters */
+            if (*s < 0x21 || *s == '"' || *s == '\\' || *s > 0x7e)
+                return apr_psprintf(cmd->pool, "eid-scope: '%s' is not a valid scope",
+                                    WORD(a, i));
+    *parsed = a;
+    return NULL;
+}
+
+/* Every listed scope must be granted (use RequireAny for alternatives). */
+static authz_status scope_check(request_rec *r, const char *line, const void *parsed)
+{
+    const req_args_t *a = parsed;
+    eid_req_t *st = NULL;
+    authz_status s = identity_of(r, &st);
+    int i, j;
+    if (s != AUTHZ_GRANTED)
+        return s;
+    for (i = 0; i < a->words->nelts; i++) {
+        const apr_array_header_t *have = st->id->scopes;
+        int found = 0;
+        for (j = 0; have && j < have->nelts && !found; j++)
+            found = !strcmp(APR_ARRAY_IDX(have, j, const char *), WORD(a, i));
+        if (!found) {
+            st->scope_needed = apr_array_pstrcat(r->pool, a->words, ' ');
+            return deny(r, st, a, apr_pstrcat(r->pool, "scope ", WORD(a, i),
+                                              " not granted", NULL));
+        }
+    }
+    return AUTHZ_GRANTED;
+}
+
+static const authz_provider p_method = {&method_check, &method_parse};
+static const authz_provider p_loa = {&loa_check, &loa_parse};
+static const authz_provider p_org = {&org_check, &org_parse};
+static const authz_provider p_hsa = {&hsa_check, &hsa_parse};
+static const authz_provider p_scope = {&scope_check, &scope_parse};
+
+void eid_register_authz_providers(apr_pool_t *p)
+{
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-method",
+                              AUTHZ_PROVIDER_VERSION, &p_method, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-loa", AUTHZ_PROVIDER_VERSION,
+                              &p_loa, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-org", AUTHZ_PROVIDER_VERSION,
+                              &p_org, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-hsa-id",
+                              AUTHZ_PROVIDER_VERSION, &p_hsa, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-scope",
+                              AUTHZ_PROVIDER_VERSION, &p_scope, AP_AUTH_INTERNAL_PER_CONF);
+}
+
+/* A 403 caused by eid-scope on a bearer request carries RFC 6750's
+ * insufficient_scope challenge; it is added only to the error response, so
+ * a RequireAny that granted by another branch never shows it. */
+void eid_insert_error_filter(request_rec *r)
+{
+    eid_req_t *st;
+    request_rec *o = r;
+    while (o->prev)
+        o = o->prev;
+    st = eid_req_get(o, 0);
+    if (r->status != HTTP_FORBIDDEN || !st || !st->scope_needed || !st->id ||
+        st->id->method != EID_METHOD_BEARER)
+        return;
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                   apr_psprintf(r->pool, "Bearer error=\"insufficient_scope\", "
+                                "scope=\"%s\"", st->scope_needed));
+}

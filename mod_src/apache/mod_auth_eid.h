@@ -1,0 +1,138 @@
+/*
+ * mod_auth_eid.h - shared declarations of the Apache glue.
+ *
+ * The glue is thin: it reads configuration into core objects, finds the
+ * credential in the request, calls the core, and maps results to HTTP.
+ */
+#ifndef MOD_AUTH_EID_H
+#define MOD_AUTH_EID_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_file_io.h"
+#include "apr_hash.h"
+
+#include "eid/eid_audit.h"
+#include "eid/eid_cert.h"
+#include "eid/eid_identity.h"
+
+#define EID_AUTH_TYPE "eid"
+#define EID_MAX_METHODS 4
+#define EID_MAX_USER_ATTRS 8
+#define EID_DEFAULT_HEADER_PREFIX "X-Eid-"
+#define EID_ENV_PREFIX "EID_"
+
+extern module AP_MODULE_DECLARE_DATA auth_eid_module;
+#if defined(APLOG_USE_MODULE) && !defined(EID_MODULE_MAIN)
+APLOG_USE_MODULE(auth_eid);
+#endif
+
+struct eid_provider; /* eid/eid_bearer.h */
+
+/* An audit destination; vhosts that do not name their own share the main
+ * server's (same pointer), so it is opened once. */
+typedef struct eid_audit_sink {
+    const char *spec; /* path, or "|command" for a piped logger */
+    apr_file_t *fd;
+} eid_audit_sink_t;
+
+/* Process-wide registry of named objects defined at server level. */
+typedef struct eid_globals {
+    apr_hash_t *profiles;  /* name -> eid_trust_profile_t * */
+    apr_hash_t *providers; /* name -> struct eid_provider * */
+    apr_array_header_t *header_prefixes; /* const char *: all prefixes in use */
+    const unsigned char *pseudonym_key;
+    apr_size_t pseudonym_key_len;
+    const char *pseudonym_key_file;
+    int token_cache_entries;       /* -1: unset (default) ; 0: off */
+    apr_interval_time_t token_cache_ttl;
+} eid_globals_t;
+
+extern eid_globals_t *eid_g;
+
+typedef struct eid_srv_conf {
+    eid_audit_sink_t *audit;
+    int pseudonymise; /* -1 unset, 0 off, 1 on */
+} eid_srv_conf_t;
+
+typedef struct eid_dir_conf {
+    eid_method_e methods[EID_MAX_METHODS];
+    int nmethods; /* 0: unset */
+    apr_array_header_t *profiles;  /* const eid_trust_profile_t *; NULL unset */
+    apr_array_header_t *providers; /* struct eid_provider *; NULL unset */
+    eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
+    int nuser_attrs; /* 0: unset */
+    int export_env;     /* -1 unset */
+    int export_headers; /* -1 unset */
+    const char *header_prefix; /* NULL unset */
+    const char **header_names; /* per attribute, prefix applied; with prefix */
+    unsigned char export_mask[EID_ATTR__COUNT]; /* 1 = export */
+    int export_mask_set;
+    int audit; /* -1 unset */
+    const char *realm;
+} eid_dir_conf_t;
+
+/* Per-request state (r->request_config). */
+typedef struct eid_req {
+    int tried;               /* authentication ran for this request */
+    int status;              /* its HTTP outcome: OK or an error status */
+    eid_identity_t *id;      /* set when authenticated */
+    eid_decision_e decision; /* for the audit record when the request failed */
+    const char *reason;      /* short, safe */
+    const char *denied_by;   /* the last eid-* provider that denied */
+    const char *scope_needed; /* set by eid-scope when it denies */
+    const char *request_id;
+} eid_req_t;
+
+/* eid_config.c */
+extern const command_rec eid_cmds[];
+void *eid_create_dir_conf(apr_pool_t *p, char *dir);
+void *eid_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+void *eid_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *eid_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+void eid_globals_reset(apr_pool_t *pconf);
+const char **eid_header_names(apr_pool_t *p, const char *prefix);
+/* Effective values with defaults applied. */
+int eid_dir_export_env(const eid_dir_conf_t *d);
+int eid_dir_export_headers(const eid_dir_conf_t *d);
+int eid_dir_audit(const eid_dir_conf_t *d);
+
+/* Outcome of one method's attempt: OK (identity found), EID_TRY_ABSENT (no
+ * credential of this kind in the request), or an HTTP error status with
+ * st->reason and st->decision set. */
+#define EID_TRY_ABSENT (-1)
+
+/* eid_config.c: every profile, in definition order (default for a location). */
+const apr_array_header_t *eid_all_profiles(void);
+
+/* eid_cert_glue.c */
+int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+                 eid_identity_t **id);
+
+/* eid_authn.c */
+void eid_refuse(request_rec *r, eid_req_t *st, eid_decision_e decision, int level,
+                const char *tag, const char *reason);
+int eid_is_eid_location(request_rec *r);
+eid_req_t *eid_req_get(request_rec *r, int create);
+int eid_access_checker(request_rec *r);
+int eid_check_authn(request_rec *r);
+
+/* eid_authz.c */
+void eid_register_authz_providers(apr_pool_t *p);
+void eid_insert_error_filter(request_rec *r);
+
+/* eid_export.c */
+int eid_scrub_headers(request_rec *r);
+int eid_fixups(request_rec *r);
+
+/* eid_audit_glue.c */
+int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s);
+int eid_audit_log_transaction(request_rec *r);
+const char *eid_request_id(request_rec *r, eid_req_t *st);
+
+/* mod_auth_eid.c */
+void eid_glue_log(void *baton, eid_log_level_e level, const char *tag, const char *msg);
+
+#endif

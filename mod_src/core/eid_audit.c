@@ -1,0 +1,211 @@
+/*
+ * eid_audit.c - one JSON line per access decision.
+ *
+ * Formatting is done by hand into a pool buffer rather than through jansson:
+ * it runs on every protected request, and building then dumping a json_t
+ * tree costs several times more than escaping a dozen strings in place.
+ */
+#include "eid/eid_audit.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+typedef struct {
+    apr_pool_t *p;
+    char *buf;
+    apr_size_t len, cap;
+} sbuf_t;
+
+static void sb_reserve(sbuf_t *b, apr_size_t more)
+{
+    char *nb;
+    if (b->len + more <= b->cap)
+        return;
+    while (b->len + more > b->cap)
+        b->cap *= 2;
+    nb = apr_palloc(b->p, b->cap);
+    memcpy(nb, b->buf, b->len);
+    b->buf = nb;
+}
+
+static void sb_raw(sbuf_t *b, const char *s, apr_size_t n)
+{
+    sb_reserve(b, n);
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+}
+
+#define SB_LIT(b, lit) sb_raw((b), (lit), sizeof(lit) - 1)
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one.
+ * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static int utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if (s[0] == 0xe0 && s[1] < 0xa0)
+            return 0;
+        if (s[0] == 0xed && s[1] >= 0xa0)
+            return 0;
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if (s[0] == 0xf0 && s[1] < 0x90)
+            return 0;
+        if (s[0] == 0xf4 && s[1] >= 0x90)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static void sb_str(sbuf_t *b, const char *str)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+
+    sb_reserve(b, strlen(str) + 2);
+    b->buf[b->len++] = '"';
+    while (*s) {
+        int n;
+        if (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\') {
+            const unsigned char *run = s;
+            while (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\')
+                s++;
+            sb_raw(b, (const char *)run, (apr_size_t)(s - run));
+            continue;
+        }
+        if (*s == '"' || *s == '\\') {
+            char esc[2] = {'\\', (char)*s};
+            sb_raw(b, esc, 2);
+            s++;
+        }
+        else if (*s < 0x20 || *s == 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[*s >> 4], hex[*s & 0xf]};
+            sb_raw(b, esc, 6);
+            s++;
+        }
+        else if ((n = utf8_seq(s)) > 0) {
+            sb_raw(b, (const char *)s, (apr_size_t)n);
+            s += n;
+        }
+        else {
+            SB_LIT(b, "\xef\xbf\xbd"); /* U+FFFD for a byte that is not UTF-8 */
+            s++;
+        }
+    }
+    sb_reserve(b, 1);
+    b->buf[b->len++] = '"';
+}
+
+/* ,"key":"value" - skipped when value is NULL. */
+static void sb_field(sbuf_t *b, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    SB_LIT(b, ",\"");
+    sb_raw(b, key, strlen(key));
+    SB_LIT(b, "\":");
+    sb_str(b, value);
+}
+
+static void sb_int(sbuf_t *b, const char *key, long v)
+{
+    char num[32];
+    int n = apr_snprintf(num, sizeof(num), "%ld", v);
+    SB_LIT(b, ",\"");
+    sb_raw(b, key, strlen(key));
+    SB_LIT(b, "\":");
+    sb_raw(b, num, (apr_size_t)n);
+}
+
+static void sb_list(sbuf_t *b, const char *key, const apr_array_header_t *a)
+{
+    int i;
+    if (!a || a->nelts == 0)
+        return;
+    SB_LIT(b, ",\"");
+    sb_raw(b, key, strlen(key));
+    SB_LIT(b, "\":[");
+    for (i = 0; i < a->nelts; i++) {
+        if (i)
+            SB_LIT(b, ",");
+        sb_str(b, APR_ARRAY_IDX(a, i, const char *));
+    }
+    SB_LIT(b, "]");
+}
+
+const char *eid_decision_name(eid_decision_e d)
+{
+    switch (d) {
+    case EID_DECISION_ALLOW: return "allow";
+    case EID_DECISION_DENY: return "deny";
+    case EID_DECISION_AUTHN: return "unauthenticated";
+    default: return "error";
+    }
+}
+
+const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
+                             const eid_audit_opts_t *opts, apr_size_t *len)
+{
+    sbuf_t b = {p, NULL, 0, 768};
+    apr_time_exp_t t;
+    char ts[40];
+    const eid_identity_t *id = rec->id;
+
+    b.buf = apr_palloc(p, b.cap);
+    apr_time_exp_gmt(&t, rec->time);
+    apr_snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+                 t.tm_sec, t.tm_usec);
+    SB_LIT(&b, "{\"v\":1,\"time\":");
+    sb_str(&b, ts);
+    sb_field(&b, "request_id", rec->request_id);
+    sb_field(&b, "server", rec->server);
+    sb_field(&b, "client_ip", rec->client_ip);
+    sb_field(&b, "http_method", rec->http_method);
+    sb_field(&b, "resource", rec->resource);
+    sb_field(&b, "decision", eid_decision_name(rec->decision));
+    sb_field(&b, "reason", rec->reason);
+    sb_int(&b, "status", rec->status);
+    sb_field(&b, "user", rec->user);
+    if (id) {
+        sb_field(&b, "auth_method", eid_method_name(id->method));
+        sb_field(&b, "profile", id->profile);
+        sb_field(&b, "issuer", id->issuer);
+        sb_field(&b, "hsa_id", id->hsa_id);
+        if (id->pnr) {
+            if (opts && opts->pseudonymise) {
+                if (opts->key)
+                    sb_field(&b, "pnr_pseudonym",
+                             eid_pseudonym(p, opts->key, opts->key_len, id->pnr));
+            }
+            else {
+                sb_field(&b, "pnr", id->pnr);
+            }
+        }
+        sb_field(&b, "org_number", id->org_number);
+        sb_field(&b, "org_hsa_id", id->org_hsa_id);
+        sb_field(&b, "org_name", id->org_name);
+        sb_field(&b, "unit_hsa_id", id->unit_hsa_id);
+        sb_field(&b, "commission_hsa_id", id->commission_hsa_id);
+        sb_field(&b, "commission_purpose", id->commission_purpose);
+        sb_list(&b, "roles", id->roles);
+        if (id->loa)
+            sb_int(&b, "loa", id->loa);
+        sb_field(&b, "loa_uri", id->loa_uri);
+    }
+    SB_LIT(&b, "}\n");
+    sb_reserve(&b, 1);
+    b.buf[b.len] = '\0';
+    if (len)
+        *len = b.len;
+    return b.buf;
+}

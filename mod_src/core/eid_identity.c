@@ -1,0 +1,226 @@
+/*
+ * eid_identity.c - the normalised identity, its attribute table, value
+ * encoding for the backend, and personnummer pseudonyms.
+ */
+#include "eid/eid_identity.h"
+
+#include <apr_strings.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <string.h>
+#include <strings.h>
+
+eid_identity_t *eid_identity_make(apr_pool_t *p)
+{
+    return apr_pcalloc(p, sizeof(eid_identity_t));
+}
+
+static apr_array_header_t *copy_strv(apr_pool_t *p, const apr_array_header_t *src)
+{
+    apr_array_header_t *dst;
+    int i;
+
+    if (!src)
+        return NULL;
+    dst = apr_array_make(p, src->nelts ? src->nelts : 1, sizeof(const char *));
+    for (i = 0; i < src->nelts; i++)
+        APR_ARRAY_PUSH(dst, const char *) =
+            apr_pstrdup(p, APR_ARRAY_IDX(src, i, const char *));
+    return dst;
+}
+
+eid_identity_t *eid_identity_copy(apr_pool_t *p, const eid_identity_t *s)
+{
+    eid_identity_t *d = apr_pmemdup(p, s, sizeof(*s));
+
+    /* Every pointer member is re-pointed into `p`; scalars came with memdup. */
+#define DUP(f) d->f = s->f ? apr_pstrdup(p, s->f) : NULL
+    DUP(profile); DUP(issuer); DUP(subject); DUP(serial); DUP(pnr); DUP(hsa_id);
+    DUP(given_name); DUP(surname); DUP(display_name); DUP(email); DUP(upn);
+    DUP(org_number); DUP(org_hsa_id); DUP(org_name); DUP(unit_hsa_id);
+    DUP(unit_name); DUP(commission_hsa_id); DUP(commission_name);
+    DUP(commission_purpose); DUP(loa_uri);
+#undef DUP
+    d->commission_rights = copy_strv(p, s->commission_rights);
+    d->roles = copy_strv(p, s->roles);
+    d->scopes = copy_strv(p, s->scopes);
+    d->policy_oids = copy_strv(p, s->policy_oids);
+    return d;
+}
+
+const char *eid_method_name(eid_method_e m)
+{
+    switch (m) {
+    case EID_METHOD_CERT: return "cert";
+    case EID_METHOD_OIDC: return "oidc";
+    case EID_METHOD_BEARER: return "bearer";
+    default: return "none";
+    }
+}
+
+eid_method_e eid_method_parse(const char *name)
+{
+    if (!strcasecmp(name, "cert"))
+        return EID_METHOD_CERT;
+    if (!strcasecmp(name, "oidc"))
+        return EID_METHOD_OIDC;
+    if (!strcasecmp(name, "bearer"))
+        return EID_METHOD_BEARER;
+    return EID_METHOD_NONE;
+}
+
+/* Indexed by eid_attr_e: the order must match the enum. */
+static const eid_attr_desc_t attrs[EID_ATTR__COUNT] = {
+    {EID_ATTR_METHOD, "method", "METHOD", "Method"},
+    {EID_ATTR_PROFILE, "profile", "PROFILE", "Profile"},
+    {EID_ATTR_ISSUER, "issuer", "ISSUER", "Issuer"},
+    {EID_ATTR_SUBJECT, "subject", "SUBJECT", "Subject"},
+    {EID_ATTR_SERIAL, "serial", "SERIAL", "Serial"},
+    {EID_ATTR_PNR, "pnr", "PNR", "Pnr"},
+    {EID_ATTR_PNR_PSEUDONYM, "pnr-pseudonym", "PNR_PSEUDONYM", "Pnr-Pseudonym"},
+    {EID_ATTR_HSA_ID, "hsa-id", "HSA_ID", "Hsa-Id"},
+    {EID_ATTR_GIVEN_NAME, "given-name", "GIVEN_NAME", "Given-Name"},
+    {EID_ATTR_SURNAME, "surname", "SURNAME", "Surname"},
+    {EID_ATTR_DISPLAY_NAME, "display-name", "DISPLAY_NAME", "Display-Name"},
+    {EID_ATTR_EMAIL, "email", "EMAIL", "Email"},
+    {EID_ATTR_UPN, "upn", "UPN", "Upn"},
+    {EID_ATTR_ORG_NUMBER, "org-number", "ORG_NUMBER", "Org-Number"},
+    {EID_ATTR_ORG_HSA_ID, "org-hsa-id", "ORG_HSA_ID", "Org-Hsa-Id"},
+    {EID_ATTR_ORG_NAME, "org-name", "ORG_NAME", "Org-Name"},
+    {EID_ATTR_UNIT_HSA_ID, "unit-hsa-id", "UNIT_HSA_ID", "Unit-Hsa-Id"},
+    {EID_ATTR_UNIT_NAME, "unit-name", "UNIT_NAME", "Unit-Name"},
+    {EID_ATTR_COMMISSION_HSA_ID, "commission-hsa-id", "COMMISSION_HSA_ID",
+     "Commission-Hsa-Id"},
+    {EID_ATTR_COMMISSION_NAME, "commission-name", "COMMISSION_NAME", "Commission-Name"},
+    {EID_ATTR_COMMISSION_PURPOSE, "commission-purpose", "COMMISSION_PURPOSE",
+     "Commission-Purpose"},
+    {EID_ATTR_COMMISSION_RIGHTS, "commission-rights", "COMMISSION_RIGHTS",
+     "Commission-Rights"},
+    {EID_ATTR_ROLES, "roles", "ROLES", "Roles"},
+    {EID_ATTR_SCOPES, "scopes", "SCOPES", "Scopes"},
+    {EID_ATTR_POLICY_OIDS, "policy-oids", "POLICY_OIDS", "Policy-Oids"},
+    {EID_ATTR_LOA, "loa", "LOA", "Loa"},
+    {EID_ATTR_LOA_URI, "loa-uri", "LOA_URI", "Loa-Uri"},
+    {EID_ATTR_AUTH_TIME, "auth-time", "AUTH_TIME", "Auth-Time"},
+    {EID_ATTR_EXPIRES, "expires", "EXPIRES", "Expires"},
+};
+
+const eid_attr_desc_t *eid_attr_desc(eid_attr_e a)
+{
+    return (a >= 0 && a < EID_ATTR__COUNT) ? &attrs[a] : NULL;
+}
+
+const eid_attr_desc_t *eid_attr_by_key(const char *key)
+{
+    int i;
+    for (i = 0; i < EID_ATTR__COUNT; i++)
+        if (!strcasecmp(attrs[i].key, key))
+            return &attrs[i];
+    return NULL;
+}
+
+static const char *join(apr_pool_t *p, const apr_array_header_t *a)
+{
+    if (!a || a->nelts == 0)
+        return NULL;
+    if (a->nelts == 1)
+        return APR_ARRAY_IDX(a, 0, const char *);
+    return apr_array_pstrcat(p, a, ',');
+}
+
+static const char *secs(apr_pool_t *p, apr_time_t t)
+{
+    return t ? apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(t)) : NULL;
+}
+
+const char *eid_attr_value(apr_pool_t *p, const eid_identity_t *id, eid_attr_e a,
+                           const unsigned char *key, size_t key_len)
+{
+    switch (a) {
+    case EID_ATTR_METHOD: return eid_method_name(id->method);
+    case EID_ATTR_PROFILE: return id->profile;
+    case EID_ATTR_ISSUER: return id->issuer;
+    case EID_ATTR_SUBJECT: return id->subject;
+    case EID_ATTR_SERIAL: return id->serial;
+    case EID_ATTR_PNR: return id->pnr;
+    case EID_ATTR_PNR_PSEUDONYM:
+        return (id->pnr && key) ? eid_pseudonym(p, key, key_len, id->pnr) : NULL;
+    case EID_ATTR_HSA_ID: return id->hsa_id;
+    case EID_ATTR_GIVEN_NAME: return id->given_name;
+    case EID_ATTR_SURNAME: return id->surname;
+    case EID_ATTR_DISPLAY_NAME: return id->display_name;
+    case EID_ATTR_EMAIL: return id->email;
+    case EID_ATTR_UPN: return id->upn;
+    case EID_ATTR_ORG_NUMBER: return id->org_number;
+    case EID_ATTR_ORG_HSA_ID: return id->org_hsa_id;
+    case EID_ATTR_ORG_NAME: return id->org_name;
+    case EID_ATTR_UNIT_HSA_ID: return id->unit_hsa_id;
+    case EID_ATTR_UNIT_NAME: return id->unit_name;
+    case EID_ATTR_COMMISSION_HSA_ID: return id->commission_hsa_id;
+    case EID_ATTR_COMMISSION_NAME: return id->commission_name;
+    case EID_ATTR_COMMISSION_PURPOSE: return id->commission_purpose;
+    case EID_ATTR_COMMISSION_RIGHTS: return join(p, id->commission_rights);
+    case EID_ATTR_ROLES: return join(p, id->roles);
+    case EID_ATTR_SCOPES: return join(p, id->scopes);
+    case EID_ATTR_POLICY_OIDS: return join(p, id->policy_oids);
+    case EID_ATTR_LOA: return id->loa ? apr_itoa(p, id->loa) : NULL;
+    case EID_ATTR_LOA_URI: return id->loa_uri;
+    case EID_ATTR_AUTH_TIME: return secs(p, id->auth_time);
+    case EID_ATTR_EXPIRES: return secs(p, id->expires);
+    default: return NULL;
+    }
+}
+
+const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_len,
+                          const char *pnr)
+{
+    static const char b64u[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    char *out;
+    int i, bits = 0, acc = 0, o = 0;
+
+    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)pnr,
+              strlen(pnr), mac, &mac_len))
+        return NULL;
+    /* 22 base64url characters carry 132 bits: the first 17 bytes suffice. */
+    out = apr_palloc(p, 23);
+    for (i = 0; i < 17 && o < 22; i++) {
+        acc = (acc << 8) | mac[i];
+        bits += 8;
+        while (bits >= 6 && o < 22) {
+            bits -= 6;
+            out[o++] = b64u[(acc >> bits) & 0x3f];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *eid_value_encode(apr_pool_t *p, const char *in, int ascii_only)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s;
+    size_t extra = 0;
+    char *out, *o;
+
+    for (s = (const unsigned char *)in; *s; s++)
+        if (*s < 0x20 || *s == 0x7f || *s == '%' || (ascii_only && *s >= 0x80))
+            extra += 2;
+    if (!extra)
+        return in;
+    o = out = apr_palloc(p, (size_t)(s - (const unsigned char *)in) + extra + 1);
+    for (s = (const unsigned char *)in; *s; s++) {
+        if (*s < 0x20 || *s == 0x7f || *s == '%' || (ascii_only && *s >= 0x80)) {
+            *o++ = '%';
+            *o++ = hex[*s >> 4];
+            *o++ = hex[*s & 0xf];
+        }
+        else {
+            *o++ = (char)*s;
+        }
+    }
+    *o = '\0';
+    return out;
+}

@@ -1,0 +1,220 @@
+"""Harness for the httpd suite: a real httpd + mod_ssl + mod_auth_eid on a free
+loopback port, with its own ServerRoot in a temp dir.
+
+Every server's error log is checked when it stops: any [warn] or worse that
+the test did not declare as expected fails the test.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(REPO, "build")
+MODULE = os.path.join(BUILD, "mod_auth_eid.so")
+PKI = os.environ.get("EID_PKI", os.path.join(BUILD, "pki"))
+HTTPD = "/usr/sbin/apache2"
+MODDIR = "/usr/lib/apache2/modules"
+
+BASE_MODULES = ["mpm_event", "authz_core", "authn_core", "authz_host", "unixd", "mime",
+                "dir", "alias", "cgid", "ssl", "socache_shmcb", "headers", "env",
+                "setenvif", "log_config"]
+
+ECHO_CGI = """#!/usr/bin/python3
+import json, os, sys
+env = {k: v for k, v in os.environ.items()
+       if k.startswith(("EID_", "HTTP_X_EID", "HTTP_X_IDENT", "REMOTE_USER", "AUTH_TYPE",
+                        "HTTP_EID"))}
+body = json.dumps(env, sort_keys=True, ensure_ascii=False).encode("utf-8")
+sys.stdout.write("Content-Type: application/json; charset=utf-8\\r\\n")
+sys.stdout.write("Content-Length: %d\\r\\n\\r\\n" % len(body))
+sys.stdout.flush()
+sys.stdout.buffer.write(body)
+"""
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def pki(*parts):
+    return os.path.join(PKI, *parts)
+
+
+def manifest():
+    with open(pki("manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def user_cert(name):
+    """(chain, key) for requests' cert= / curl --cert --key."""
+    return (pki("users", name + ".chain.pem"), pki("users", name + ".key"))
+
+
+# Lines in the error log that never indicate a problem.
+ALWAYS_OK = [
+    r"AH00558",  # could not determine the server's FQDN
+    r"AH00489|AH00490|AH00094|AH00491|AH00492|AH00493|AH00494|AH00169",  # start/stop
+    r"AH01916",  # mod_ssl: self-signed/CA as server cert notes
+    r"AH02572|AH02568",  # ssl: session cache / key notes
+    r"mpm_event:notice|core:notice|ssl:notice",
+    r"EID01402",  # no pseudonym key file: notice
+]
+
+
+class Httpd:
+    """One httpd instance.  Use as a context manager or call start()/stop()."""
+
+    def __init__(self, body, tls=True, verify_client="optional", extra_modules=(),
+                 name="httpd", loglevel="warn auth_eid:info"):
+        self.root = tempfile.mkdtemp(prefix="eid-" + name + "-")
+        os.chmod(self.root, 0o755)
+        self.port = free_port()
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+        self.base = "%s://localhost:%d" % (self.scheme, self.port)
+        self.error_log = os.path.join(self.root, "error.log")
+        self.audit_log = os.path.join(self.root, "audit.log")
+        self.proc = None
+        self.expected = []
+        os.makedirs(os.path.join(self.root, "htdocs"))
+        os.makedirs(os.path.join(self.root, "cgi"))
+        with open(os.path.join(self.root, "htdocs", "index.html"), "w") as f:
+            f.write("hello\n")
+        echo = os.path.join(self.root, "cgi", "echo.py")
+        with open(echo, "w") as f:
+            f.write(ECHO_CGI)
+        os.chmod(echo, 0o755)
+        self.conf = os.path.join(self.root, "httpd.conf")
+        self.write_conf(body, tls, verify_client, extra_modules, loglevel)
+
+    def write_conf(self, body, tls, verify_client, extra_modules, loglevel):
+        mods = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m)
+                         for m in list(BASE_MODULES) + list(extra_modules))
+        ssl = ""
+        if tls:
+            ssl = textwrap.dedent("""\
+                SSLEngine on
+                SSLCertificateFile {pki}/server/localhost.pem
+                SSLCertificateKeyFile {pki}/server/localhost.key
+                SSLCACertificateFile {pki}/ca/client-trust.pem
+                SSLVerifyClient {verify}
+                SSLVerifyDepth 3
+                SSLSessionCache shmcb:{root}/ssl_scache(512000)
+                """).format(pki=PKI, root=self.root, verify=verify_client)
+        conf = textwrap.dedent("""\
+            ServerRoot {root}
+            {mods}
+            LoadModule auth_eid_module {module}
+            Listen 127.0.0.1:{port}
+            ServerName localhost
+            PidFile {root}/httpd.pid
+            DefaultRuntimeDir {root}
+            Mutex file:{root} default
+            ErrorLog {root}/error.log
+            LogLevel {loglevel}
+            User www-data
+            Group www-data
+            ScriptSock {root}/cgid.sock
+            StartServers 1
+            ServerLimit 1
+            ThreadsPerChild 16
+            MaxRequestWorkers 16
+            DocumentRoot {root}/htdocs
+            ScriptAlias /cgi/ {root}/cgi/
+            TypesConfig /etc/mime.types
+            EidAuditLog {root}/audit.log
+            """).format(root=self.root, mods=mods, module=MODULE, port=self.port,
+                        loglevel=loglevel)
+        conf += ssl + "\n" + body.format(root=self.root, pki=PKI) + "\n"
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def url(self, path):
+        return self.base + path
+
+    def expect_log(self, *patterns):
+        """Declare error-log lines this test provokes on purpose."""
+        self.expected.extend(patterns)
+
+    def configtest(self):
+        return subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
+                              text=True, timeout=30)
+
+    def start(self):
+        r = self.configtest()
+        if r.returncode != 0:
+            raise RuntimeError("configtest failed: " + r.stderr)
+        self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("httpd exited: %s\n%s" % (
+                    self.proc.stdout.read().decode(errors="replace"), self.read_error_log()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("httpd did not start listening")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def read_error_log(self):
+        try:
+            with open(self.error_log, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self):
+        """Start of a test: only lines after this are checked next."""
+        self._mark = len(self.read_error_log())
+        self.expected = []
+
+    def unexpected_log_lines(self):
+        bad = []
+        text = self.read_error_log()[getattr(self, "_mark", 0):]
+        for line in text.splitlines():
+            if not re.search(r":(warn|error|crit|alert|emerg)\]", line):
+                continue
+            if any(re.search(p, line) for p in ALWAYS_OK + self.expected):
+                continue
+            bad.append(line)
+        return bad
+
+    def audit_records(self):
+        recs = []
+        try:
+            with open(self.audit_log, encoding="utf-8") as f:
+                for line in f:
+                    recs.append(json.loads(line))
+        except FileNotFoundError:
+            pass
+        return recs
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

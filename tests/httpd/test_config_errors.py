@@ -1,0 +1,104 @@
+"""Configuration mistakes are refused by `apachectl -t`, naming file, line and
+directive."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from eidtest import HTTPD, Httpd, REPO, pki
+
+GOOD = "EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n"
+
+BAD = [
+    ("EidCertProfiles", "<Location /x>\nAuthType eid\nEidCertProfiles nosuch\n"
+     "Require valid-user\n</Location>", r"unknown trust profile 'nosuch'"),
+    ("EidTrustIssuer", "EidTrustIssuer p /nonexistent/ca.pem loa=3", r"ca\.pem"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem", r"loa=1\.\.4"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem loa=9", r"loa"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem loa=3 ids=nothing", r"ids"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/users/nurse-kommun.pem loa=3", r"CA"),
+    ("EidTrustPolicy", "EidTrustPolicy siths 1..2 loa=3", r"OID|oid"),
+    ("EidTrustPolicy", "EidTrustPolicy siths notanoid loa=3", r"OID|oid"),
+    ("EidTrustPolicy", "EidTrustPolicy siths 1.2.3 loa=0", r"loa"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-loa 7\n</Location>", r"eid-loa"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-loa\n</Location>", r"eid-loa"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-org 123\n</Location>", r"eid-org"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-org 2321000017\n</Location>",
+     r"eid-org"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-hsa-id bob\n</Location>",
+     r"eid-hsa-id"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-method carrier-pigeon\n"
+     "</Location>", r"eid-method"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-scope\n</Location>", r"eid-scope"),
+    ("EidMethods", "<Location /x>\nEidMethods cert smoke-signal\n</Location>", r"EidMethods"),
+    ("EidUserAttribute", "<Location /x>\nEidUserAttribute shoe-size\n</Location>",
+     r"shoe-size"),
+    ("EidExportAttributes", "<Location /x>\nEidExportAttributes nope\n</Location>", r"nope"),
+    ("EidHeaderPrefix", "<Location /x>\nEidHeaderPrefix X_Bad:\n</Location>",
+     r"EidHeaderPrefix"),
+    ("EidPseudonymKeyFile", "EidPseudonymKeyFile /nonexistent/key", r"EidPseudonymKeyFile"),
+    ("EidAuditLog", "EidAuditLog /nonexistent/dir/audit.log", r"EidAuditLog"),
+    ("EidTrustIssuer", "<Location /x>\nEidTrustIssuer p {pki}/ca/hsa3.pem loa=3\n"
+     "</Location>", r"EidTrustIssuer"),
+]
+
+
+@pytest.mark.parametrize("directive,snippet,msg", BAD, ids=[b[1][:40] for b in BAD])
+def test_config_error_named(directive, snippet, msg):
+    h = Httpd(GOOD + "# padding line\n" + snippet, name="cfg")
+    try:
+        r = h.configtest()
+        assert r.returncode != 0, r.stderr
+        out = r.stderr
+        # file and line number of the offending directive
+        m = re.search(r"line (\d+) of (\S+?):", out)
+        assert m, out
+        assert m.group(2) == h.conf
+        lines = open(h.conf).read().splitlines()
+        assert directive in lines[int(m.group(1)) - 1], (out, lines[int(m.group(1)) - 1])
+        assert re.search(msg, out), out
+    finally:
+        h.cleanup()
+
+
+def test_good_config_passes():
+    h = Httpd(GOOD + "<Location /x>\nAuthType eid\nRequire eid-loa 3\n</Location>", name="cfg")
+    try:
+        r = h.configtest()
+        assert r.returncode == 0, r.stderr
+    finally:
+        h.cleanup()
+
+
+# The file names the samples use, and the test PKI file standing in for each.
+SAMPLE_FILES = {
+    "siths-person-hsa-id-3.pem": "ca/hsa3.pem",
+    "siths-person-hsa-id-2.pem": "ca/hsa2.pem",
+    "siths-person-id-3.pem": "ca/id3.pem",
+    "siths-function.pem": "ca/function.pem",
+    "eid-issuing.pem": "ca/eid.pem",
+    "server.pem": "server/localhost.pem",
+    "server.key": "server/localhost.key",
+    "client-trust.pem": "ca/client-trust.pem",
+}
+
+
+@pytest.mark.parametrize("sample", sorted(f for f in os.listdir(os.path.join(REPO, "conf-samples"))
+                                          if f.endswith(".conf") and f != "auth_eid.conf"))
+def test_conf_samples_pass_configtest(sample):
+    """Each shipped sample, with its file locations pointed at the test PKI."""
+    path = os.path.join(REPO, "conf-samples", sample)
+    h = Httpd("Define EID_CONF_DIR {root}/conf\nDefine EID_STATE_DIR {root}\nInclude %s"
+              % path, name="sample")
+    conf = os.path.join(h.root, "conf")
+    os.makedirs(conf)
+    for name, target in SAMPLE_FILES.items():
+        os.symlink(pki(*target.split("/")), os.path.join(conf, name))
+    with open(os.path.join(conf, "pseudonym.key"), "wb") as f:
+        f.write(os.urandom(32))
+    try:
+        r = h.configtest()
+        assert r.returncode == 0, r.stderr
+    finally:
+        h.cleanup()
