@@ -77,6 +77,11 @@ $(B)/eid-mkcert: tests/pki/eid-mkcert.c
 pki: $(B)/pki/.done
 $(B)/pki/.done: tests/pki/mkpki.sh $(B)/eid-mkcert
 	tests/pki/mkpki.sh $(B)/eid-mkcert $(B)/pki
+	@# PKCS#12 bundles for importing demo users into a browser (password: demo)
+	for u in nurse-kommun doctor-region citizen; do \
+	  openssl pkcs12 -export -passout pass:demo -name "$$u" -in $(B)/pki/users/$$u.pem \
+	    -inkey $(B)/pki/users/$$u.key -certfile $(B)/pki/ca/client-trust.pem \
+	    -out $(B)/pki/users/$$u.p12; done
 	touch $@
 
 # ---- unit tests (cmocka) ------------------------------------------------------
@@ -128,7 +133,7 @@ test: all check-docs test-unit test-fuzz test-httpd
 
 # ---- demo, install -----------------------------------------------------------
 demo: deps $(MODULE) pki
-	$(PYTHON) tests/demo.py
+	$(PYTHON) demo/demo.py $(DEMO_ARGS)
 
 LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
 SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)

@@ -30,7 +30,7 @@ def sources():
 def main():
     code_dirs, code_provs, code_tags = set(), set(), set()
     for _, text in sources():
-        code_dirs |= set(re.findall(r'AP_INIT_[A-Z0-9_]+\(\s*"(Eid[A-Za-z]+)"', text))
+        code_dirs |= set(re.findall(r'(?:AP_INIT_[A-Z0-9_]+|DIR_FLAG)\(\s*"(Eid[A-Za-z]+)"', text))
         code_provs |= set(re.findall(r'AUTHZ_PROVIDER_GROUP,\s*"(eid-[a-z-]+)"', text))
         code_tags |= set(re.findall(r'"(EID\d{5})', text))
     ref = read("docs/directives.md")

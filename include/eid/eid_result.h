@@ -25,7 +25,7 @@ typedef enum {
  * strings or to memory in the pool given to the function that filled them. */
 typedef struct eid_result {
     int code;           /* 0 = success, otherwise a unit-specific reason code */
-    const char *tag;    /* "EID01234", never NULL when code != 0 */
+    const char *tag;    /* "EIDnnnnn", never NULL when code != 0 */
     const char *reason; /* short, safe to log: never contains a secret */
 } eid_result_t;
 

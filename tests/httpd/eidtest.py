@@ -22,9 +22,9 @@ PKI = os.environ.get("EID_PKI", os.path.join(BUILD, "pki"))
 HTTPD = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 
-BASE_MODULES = ["mpm_event", "authz_core", "authn_core", "authz_host", "unixd", "mime",
+BASE_MODULES = ["mpm_event", "authz_core", "authn_core", "authz_host", "mime",
                 "dir", "alias", "cgid", "ssl", "socache_shmcb", "headers", "env",
-                "setenvif", "log_config"]
+                "setenvif"]
 
 ECHO_CGI = """#!/usr/bin/python3
 import json, os, sys
@@ -74,10 +74,10 @@ class Httpd:
     """One httpd instance.  Use as a context manager or call start()/stop()."""
 
     def __init__(self, body, tls=True, verify_client="optional", extra_modules=(),
-                 name="httpd", loglevel="warn auth_eid:info"):
+                 name="httpd", loglevel="warn auth_eid:info", port=None):
         self.root = tempfile.mkdtemp(prefix="eid-" + name + "-")
         os.chmod(self.root, 0o755)
-        self.port = free_port()
+        self.port = port or free_port()
         self.tls = tls
         self.scheme = "https" if tls else "http"
         self.base = "%s://localhost:%d" % (self.scheme, self.port)
