@@ -48,6 +48,15 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all dependencies present"; fi
+	@# mod_ssl from the archive warns (AH01882) when libssl3 is older than the one it
+	@# was built against: keep OpenSSL at the archive's version.
+	@for p in libssl3 libssl-dev openssl; do \
+	  inst=$$(dpkg-query -W -f='$${Version}' $$p 2>/dev/null); \
+	  cand=$$(apt-cache policy $$p 2>/dev/null | awk '/Candidate:/ {print $$2}'); \
+	  if [ -n "$$cand" ] && [ "$$cand" != "(none)" ] && [ "$$inst" != "$$cand" ]; then \
+	    echo "upgrading $$p $$inst -> $$cand"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --only-upgrade $$p || exit 1; \
+	  fi; done
 
 $(B)/core/%.o: mod_src/core/%.c $(wildcard include/eid/*.h mod_src/core/*.h) | $(B)/core
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
