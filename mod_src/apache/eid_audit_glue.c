@@ -117,7 +117,7 @@ int eid_audit_log_transaction(request_rec *r)
     rec.server = r->server->server_hostname;
     rec.client_ip = r->useragent_ip;
     rec.id = st->id;
-    rec.user = r->user;
+    rec.user = eid_safe_user(r, st->id);
     rec.http_method = r->method;
     rec.resource = r->parsed_uri.path ? r->parsed_uri.path : r->uri;
     rec.status = last->status;

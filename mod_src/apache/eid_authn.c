@@ -48,6 +48,14 @@ void eid_refuse(request_rec *r, eid_req_t *st, eid_decision_e decision, int leve
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s: %s", tag ? tag : "EID01000", reason);
 }
 
+const char *eid_safe_user(request_rec *r, const eid_identity_t *id)
+{
+    if (r->user && id && id->pnr && !strcmp(r->user, id->pnr))
+        return eid_pseudonym(r->pool, eid_g->pseudonym_key, eid_g->pseudonym_key_len,
+                             id->pnr);
+    return r->user;
+}
+
 /* The first user attribute the identity has becomes r->user. */
 static const char *user_name(request_rec *r, const eid_dir_conf_t *d,
                              const eid_identity_t *id)

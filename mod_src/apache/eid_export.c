@@ -101,10 +101,12 @@ int eid_fixups(request_rec *r)
     const char **hnames;
     int env, hdr, i;
 
+    /* A subrequest with the main request's configuration shares its user.
+     * An internal redirect does not inherit: an ErrorDocument after a denial
+     * must not receive the identity of the user who was just refused, and a
+     * redirect into a protected location authenticates on its own. */
     if (!st && r->main)
         st = eid_req_get(r->main, 0);
-    if (!st && r->prev)
-        st = eid_req_get(r->prev, 0);
     scrub_env(r);
     if (!st || !st->id)
         return DECLINED;

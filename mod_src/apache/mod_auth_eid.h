@@ -118,6 +118,10 @@ eid_req_t *eid_req_get(request_rec *r, int create);
 int eid_access_checker(request_rec *r);
 int eid_check_authn(request_rec *r);
 
+/* eid_authn.c: r->user as it may appear in logs - a pseudonym when
+ * EidUserAttribute made the personnummer the user name. */
+const char *eid_safe_user(request_rec *r, const eid_identity_t *id);
+
 /* eid_authz.c */
 void eid_register_authz_providers(apr_pool_t *p);
 void eid_insert_error_filter(request_rec *r);

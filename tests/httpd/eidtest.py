@@ -22,7 +22,7 @@ PKI = os.environ.get("EID_PKI", os.path.join(BUILD, "pki"))
 HTTPD = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 
-BASE_MODULES = ["mpm_event", "authz_core", "authn_core", "authz_host", "mime",
+BASE_MODULES = ["mpm_event", "authz_core", "authn_core", "authz_host", "authz_user", "mime",
                 "dir", "alias", "cgid", "ssl", "socache_shmcb", "headers", "env",
                 "setenvif"]
 
@@ -128,6 +128,8 @@ class Httpd:
             ServerLimit 1
             ThreadsPerChild 16
             MaxRequestWorkers 16
+            MinSpareThreads 1
+            MaxSpareThreads 16
             DocumentRoot {root}/htdocs
             ScriptAlias /cgi/ {root}/cgi/
             TypesConfig /etc/mime.types

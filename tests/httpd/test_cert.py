@@ -250,10 +250,10 @@ def test_keepalive_reuses_connection(srv, logcheck):
     logcheck(srv)
     s = requests.Session()
     s.cert = user_cert("nurse-kommun")
-    s.verify = CA
     ids = set()
     for _ in range(5):
-        env = s.get(srv.url("/headers/echo"), timeout=20).json()
+        # verify= per request: requests lets REQUESTS_CA_BUNDLE override Session.verify
+        env = s.get(srv.url("/headers/echo"), verify=CA, timeout=20).json()
         assert env["EID_HSA_ID"] == NURSE["hsa_id"]
         ids.add(env["EID_REQUEST_ID"])
     assert len(ids) == 5
