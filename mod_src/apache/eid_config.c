@@ -83,6 +83,7 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     if (!add->header_prefix) {
         d->header_prefix = base->header_prefix;
         d->header_names = base->header_names;
+        d->request_id_header = base->request_id_header;
     }
     if (!add->export_mask_set) {
         memcpy(d->export_mask, base->export_mask, sizeof(d->export_mask));
@@ -373,6 +374,7 @@ static const char *set_header_prefix(cmd_parms *cmd, void *dcv, const char *pref
             return "EidHeaderPrefix: only letters, digits and '-' are allowed";
     d->header_prefix = apr_pstrdup(cmd->pool, prefix);
     d->header_names = eid_header_names(cmd->pool, d->header_prefix);
+    d->request_id_header = apr_pstrcat(cmd->pool, d->header_prefix, "Request-Id", NULL);
     for (i = 0; i < eid_g->header_prefixes->nelts; i++)
         if (!strcasecmp(APR_ARRAY_IDX(eid_g->header_prefixes, i, const char *), prefix))
             return NULL;

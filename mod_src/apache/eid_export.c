@@ -94,12 +94,61 @@ static void scrub_env(request_rec *r)
             apr_table_unset(r->subprocess_env, e[i].key);
 }
 
+/* The encoded values of one identity.  A certificate identity lives as long
+ * as its connection, so keep-alive requests reuse the encoding instead of
+ * redoing ~30 look-ups and scans per request. */
+typedef struct {
+    const eid_identity_t *id;
+    const char *env[EID_ATTR__COUNT]; /* NULL: absent */
+    const char *hdr[EID_ATTR__COUNT];
+} export_cache_t;
+
+static const export_cache_t *encoded(request_rec *r, const eid_identity_t *id)
+{
+    conn_rec *c = r->connection;
+    export_cache_t *ec = NULL;
+    apr_pool_t *p = r->pool;
+    int i;
+
+    if (id->method == EID_METHOD_CERT) {
+        /* the identity is in the connection pool: so is its encoding */
+        apr_pool_userdata_get((void **)&ec, "eid_export", c->pool);
+        if (ec && ec->id == id)
+            return ec;
+        p = c->pool;
+        if (!ec) {
+            ec = apr_pcalloc(p, sizeof(*ec));
+            apr_pool_userdata_setn(ec, "eid_export", NULL, c->pool);
+        }
+    }
+    else {
+        ec = apr_pcalloc(p, sizeof(*ec));
+    }
+    ec->id = id;
+    for (i = 0; i < EID_ATTR__COUNT; i++) {
+        const char *v = eid_attr_value(p, id, (eid_attr_e)i, eid_g->pseudonym_key,
+                                       eid_g->pseudonym_key_len);
+        /* Values come from verified credentials, but names may hold any
+         * Unicode and claims any byte: CR, LF and NUL never pass. */
+        ec->env[i] = v ? eid_value_encode(p, v, 0) : NULL;
+        ec->hdr[i] = v ? eid_value_encode(p, v, 1) : NULL;
+    }
+    return ec;
+}
+
 int eid_fixups(request_rec *r)
 {
     const eid_dir_conf_t *d;
     eid_req_t *st = eid_req_get(r, 0);
+    const export_cache_t *ec;
     const char **hnames;
+    const char *rid;
     int env, hdr, i;
+    /* A subrequest starts with copies of the main request's tables, which
+     * may hold our values already: replace there, append elsewhere (the
+     * tables were scrubbed, so appending cannot duplicate). */
+    void (*put)(apr_table_t *, const char *, const char *) =
+        r->main ? apr_table_setn : apr_table_addn;
 
     /* A subrequest with the main request's configuration shares its user.
      * An internal redirect does not inherit: an ErrorDocument after a denial
@@ -115,29 +164,22 @@ int eid_fixups(request_rec *r)
     hdr = eid_dir_export_headers(d);
     if (!env && !hdr)
         return DECLINED;
+    ec = encoded(r, st->id);
     hnames = d->header_names ? d->header_names : default_header_names;
     for (i = 0; i < EID_ATTR__COUNT; i++) {
-        const char *v;
-        if (d->export_mask_set && !d->export_mask[i])
+        if (!ec->env[i] || (d->export_mask_set && !d->export_mask[i]))
             continue;
-        v = eid_attr_value(r->pool, st->id, (eid_attr_e)i, eid_g->pseudonym_key,
-                           eid_g->pseudonym_key_len);
-        if (!v)
-            continue;
-        /* Values come from verified credentials, but names may hold any
-         * Unicode and claims any byte: CR, LF and NUL never pass. */
         if (env)
-            apr_table_setn(r->subprocess_env, env_names[i], eid_value_encode(r->pool, v, 0));
+            put(r->subprocess_env, env_names[i], ec->env[i]);
         if (hdr)
-            apr_table_setn(r->headers_in, hnames[i], eid_value_encode(r->pool, v, 1));
+            put(r->headers_in, hnames[i], ec->hdr[i]);
     }
+    rid = eid_request_id(r, st);
     if (env)
-        apr_table_setn(r->subprocess_env, EID_ENV_PREFIX "REQUEST_ID", eid_request_id(r, st));
+        put(r->subprocess_env, EID_ENV_PREFIX "REQUEST_ID", rid);
     if (hdr)
-        apr_table_setn(r->headers_in,
-                       apr_pstrcat(r->pool, d->header_prefix ? d->header_prefix
-                                                             : EID_DEFAULT_HEADER_PREFIX,
-                                   "Request-Id", NULL),
-                       eid_request_id(r, st));
+        put(r->headers_in,
+            d->header_prefix ? d->request_id_header : EID_DEFAULT_HEADER_PREFIX "Request-Id",
+            rid);
     return DECLINED;
 }

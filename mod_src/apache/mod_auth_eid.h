@@ -67,6 +67,7 @@ typedef struct eid_dir_conf {
     int export_headers; /* -1 unset */
     const char *header_prefix; /* NULL unset */
     const char **header_names; /* per attribute, prefix applied; with prefix */
+    const char *request_id_header; /* <prefix>Request-Id; with prefix */
     unsigned char export_mask[EID_ATTR__COUNT]; /* 1 = export */
     int export_mask_set;
     int audit; /* -1 unset */
