@@ -38,15 +38,18 @@ static const char *ssl_var(request_rec *r, const char *name)
  * demanded per virtual host, but TLS 1.2 renegotiation (a per-directory
  * SSLVerifyClient) can replace the certificate on a live connection: the
  * cached verdict must not outlive the certificate it was made for.
- * Why the serial alone (not issuer + serial, RFC 4523): mod_ssl prints the
- * issuer DN for every look-up, which cost more than all the rest of the
- * module's per-request work together.  Two certificates with the same serial
- * on one connection were both verified by mod_ssl and both proven by the same
- * client's keys; the identity kept is one that client legitimately holds, and
- * its expiry is still checked on every request. */
+ * OpenSSL keeps the peer certificate in the TLS session, so a new
+ * certificate means a new session: the session id is an exact key, and the
+ * cheapest one mod_ssl offers (SSL_CLIENT_M_SERIAL formats through a BIO and
+ * the RFC 4523 assertion prints the issuer DN - each cost more than all the
+ * rest of the module's per-request work).  Should a session id ever be empty,
+ * the serial is used instead. */
 static const char *cert_key(request_rec *r)
 {
-    const char *k = ssl_var(r, "SSL_CLIENT_M_SERIAL");
+    const char *k = ssl_var(r, "SSL_SESSION_ID");
+    if (k && *k)
+        return k;
+    k = ssl_var(r, "SSL_CLIENT_M_SERIAL");
     return k ? k : "";
 }
 
