@@ -14,7 +14,6 @@
  * fall-through to the next method.
  */
 #include "mod_auth_eid.h"
-#include "eid_bearer_glue.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -79,8 +78,6 @@ static int try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     switch (m) {
     case EID_METHOD_CERT:
         return eid_try_cert(r, d, st, id);
-    case EID_METHOD_BEARER:
-        return eid_try_bearer(r, d, st, id);
     default:
         return EID_TRY_ABSENT;
     }
@@ -125,14 +122,7 @@ static eid_req_t *authenticate(request_rec *r)
 /* No credential at all: what to answer when a user is required. */
 static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
 {
-    int i;
     st->decision = EID_DECISION_AUTHN;
-    st->reason = "no credential";
-    for (i = 0; i < d->nmethods; i++)
-        if (d->methods[i] == EID_METHOD_BEARER) {
-            eid_bearer_challenge(r, d, NULL, NULL);
-            return HTTP_UNAUTHORIZED;
-        }
     /* A certificate cannot be asked for with a 401 challenge: 403. */
     st->reason = "no client certificate";
     return HTTP_FORBIDDEN;

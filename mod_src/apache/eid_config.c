@@ -8,7 +8,6 @@
  * location names them, so an unknown name is caught on the line that uses it.
  */
 #include "mod_auth_eid.h"
-#include "eid_bearer_glue.h"
 
 #include "apr_hash.h"
 #include "apr_lib.h"
@@ -310,12 +309,15 @@ static const char *set_methods(cmd_parms *cmd, void *dcv, int argc, char *const 
     eid_dir_conf_t *d = dcv;
     int i, j;
     if (argc < 1 || argc > EID_MAX_METHODS)
-        return "EidMethods: name one to four of cert, bearer";
+        return "EidMethods: name the methods accepted here (cert)";
     for (i = 0; i < argc; i++) {
         eid_method_e m = eid_method_parse(argv[i]);
-        if (m != EID_METHOD_CERT && m != EID_METHOD_BEARER)
-            return apr_psprintf(cmd->pool, "EidMethods: unknown or unsupported method "
-                                "'%s' (use cert, bearer)", argv[i]);
+        if (m == EID_METHOD_BEARER || m == EID_METHOD_OIDC)
+            return apr_psprintf(cmd->pool, "EidMethods: '%s' is not supported by this "
+                                "version of mod_auth_eid (use cert)", argv[i]);
+        if (m != EID_METHOD_CERT)
+            return apr_psprintf(cmd->pool, "EidMethods: unknown method '%s' (use cert)",
+                                argv[i]);
         for (j = 0; j < i; j++)
             if (d->methods[j] == m)
                 return apr_psprintf(cmd->pool, "EidMethods: '%s' named twice", argv[i]);
@@ -440,13 +442,11 @@ const command_rec eid_cmds[] = {
     AP_INIT_TAKE1("EidPseudonymKeyFile", set_pseudonym_key, NULL, RSRC_CONF,
                   "<file> - secret key (32+ bytes) for personnummer pseudonyms; share "
                   "it between servers so pseudonyms match"),
-    EID_BEARER_SERVER_CMDS
     AP_INIT_TAKE_ARGV("EidMethods", set_methods, NULL, OR_AUTHCFG,
-                      "cert|bearer ... - credentials accepted here, tried in order "
+                      "cert ... - credentials accepted here, tried in order "
                       "(default: cert)"),
     AP_INIT_TAKE_ARGV("EidCertProfiles", set_cert_profiles, NULL, OR_AUTHCFG,
                       "<profile> ... - trust profiles accepted here (default: all)"),
-    EID_BEARER_DIR_CMDS
     AP_INIT_TAKE_ARGV("EidUserAttribute", set_user_attr, NULL, OR_AUTHCFG,
                       "<attribute> ... - the first present one becomes REMOTE_USER "
                       "(default: hsa-id pnr-pseudonym subject)"),

@@ -10,7 +10,6 @@
  */
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
-#include "eid_bearer_glue.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -52,12 +51,7 @@ static int eid_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                          "EID01402: no EidPseudonymKeyFile: personnummer pseudonyms "
                          "are valid until the next restart only");
     }
-    return eid_bearer_post_config(pconf, s);
-}
-
-static void eid_child_init(apr_pool_t *pchild, server_rec *s)
-{
-    eid_bearer_child_init(pchild, s);
+    return OK;
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -68,7 +62,6 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(eid_scrub_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_access(eid_access_checker, after_ssl, NULL, APR_HOOK_LAST,
                          AP_AUTH_INTERNAL_PER_CONF);

@@ -32,6 +32,7 @@ BAD = [
      "</Location>", r"eid-method"),
     ("Require", "<Location /x>\nAuthType eid\nRequire eid-scope\n</Location>", r"eid-scope"),
     ("EidMethods", "<Location /x>\nEidMethods cert smoke-signal\n</Location>", r"EidMethods"),
+    ("EidMethods", "<Location /x>\nEidMethods bearer\n</Location>", r"not supported"),
     ("EidUserAttribute", "<Location /x>\nEidUserAttribute shoe-size\n</Location>",
      r"shoe-size"),
     ("EidExportAttributes", "<Location /x>\nEidExportAttributes nope\n</Location>", r"nope"),

@@ -504,13 +504,15 @@ static void test_policy_mapping(void **state)
     eid_identity_t *id;
     eid_result_t res;
 
-    assert_null(eid_trust_profile_add_issuer(fn, pool, pki_path("ca/hsa2.pem"), 2, EID_IDK_HSA, 0));
+    /* doctor-region (hsa3) carries the Mobile SITHS policy; nurse-kommun does not */
+    assert_null(eid_trust_profile_add_issuer(fn, pool, pki_path("ca/hsa3.pem"), 2, EID_IDK_HSA, 0));
     assert_null(eid_trust_profile_add_policy(fn, pool, "1.2.752.74.8.512", 0, 1));
     assert_int_equal(run("doctor-region", pf, 1, apr_time_now(), &id, &res), EID_CERT_FUNCTION);
     expect_str("doctor-region", "tag", res.tag, "EID02009");
-    assert_int_equal(run("nurse-kommun-reserve", pf, 1, apr_time_now(), &id, &res), EID_CERT_OK);
+    assert_int_equal(run("nurse-kommun", pf, 1, apr_time_now(), &id, &res), EID_CERT_OK);
+    assert_int_equal(id->loa, 2);
 
-    assert_null(eid_trust_profile_add_issuer(hi, pool, pki_path("ca/hsa2.pem"), 2, EID_IDK_HSA, 0));
+    assert_null(eid_trust_profile_add_issuer(hi, pool, pki_path("ca/hsa3.pem"), 2, EID_IDK_HSA, 0));
     assert_null(eid_trust_profile_add_policy(hi, pool, "1.2.752.74.8.512", 4, 0));
     assert_null(eid_trust_profile_add_policy(hi, pool, "1.2.752.74.8.513", 1, 0));
     assert_int_equal(run("doctor-region", ph, 1, apr_time_now(), &id, &res), EID_CERT_OK);
