@@ -16,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "httpd"))
-from eidtest import Httpd, manifest, pki, PKI  # noqa: E402
+from eidtest import TRUST_PROFILES, Httpd, manifest, pki  # noqa: E402
 
 M = manifest()
 NURSE, DOCTOR = M["nurse-kommun"], M["doctor-region"]
@@ -40,13 +40,7 @@ USERS = [
 
 
 def config():
-    conf = """
-EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id
-EidTrustIssuer siths {pki}/ca/hsa2.pem loa=2 ids=hsa-id
-EidTrustIssuer siths {pki}/ca/id3.pem loa=3 ids=pnr
-EidTrustIssuer siths {pki}/ca/function.pem function
-EidTrustPolicy siths 1.2.752.74.8.512 loa=3
-EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
+    conf = TRUST_PROFILES + """
 ScriptAliasMatch "^/[a-z]+/" "{root}/cgi/service.py"
 """
     for path, _, rules in POLICIES:

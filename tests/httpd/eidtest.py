@@ -39,6 +39,18 @@ sys.stdout.buffer.write(body)
 """
 
 
+# The trust profiles the tests and the demo use: the SITHS-style CAs of the test
+# PKI, with the levels and identifier kinds each vouches for, and the e-ID issuer.
+TRUST_PROFILES = """
+EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id
+EidTrustIssuer siths {pki}/ca/hsa2.pem loa=2 ids=hsa-id
+EidTrustIssuer siths {pki}/ca/id3.pem loa=3 ids=pnr
+EidTrustIssuer siths {pki}/ca/function.pem function
+EidTrustPolicy siths 1.2.752.74.8.512 loa=3
+EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
+"""
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

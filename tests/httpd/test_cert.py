@@ -8,21 +8,13 @@ import pytest
 import requests
 
 from conftest import server_fixture
-from eidtest import Httpd, manifest, pki, user_cert
+from eidtest import TRUST_PROFILES, Httpd, manifest, pki, user_cert
 
 M = manifest()
 NURSE = M["nurse-kommun"]
 DOCTOR = M["doctor-region"]
 KOMMUN_ORG = NURSE["org_number"]
 
-PROFILES = """
-EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id
-EidTrustIssuer siths {pki}/ca/hsa2.pem loa=2 ids=hsa-id
-EidTrustIssuer siths {pki}/ca/id3.pem loa=3 ids=pnr
-EidTrustIssuer siths {pki}/ca/function.pem function
-EidTrustPolicy siths 1.2.752.74.8.512 loa=3
-EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
-"""
 
 LOCATIONS = {
     "open": "Require all granted",
@@ -48,7 +40,7 @@ LOCATIONS = {
 
 
 def body():
-    conf = PROFILES + 'ScriptAliasMatch "^/[a-z0-9-]+/echo$" "{root}/cgi/echo.py"\n'
+    conf = TRUST_PROFILES + 'ScriptAliasMatch "^/[a-z0-9-]+/echo$" "{root}/cgi/echo.py"\n'
     conf += "ErrorDocument 403 /errdoc/echo\n"
     for name, rules in LOCATIONS.items():
         conf += "<Location /%s/>\nAuthType eid\n%s\n</Location>\n" % (name, rules)
