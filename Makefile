@@ -34,7 +34,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   redis-server curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto
 
-.PHONY: all deps test test-unit test-fuzz test-httpd test-valgrind demo install \
+.PHONY: all deps test test-unit test-fuzz test-op test-httpd test-valgrind demo install \
         clean pki check-docs fuzz bench format
 
 all: $(MODULE)
@@ -131,10 +131,14 @@ fuzz: $(FUZZ_BINS)
 test-httpd: $(MODULE) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
+# The test OpenID Provider's own selftest (it serves the bearer-token tests).
+test-op:
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/op
+
 check-docs:
 	$(PYTHON) tests/check_docs.py
 
-test: all check-docs test-unit test-valgrind test-fuzz test-httpd
+test: all check-docs test-unit test-valgrind test-fuzz test-op test-httpd
 
 # ---- demo, install -----------------------------------------------------------
 demo: deps $(MODULE) pki
