@@ -76,7 +76,8 @@ $(MODULE): $(GLUE_SRCS) $(GLUE_HDRS) $(CORE_LIB)
 	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) -I../../include \
 	  $(notdir $(GLUE_SRCS)) ../libeidcore.a $(PKG_LIBS) > apxs.log 2>&1 \
 	  || { cat apxs.log; exit 1; }
-	cp $(B)/apache/.libs/mod_auth_eid.so $@
+	@# copy then rename: a running httpd keeps the file it mapped intact
+	cp $(B)/apache/.libs/mod_auth_eid.so $@.tmp && mv -f $@.tmp $@
 
 # ---- test PKI -------------------------------------------------------------
 pki: $(B)/pki/.done

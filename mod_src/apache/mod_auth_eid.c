@@ -54,6 +54,11 @@ static int eid_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
+static void eid_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    eid_request_id_child_init();
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     /* After mod_ssl's access hook: it may renegotiate for a client cert. */
@@ -62,6 +67,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(eid_scrub_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_access(eid_access_checker, after_ssl, NULL, APR_HOOK_LAST,
                          AP_AUTH_INTERNAL_PER_CONF);

@@ -136,6 +136,7 @@ int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s);
 int eid_audit_log_transaction(request_rec *r);
 const char *eid_request_id(request_rec *r, eid_req_t *st);
+void eid_request_id_child_init(void);
 
 /* mod_auth_eid.c */
 void eid_glue_log(void *baton, eid_log_level_e level, const char *tag, const char *msg);
