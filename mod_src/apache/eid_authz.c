@@ -51,7 +51,6 @@ static authz_status identity_of(request_rec *r, eid_req_t **st)
 static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
                          const char *why)
 {
-    st->denied_by = a->text;
     st->reason = apr_pstrcat(r->pool, a->text, ": ", why, NULL);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID01101: user %s denied by '%s': %s",
                   eid_safe_user(r, st->id), a->text, why);

@@ -25,9 +25,7 @@ void eid_globals_reset(apr_pool_t *pconf)
 {
     eid_g = apr_pcalloc(pconf, sizeof(*eid_g));
     eid_g->profiles = apr_hash_make(pconf);
-    eid_g->providers = apr_hash_make(pconf);
     eid_g->header_prefixes = apr_array_make(pconf, 2, sizeof(const char *));
-    eid_g->token_cache_entries = -1;
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
     APR_ARRAY_PUSH(eid_g->header_prefixes, const char *) = EID_DEFAULT_HEADER_PREFIX;
 }
@@ -69,8 +67,6 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     }
     if (!add->profiles)
         d->profiles = base->profiles;
-    if (!add->providers)
-        d->providers = base->providers;
     if (!add->nuser_attrs) {
         memcpy(d->user_attrs, base->user_attrs, sizeof(d->user_attrs));
         d->nuser_attrs = base->nuser_attrs;

@@ -28,8 +28,6 @@ extern module AP_MODULE_DECLARE_DATA auth_eid_module;
 APLOG_USE_MODULE(auth_eid);
 #endif
 
-struct eid_provider; /* eid/eid_bearer.h */
-
 /* An audit destination; vhosts that do not name their own share the main
  * server's (same pointer), so it is opened once. */
 typedef struct eid_audit_sink {
@@ -40,13 +38,10 @@ typedef struct eid_audit_sink {
 /* Process-wide registry of named objects defined at server level. */
 typedef struct eid_globals {
     apr_hash_t *profiles;  /* name -> eid_trust_profile_t * */
-    apr_hash_t *providers; /* name -> struct eid_provider * */
     apr_array_header_t *header_prefixes; /* const char *: all prefixes in use */
     const unsigned char *pseudonym_key;
     apr_size_t pseudonym_key_len;
     const char *pseudonym_key_file;
-    int token_cache_entries;       /* -1: unset (default) ; 0: off */
-    apr_interval_time_t token_cache_ttl;
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -60,7 +55,6 @@ typedef struct eid_dir_conf {
     eid_method_e methods[EID_MAX_METHODS];
     int nmethods; /* 0: unset */
     apr_array_header_t *profiles;  /* const eid_trust_profile_t *; NULL unset */
-    apr_array_header_t *providers; /* struct eid_provider *; NULL unset */
     eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
     int nuser_attrs; /* 0: unset */
     int export_env;     /* -1 unset */
@@ -81,7 +75,6 @@ typedef struct eid_req {
     eid_identity_t *id;      /* set when authenticated */
     eid_decision_e decision; /* for the audit record when the request failed */
     const char *reason;      /* short, safe */
-    const char *denied_by;   /* the last eid-* provider that denied */
     const char *scope_needed; /* set by eid-scope when it denies */
     const char *request_id;
 } eid_req_t;
