@@ -80,9 +80,13 @@ $(MODULE): $(GLUE_SRCS) $(GLUE_HDRS) $(CORE_LIB)
 	cp $(B)/apache/.libs/mod_auth_eid.so $@.tmp && mv -f $@.tmp $@
 
 # ---- test PKI -------------------------------------------------------------
+$(B)/eid-mkcert: tests/pki/eid-mkcert.c
+	@mkdir -p $(B)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $< -o $@ -lcrypto
+
 pki: $(B)/pki/.done
-$(B)/pki/.done: tests/pki/mkpki.py
-	$(PYTHON) tests/pki/mkpki.py $(B)/pki
+$(B)/pki/.done: tests/pki/mkpki.sh $(B)/eid-mkcert
+	tests/pki/mkpki.sh $(B)/eid-mkcert $(B)/pki
 	@# PKCS#12 bundles for importing demo users into a browser (password: demo)
 	for u in nurse-kommun doctor-region citizen; do \
 	  openssl pkcs12 -export -passout pass:demo -name "$$u" -in $(B)/pki/users/$$u.pem \
