@@ -1,0 +1,76 @@
+/*
+ * eid_tokcache.h - per-process cache of validated bearer tokens.
+ *
+ * Key: SHA-256 of the token (the raw token is never stored).  Value: a deep
+ * copy of the identity in one malloc'd block owned by the cache, plus the
+ * opaque "owner" (the provider that validated it), so that a token validated
+ * for one provider is never a hit for a location that does not accept that
+ * provider.  Bounded entry count, least-recently-used eviction, entries
+ * expire at min(token expiry, insertion + max_ttl).  Thread-safe (one mutex;
+ * a hit costs a hash lookup and an identity copy under it).
+ */
+#ifndef EID_TOKCACHE_H
+#define EID_TOKCACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "eid/eid_identity.h"
+
+#define EID_TOKCACHE_KEY_LEN 32
+
+typedef struct eid_tokcache eid_tokcache_t;
+
+/* key = SHA-256(token[0 .. len)).  Thread-safe. */
+void eid_tokcache_key(const char *token, apr_size_t len,
+                      unsigned char key[EID_TOKCACHE_KEY_LEN]);
+
+/*
+ * A cache of at most `entries` (> 0) tokens, each kept at most `max_ttl`.
+ * Its memory is released by a cleanup of `p`; it has its own lock and its
+ * own pool (a child of APR's global pool), so `p` may be a process-wide pool
+ * such as pchild.  Returns
+ * NULL when the lock cannot be created.
+ */
+eid_tokcache_t *eid_tokcache_create(apr_pool_t *p, int entries, apr_interval_time_t max_ttl);
+
+/* Does the caller accept an entry stored by `owner`?  Called under the
+ * cache's lock: must be quick and must not call back into the cache. */
+typedef int (*eid_tokcache_accept_fn)(const void *owner, const void *baton);
+
+/*
+ * Look `key` up.  A hit needs an unexpired entry (expiry > now) whose owner
+ * `accept` approves (accept NULL: owner must equal `baton`); then *out is a
+ * copy of the identity in `p` and 1 is returned.  Otherwise 0 (an expired
+ * entry is dropped).  Thread-safe.
+ */
+int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
+                     apr_time_t now, eid_tokcache_accept_fn accept, const void *baton,
+                     apr_pool_t *p, eid_identity_t **out);
+
+/*
+ * Store a copy of `id` for `key` (replacing an older entry), owned by
+ * `owner`, until min(expires, now + max_ttl); `expires` 0 means "no expiry of
+ * its own".  Nothing is stored when that moment is not after `now`.  When
+ * full, the least recently used entry is evicted.  `id` is copied; the
+ * caller keeps it.  Thread-safe.
+ */
+void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
+                      const void *owner, const eid_identity_t *id, apr_time_t expires,
+                      apr_time_t now);
+
+/* Number of entries (expired ones not yet dropped included).  Thread-safe. */
+int eid_tokcache_count(eid_tokcache_t *c);
+
+/*
+ * The process-wide cache used by eid_bearer_validate(): created in `pchild`
+ * with `entries` and `max_ttl`; entries <= 0 turns it off.  Call at child
+ * start-up, before threads use it (not thread-safe itself); a second call
+ * replaces the first cache.
+ */
+apr_status_t eid_tokcache_init(apr_pool_t *pchild, int entries, apr_interval_time_t max_ttl);
+
+/* The process-wide cache, or NULL when off. */
+eid_tokcache_t *eid_tokcache_global(void);
+
+#endif

@@ -1,0 +1,667 @@
+/*
+ * eid_bearer.c - providers (configuration, check, init) and the validation
+ * facade over eid_jwt, eid_jwks, eid_claims, eid_introspect, eid_tokcache.
+ */
+#include "eid/eid_bearer.h"
+
+#include "eid/eid_claims.h"
+#include "eid/eid_http.h"
+#include "eid/eid_introspect.h"
+#include "eid/eid_jwt.h"
+
+#include <apr_strings.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SECRET 4096
+#define INTROSPECT_CACHE_ENTRIES 4096
+
+struct eid_provider {
+    apr_pool_t *pool;
+    const char *name;
+    const char *issuer;
+    apr_array_header_t *audiences; /* const char * */
+    unsigned algs;
+    apr_array_header_t *types;     /* const char *; NULL: the defaults */
+    int typ_absent_ok;
+    apr_interval_time_t leeway;
+    apr_size_t max_token_size;
+    const char *discovery;         /* URL, or "on" */
+    const char *jwks_uri, *jwks_file;
+    apr_interval_time_t jwks_refresh, jwks_min_refetch, jwks_max_stale;
+    eid_http_opts_t http;
+    eid_claims_map_t *map;
+    const char *introspect, *client_id, *client_secret;
+    apr_interval_time_t introspect_cache;
+    /* built by eid_provider_check() */
+    int checked;
+    eid_jwt_rules_t rules;
+    eid_jwks_t *jwks;
+    eid_introspect_t *intro;
+};
+
+static int fail(eid_result_t *res, const char *tag, const char *reason)
+{
+    int code = atoi(tag + 3);
+    if (res) {
+        res->code = code;
+        res->tag = tag;
+        res->reason = reason;
+    }
+    return code;
+}
+
+/* ---- configuration ------------------------------------------------------------ */
+
+eid_provider_t *eid_provider_create(apr_pool_t *pconf, const char *name)
+{
+    eid_provider_t *pv = apr_pcalloc(pconf, sizeof(*pv));
+
+    pv->pool = pconf;
+    pv->name = apr_pstrdup(pconf, name);
+    pv->audiences = apr_array_make(pconf, 2, sizeof(const char *));
+    pv->algs = EID_JWS_ALG_BIT(EID_JWS_RS256);
+    pv->typ_absent_ok = 1;
+    pv->leeway = EID_JWT_DEFAULT_LEEWAY;
+    pv->max_token_size = EID_JWT_DEFAULT_MAX_SIZE;
+    pv->jwks_refresh = apr_time_from_sec(3600);
+    pv->jwks_min_refetch = apr_time_from_sec(60);
+    pv->jwks_max_stale = apr_time_from_sec(21600);
+    eid_http_opts_default(&pv->http);
+    pv->map = eid_claims_map_create(pconf);
+    pv->introspect_cache = apr_time_from_sec(60);
+    return pv;
+}
+
+const char *eid_provider_name(const eid_provider_t *pv)
+{
+    return pv->name;
+}
+
+const char *eid_provider_issuer(const eid_provider_t *pv)
+{
+    return pv->issuer;
+}
+
+eid_jwks_t *eid_provider_jwks(eid_provider_t *pv)
+{
+    return pv->jwks;
+}
+
+static const char *parse_num(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
+                             apr_int64_t max, apr_int64_t *out)
+{
+    apr_int64_t n = 0;
+    const char *s = v;
+
+    if (!*s)
+        return apr_psprintf(p, "%s: a number is required", key);
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || n > max)
+            return apr_psprintf(p, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                                " to %" APR_INT64_T_FMT, key, v, min, max);
+        n = n * 10 + (*s - '0');
+    }
+    if (n < min || n > max)
+        return apr_psprintf(p, "%s: %" APR_INT64_T_FMT " is outside %" APR_INT64_T_FMT
+                            "..%" APR_INT64_T_FMT, key, n, min, max);
+    *out = n;
+    return NULL;
+}
+
+static const char *parse_secs(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
+                              apr_int64_t max, apr_interval_time_t *out)
+{
+    apr_int64_t n;
+    const char *err = parse_num(p, key, v, min, max, &n);
+    if (!err)
+        *out = apr_time_from_sec(n);
+    return err;
+}
+
+/* Split a comma list into trimmed, non-empty items. */
+static apr_array_header_t *split_list(apr_pool_t *p, const char *v)
+{
+    apr_array_header_t *a = apr_array_make(p, 4, sizeof(const char *));
+    char *copy = apr_pstrdup(p, v), *tok, *last = NULL;
+
+    for (tok = apr_strtok(copy, ",", &last); tok; tok = apr_strtok(NULL, ",", &last)) {
+        char *end;
+        while (isspace((unsigned char)*tok))
+            tok++;
+        end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok)
+            APR_ARRAY_PUSH(a, const char *) = tok;
+    }
+    return a;
+}
+
+static const char *set_url(apr_pool_t *p, const char *key, const char *v, const char **slot,
+                           apr_pool_t *keep)
+{
+    const char *why = eid_http_url_check(v);
+    if (why)
+        return apr_psprintf(p, "%s: %s", key, why);
+    *slot = apr_pstrdup(keep, v);
+    return NULL;
+}
+
+static const char *set_algs(eid_provider_t *pv, apr_pool_t *p, const char *v)
+{
+    apr_array_header_t *a = split_list(p, v);
+    unsigned bits = 0;
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(a, i, const char *);
+        eid_jws_alg_e alg = eid_jwks_alg_parse(name, strlen(name));
+        /* Why no switch for HMAC or none, not even an "I know what I do"
+         * one: a provider's tokens are checked with its public keys. */
+        if (alg == EID_JWS_NONE || alg == EID_JWS_HMAC)
+            return apr_psprintf(p, "algs: %s is never accepted (only RS*, PS*, ES256/384/512)",
+                                name);
+        if (alg == EID_JWS_UNKNOWN)
+            return apr_psprintf(p, "algs: unknown algorithm '%s' (RS256 RS384 RS512 PS256 "
+                                "PS384 PS512 ES256 ES384 ES512)", name);
+        bits |= EID_JWS_ALG_BIT(alg);
+    }
+    if (!bits)
+        return "algs: name at least one algorithm";
+    pv->algs = bits;
+    return NULL;
+}
+
+static const char *set_types(eid_provider_t *pv, apr_pool_t *p, const char *v)
+{
+    apr_array_header_t *a = split_list(pv->pool, v);
+    int i;
+
+    pv->types = apr_array_make(pv->pool, a->nelts, sizeof(const char *));
+    pv->typ_absent_ok = 0;
+    for (i = 0; i < a->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(a, i, const char *);
+        if (!strcmp(t, "absent"))
+            pv->typ_absent_ok = 1;
+        else
+            APR_ARRAY_PUSH(pv->types, const char *) = t;
+    }
+    if (!pv->types->nelts && !pv->typ_absent_ok)
+        return apr_psprintf(p, "token_types: name at least one type (or 'absent')");
+    return NULL;
+}
+
+/* Read a small file whole; NULL on success, else an error in p. */
+static const char *read_small(apr_pool_t *p, const char *key, const char *path,
+                              apr_size_t max, char **buf, apr_size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (!f)
+        return apr_psprintf(p, "%s: cannot open %s", key, path);
+    *buf = apr_palloc(p, max + 1);
+    n = fread(*buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max)
+        return apr_psprintf(p, "%s: %s is larger than %" APR_SIZE_T_FMT " bytes", key, path,
+                            max);
+    (*buf)[n] = '\0';
+    *len = n;
+    return NULL;
+}
+
+static const char *set_secret_file(eid_provider_t *pv, apr_pool_t *p, const char *path)
+{
+    char *buf;
+    apr_size_t len, i;
+    const char *err = read_small(p, "client_secret_file", path, MAX_SECRET, &buf, &len);
+
+    if (err)
+        return err;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+        len--;
+    for (i = 0; i < len; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+            memset(buf, 0, len);
+            return apr_psprintf(p, "client_secret_file: %s must hold one line", path);
+        }
+    if (len == 0)
+        return apr_psprintf(p, "client_secret_file: %s is empty", path);
+    pv->client_secret = apr_pstrmemdup(pv->pool, buf, len);
+    memset(buf, 0, len);
+    return NULL;
+}
+
+const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
+                             const char *value)
+{
+    apr_int64_t n;
+    const char *err;
+
+    if (!key || !value)
+        return "provider option without key or value";
+    if (pv->checked)
+        return apr_psprintf(p, "%s: provider %s is already in use", key, pv->name);
+    if (!strncmp(key, "claim.", 6))
+        return eid_claims_set_claim(pv->map, p, key + 6, value);
+    if (!strncmp(key, "acr.", 4))
+        return eid_claims_set_acr(pv->map, p, key + 4, value);
+    if (!strcmp(key, "issuer")) {
+        if (!*value)
+            return "issuer: must not be empty";
+        pv->issuer = apr_pstrdup(pv->pool, value);
+    }
+    else if (!strcmp(key, "discovery")) {
+        if (!strcmp(value, "on"))
+            pv->discovery = "on";
+        else
+            return set_url(p, key, value, &pv->discovery, pv->pool);
+    }
+    else if (!strcmp(key, "jwks_uri"))
+        return set_url(p, key, value, &pv->jwks_uri, pv->pool);
+    else if (!strcmp(key, "jwks_file")) {
+        if (!*value)
+            return "jwks_file: a path is required";
+        pv->jwks_file = apr_pstrdup(pv->pool, value);
+    }
+    else if (!strcmp(key, "audience")) {
+        apr_array_header_t *a = split_list(pv->pool, value);
+        if (!a->nelts)
+            return "audience: name at least one audience";
+        apr_array_cat(pv->audiences, a);
+    }
+    else if (!strcmp(key, "algs"))
+        return set_algs(pv, p, value);
+    else if (!strcmp(key, "claims"))
+        return eid_claims_set_profile(pv->map, value);
+    else if (!strcmp(key, "leeway"))
+        return parse_secs(p, key, value, 0, 600, &pv->leeway);
+    else if (!strcmp(key, "jwks_refresh"))
+        return parse_secs(p, key, value, 10, 7 * 86400, &pv->jwks_refresh);
+    else if (!strcmp(key, "jwks_min_refetch"))
+        return parse_secs(p, key, value, 1, 86400, &pv->jwks_min_refetch);
+    else if (!strcmp(key, "jwks_max_stale"))
+        return parse_secs(p, key, value, 60, 30 * 86400, &pv->jwks_max_stale);
+    else if (!strcmp(key, "fetch_timeout")) {
+        if ((err = parse_secs(p, key, value, 1, 60, &pv->http.timeout)) != NULL)
+            return err;
+        if (pv->http.connect_timeout > pv->http.timeout)
+            pv->http.connect_timeout = pv->http.timeout;
+    }
+    else if (!strcmp(key, "fetch_max_bytes")) {
+        if ((err = parse_num(p, key, value, 1024, 16 * 1024 * 1024, &n)) != NULL)
+            return err;
+        pv->http.max_bytes = (apr_size_t)n;
+    }
+    else if (!strcmp(key, "token_types"))
+        return set_types(pv, p, value);
+    else if (!strcmp(key, "max_token_size")) {
+        if ((err = parse_num(p, key, value, 1024, 1024 * 1024, &n)) != NULL)
+            return err;
+        pv->max_token_size = (apr_size_t)n;
+    }
+    else if (!strcmp(key, "introspect"))
+        return set_url(p, key, value, &pv->introspect, pv->pool);
+    else if (!strcmp(key, "client_id")) {
+        if (!*value)
+            return "client_id: must not be empty";
+        pv->client_id = apr_pstrdup(pv->pool, value);
+    }
+    else if (!strcmp(key, "client_secret_file"))
+        return set_secret_file(pv, p, value);
+    else if (!strcmp(key, "introspect_cache"))
+        return parse_secs(p, key, value, 0, 3600, &pv->introspect_cache);
+    else if (!strcmp(key, "ca_file")) {
+        if (!*value)
+            return "ca_file: a path is required";
+        pv->http.ca_file = apr_pstrdup(pv->pool, value);
+    }
+    else
+        return apr_psprintf(p, "unknown provider option '%s'", key);
+    return NULL;
+}
+
+/* Does the jwks_file hold at least one key for the allowed algs? */
+static const char *check_jwks_file(eid_provider_t *pv, apr_pool_t *p)
+{
+    apr_pool_t *tmp;
+    eid_jwks_keys_t *set;
+    eid_result_t r = {0, NULL, NULL};
+    const char *err;
+    char *doc;
+    apr_size_t len;
+    int i, a, usable = 0;
+
+    apr_pool_create(&tmp, p);
+    err = read_small(p, "jwks_file", pv->jwks_file, pv->http.max_bytes, &doc, &len);
+    if (!err && eid_jwks_parse(tmp, doc, len, apr_time_now(), pv->name, &set, &r))
+        err = apr_psprintf(p, "jwks_file: %s: %s", pv->jwks_file, r.reason);
+    for (i = 0; !err && i < set->n; i++)
+        for (a = EID_JWS_RS256; a < EID_JWS__COUNT; a++)
+            if ((pv->algs & EID_JWS_ALG_BIT(a)) &&
+                eid_jwks_fit(&set->key[i], (eid_jws_alg_e)a) == EID_JWK_FITS)
+                usable++;
+    if (!err && !usable)
+        err = apr_psprintf(p, "jwks_file: %s has no usable key for the allowed algs",
+                           pv->jwks_file);
+    apr_pool_destroy(tmp);
+    return err;
+}
+
+static const char *discovery_url(eid_provider_t *pv, apr_pool_t *p, const char **err)
+{
+    const char *url = pv->discovery, *why;
+    size_t n;
+
+    *err = NULL;
+    if (!url || strcmp(url, "on"))
+        return url;
+    /* OpenID Connect Discovery 4: issuer without a trailing "/" + the path. */
+    n = strlen(pv->issuer);
+    while (n > 0 && pv->issuer[n - 1] == '/')
+        n--;
+    url = apr_pstrcat(pv->pool, apr_pstrmemdup(p, pv->issuer, n),
+                      "/.well-known/openid-configuration", NULL);
+    if ((why = eid_http_url_check(url)) != NULL)
+        *err = apr_psprintf(p, "discovery: %s (derived from the issuer)", why);
+    return url;
+}
+
+const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
+{
+    int sources = !!pv->discovery + !!pv->jwks_uri + !!pv->jwks_file;
+    const char *err, *disc;
+    FILE *f;
+
+    if (pv->checked)
+        return NULL;
+    if (!pv->issuer)
+        return apr_psprintf(p, "provider %s: issuer is required", pv->name);
+    /* Why required: without an audience any token of this issuer - for any
+     * other service - would be accepted here. */
+    if (!pv->audiences->nelts)
+        return apr_psprintf(p, "provider %s: audience is required", pv->name);
+    if (sources > 1)
+        return apr_psprintf(p, "provider %s: use one of discovery, jwks_uri, jwks_file",
+                            pv->name);
+    if (!sources && !pv->introspect)
+        return apr_psprintf(p, "provider %s: no key source (discovery, jwks_uri, jwks_file) "
+                            "and no introspect endpoint", pv->name);
+    if (pv->introspect && (!pv->client_id || !pv->client_secret))
+        return apr_psprintf(p, "provider %s: introspect needs client_id and "
+                            "client_secret_file", pv->name);
+    if (pv->jwks_max_stale < pv->jwks_refresh)
+        return apr_psprintf(p, "provider %s: jwks_max_stale must be at least jwks_refresh",
+                            pv->name);
+    if (pv->jwks_min_refetch > pv->jwks_refresh)
+        return apr_psprintf(p, "provider %s: jwks_min_refetch must not exceed jwks_refresh",
+                            pv->name);
+    if (pv->http.ca_file) {
+        if (!(f = fopen(pv->http.ca_file, "rb")))
+            return apr_psprintf(p, "provider %s: ca_file %s cannot be read", pv->name,
+                                pv->http.ca_file);
+        fclose(f);
+    }
+    disc = discovery_url(pv, p, &err);
+    if (err)
+        return apr_psprintf(p, "provider %s: %s", pv->name, err);
+    if (pv->jwks_file && (err = check_jwks_file(pv, p)) != NULL)
+        return apr_psprintf(p, "provider %s: %s", pv->name, err);
+
+    eid_jwt_rules_default(&pv->rules);
+    pv->rules.issuer = pv->issuer;
+    pv->rules.audiences = (const char *const *)pv->audiences->elts;
+    pv->rules.naudiences = pv->audiences->nelts;
+    pv->rules.algs = pv->algs;
+    pv->rules.leeway = pv->leeway;
+    if (pv->types) {
+        pv->rules.types = (const char *const *)pv->types->elts;
+        pv->rules.ntypes = pv->types->nelts;
+        pv->rules.typ_absent_ok = pv->typ_absent_ok;
+    }
+    if (sources) {
+        eid_jwks_conf_t jc;
+        memset(&jc, 0, sizeof(jc));
+        jc.name = pv->name;
+        jc.issuer = pv->issuer;
+        jc.discovery_url = disc;
+        jc.jwks_uri = pv->jwks_uri;
+        jc.jwks_file = pv->jwks_file;
+        jc.refresh = pv->jwks_refresh;
+        jc.min_refetch = pv->jwks_min_refetch;
+        jc.max_stale = pv->jwks_max_stale;
+        jc.http = pv->http;
+        pv->jwks = eid_jwks_create(pv->pool, &jc);
+    }
+    if (pv->introspect) {
+        eid_introspect_conf_t ic;
+        memset(&ic, 0, sizeof(ic));
+        ic.name = pv->name;
+        ic.endpoint = pv->introspect;
+        ic.client_id = pv->client_id;
+        ic.client_secret = pv->client_secret;
+        ic.cache_ttl = pv->introspect_cache;
+        ic.cache_entries = INTROSPECT_CACHE_ENTRIES;
+        ic.http = pv->http;
+        pv->intro = eid_introspect_create(pv->pool, &ic);
+    }
+    pv->checked = 1;
+    return NULL;
+}
+
+apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
+{
+    apr_status_t rv;
+    eid_result_t r = {0, NULL, NULL};
+
+    if (eid_provider_check(pv, p) != NULL)
+        return APR_EINVAL;
+    if (!in_child) {
+        if (eid_http_global_init() != APR_SUCCESS)
+            eid_log(EID_LOG_ERR, "EID03606", "libcurl could not be initialised");
+        /* jansson seeds its hash function on first use; do it before any
+         * thread exists. */
+        json_object_seed(0);
+        /* A failure is logged by the key set itself and is not fatal: the
+         * children try again on the first token. */
+        if (pv->jwks)
+            eid_jwks_refresh(pv->jwks, p, apr_time_now(), &r);
+        return APR_SUCCESS;
+    }
+    if (pv->jwks && (rv = eid_jwks_child_init(pv->jwks, p)) != APR_SUCCESS)
+        return rv;
+    if (pv->intro && (rv = eid_introspect_child_init(pv->intro, p)) != APR_SUCCESS)
+        return rv;
+    return APR_SUCCESS;
+}
+
+/* ---- validation ------------------------------------------------------------- */
+
+eid_bearer_code_e eid_bearer_code(int code)
+{
+    if (code == 0)
+        return EID_BEARER_OK;
+    if (code == 3001 || code == 3002)
+        return EID_BEARER_MALFORMED;
+    /* The provider could not be asked: not the client's fault. */
+    if (code == 3207 || code == 3502 || code == 3503 || code == 3007 ||
+        (code >= 3601 && code <= 3699))
+        return EID_BEARER_UNAVAILABLE;
+    return EID_BEARER_INVALID;
+}
+
+typedef struct provs {
+    eid_provider_t *const *v;
+    int n;
+} provs_t;
+
+static int accept_owner(const void *owner, const void *baton)
+{
+    const provs_t *ps = baton;
+    int i;
+    for (i = 0; i < ps->n; i++)
+        if ((const void *)ps->v[i] == owner)
+            return 1;
+    return 0;
+}
+
+/* RFC 6750 2.1 b64token characters (ALPHA DIGIT - . _ ~ + /): 1, "=": 2. */
+static const unsigned char tokchar[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['+'] = 1, ['/'] = 1, ['='] = 2,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static int b64token(const char *s, apr_size_t len, int *dots)
+{
+    apr_size_t i = 0;
+    int d = 0;
+
+    while (i < len && tokchar[(unsigned char)s[i]] == 1)
+        d += s[i++] == '.';
+    *dots = d;
+    if (i == 0)
+        return 0;
+    while (i < len && s[i] == '=')
+        i++;
+    return i == len;
+}
+
+static int jwt_with(eid_provider_t *pv, apr_pool_t *p, eid_jwt_t *jwt, apr_time_t now,
+                    eid_identity_t **id, eid_result_t *res)
+{
+    int rc;
+    if ((rc = eid_jwt_check_header(jwt, &pv->rules, res)) != 0 ||
+        (rc = eid_jwt_verify(jwt, pv->jwks, p, now, res)) != 0 ||
+        (rc = eid_jwt_check_claims(jwt->claims, &pv->rules, now, EID_JWT_ACCESS_TOKEN,
+                                   res)) != 0 ||
+        (rc = eid_claims_to_identity(p, pv->map, jwt->claims, pv->name, id, res)) != 0)
+        return rc;
+    return 0;
+}
+
+static int introspect_with(eid_provider_t *pv, apr_pool_t *p, const char *token,
+                           apr_size_t len, const unsigned char *key, apr_time_t now,
+                           eid_identity_t **id, eid_result_t *res)
+{
+    int rc = eid_introspect_validate(pv->intro, p, token, len, key, &pv->rules, pv->map, now,
+                                     id, res);
+    if (!rc && !(*id)->issuer)
+        (*id)->issuer = pv->issuer;
+    return rc;
+}
+
+/* A JWS: the provider is the one whose issuer is the token's `iss`.  Several
+ * may share an issuer (e.g. other audiences): the first that accepts wins,
+ * the first refusal is reported. */
+static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_size_t len,
+                     apr_size_t max, const unsigned char *key, apr_time_t now,
+                     eid_identity_t **id, eid_provider_t **used, eid_result_t *res)
+{
+    eid_jwt_t *jwt;
+    eid_result_t first = {0, NULL, NULL}, r;
+    int i, rc, tried = 0;
+
+    if ((rc = eid_jwt_parse(p, token, len, max, &jwt, res)) != 0)
+        return rc;
+    if (!jwt->iss)
+        return fail(res, "EID03301", "iss missing or not a string");
+    for (i = 0; i < ps->n; i++) {
+        eid_provider_t *pv = ps->v[i];
+        if (strcmp(pv->issuer, jwt->iss))
+            continue;
+        r.code = 0;
+        if (len > pv->max_token_size)
+            rc = fail(&r, "EID03003", "token larger than the configured maximum");
+        else if (pv->jwks)
+            rc = jwt_with(pv, p, jwt, now, id, &r);
+        else
+            rc = introspect_with(pv, p, token, len, key, now, id, &r);
+        if (!rc) {
+            *used = pv->jwks ? pv : NULL;
+            return 0;
+        }
+        if (!tried++)
+            first = r;
+    }
+    if (!tried)
+        return fail(res, "EID03005", "iss names no provider accepted here");
+    if (res)
+        *res = first;
+    return first.code;
+}
+
+eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *provs, int nprovs,
+                                      const char *token, size_t len, apr_time_t now,
+                                      eid_identity_t **out, eid_result_t *res)
+{
+    unsigned char key[EID_TOKCACHE_KEY_LEN];
+    eid_tokcache_t *cache = eid_tokcache_global();
+    eid_provider_t *used = NULL;
+    eid_identity_t *id = NULL;
+    provs_t ps = {provs, nprovs};
+    apr_size_t max = 0;
+    int i, dots, rc, introspects = 0;
+
+    *out = NULL;
+    if (!token || len == 0)
+        return eid_bearer_code(fail(res, "EID03001", "empty bearer token"));
+    if (nprovs <= 0 || !provs)
+        return eid_bearer_code(fail(res, "EID03006", "no provider accepts tokens here"));
+    for (i = 0; i < nprovs; i++) {
+        if (!provs[i]->checked)
+            return eid_bearer_code(fail(res, "EID03007", "provider used before its check"));
+        if (provs[i]->max_token_size > max)
+            max = provs[i]->max_token_size;
+        introspects |= provs[i]->intro != NULL;
+    }
+    if (len > max)
+        return eid_bearer_code(fail(res, "EID03003", "token larger than the configured maximum"));
+    /* The key is needed by the caches only (introspection has its own). */
+    if (cache || introspects)
+        eid_tokcache_key(token, len, key);
+    /* The hit path: one SHA-256, one hash lookup, one identity copy. */
+    if (cache && eid_tokcache_get(cache, key, now, accept_owner, &ps, p, out))
+        return EID_BEARER_OK;
+    if (!b64token(token, len, &dots))
+        return eid_bearer_code(fail(res, "EID03002", "not an RFC 6750 bearer token"));
+
+    if (dots == 2) {
+        rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, res);
+    }
+    else {
+        eid_provider_t *pv = NULL;
+        for (i = 0; i < nprovs && !pv; i++)
+            if (provs[i]->intro)
+                pv = provs[i];
+        if (!pv)
+            rc = dots ? fail(res, "EID03101", "not a compact JWS (three segments)")
+                      : fail(res, "EID03004", "an opaque token, and no provider here "
+                                              "introspects");
+        else if (len > pv->max_token_size)
+            rc = fail(res, "EID03003", "token larger than the configured maximum");
+        else
+            rc = introspect_with(pv, p, token, len, key, now, &id, res);
+    }
+    if (rc)
+        return eid_bearer_code(rc);
+    /* Introspected answers live in their provider's cache (its own maximum
+     * age); signed tokens go into the process-wide one. */
+    if (cache && used)
+        eid_tokcache_put(cache, key, used, id, id->expires, now);
+    *out = id;
+    return EID_BEARER_OK;
+}
