@@ -14,6 +14,7 @@
  * fall-through to the next method.
  */
 #include "mod_auth_eid.h"
+#include "eid_bearer_glue.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -78,6 +79,8 @@ static int try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     switch (m) {
     case EID_METHOD_CERT:
         return eid_try_cert(r, d, st, id);
+    case EID_METHOD_BEARER:
+        return eid_try_bearer(r, d, st, id);
     default:
         return EID_TRY_ABSENT;
     }
@@ -122,7 +125,16 @@ static eid_req_t *authenticate(request_rec *r)
 /* No credential at all: what to answer when a user is required. */
 static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
 {
+    const eid_method_e *m = d->methods;
+    int i;
     st->decision = EID_DECISION_AUTHN;
+    for (i = 0; i < d->nmethods; i++)
+        if (m[i] == EID_METHOD_BEARER) {
+            /* RFC 6750 3.1: no error code when no credential was sent. */
+            st->reason = "no credential";
+            eid_bearer_challenge(r, d, NULL, NULL);
+            return HTTP_UNAUTHORIZED;
+        }
     /* A certificate cannot be asked for with a 401 challenge: 403. */
     st->reason = "no client certificate";
     return HTTP_FORBIDDEN;

@@ -8,6 +8,7 @@
  * location names them, so an unknown name is caught on the line that uses it.
  */
 #include "mod_auth_eid.h"
+#include "eid_bearer_glue.h"
 
 #include "apr_hash.h"
 #include "apr_lib.h"
@@ -26,6 +27,10 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g = apr_pcalloc(pconf, sizeof(*eid_g));
     eid_g->profiles = apr_hash_make(pconf);
     eid_g->header_prefixes = apr_array_make(pconf, 2, sizeof(const char *));
+    eid_g->providers = apr_hash_make(pconf);
+    eid_g->provider_defs = apr_array_make(pconf, 2, sizeof(eid_provider_def_t));
+    eid_g->all_providers = apr_array_make(pconf, 2, sizeof(void *));
+    eid_g->token_cache_entries = -1;
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
     APR_ARRAY_PUSH(eid_g->header_prefixes, const char *) = EID_DEFAULT_HEADER_PREFIX;
 }
@@ -67,6 +72,8 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     }
     if (!add->profiles)
         d->profiles = base->profiles;
+    if (!add->providers)
+        d->providers = base->providers;
     if (!add->nuser_attrs) {
         memcpy(d->user_attrs, base->user_attrs, sizeof(d->user_attrs));
         d->nuser_attrs = base->nuser_attrs;
@@ -305,15 +312,15 @@ static const char *set_methods(cmd_parms *cmd, void *dcv, int argc, char *const 
     eid_dir_conf_t *d = dcv;
     int i, j;
     if (argc < 1 || argc > EID_MAX_METHODS)
-        return "EidMethods: name the methods accepted here (cert)";
+        return "EidMethods: name the methods accepted here (cert, bearer)";
     for (i = 0; i < argc; i++) {
         eid_method_e m = eid_method_parse(argv[i]);
-        if (m == EID_METHOD_BEARER || m == EID_METHOD_OIDC)
+        if (m == EID_METHOD_OIDC)
             return apr_psprintf(cmd->pool, "EidMethods: '%s' is not supported by this "
-                                "version of mod_auth_eid (use cert)", argv[i]);
-        if (m != EID_METHOD_CERT)
-            return apr_psprintf(cmd->pool, "EidMethods: unknown method '%s' (use cert)",
-                                argv[i]);
+                                "version of mod_auth_eid (use cert, bearer)", argv[i]);
+        if (m != EID_METHOD_CERT && m != EID_METHOD_BEARER)
+            return apr_psprintf(cmd->pool, "EidMethods: unknown method '%s' (use cert, "
+                                "bearer)", argv[i]);
         for (j = 0; j < i; j++)
             if (d->methods[j] == m)
                 return apr_psprintf(cmd->pool, "EidMethods: '%s' named twice", argv[i]);
@@ -439,7 +446,7 @@ const command_rec eid_cmds[] = {
                   "<file> - secret key (32+ bytes) for personnummer pseudonyms; share "
                   "it between servers so pseudonyms match"),
     AP_INIT_TAKE_ARGV("EidMethods", set_methods, NULL, OR_AUTHCFG,
-                      "cert ... - credentials accepted here, tried in order "
+                      "cert | bearer ... - credentials accepted here, tried in order "
                       "(default: cert)"),
     AP_INIT_TAKE_ARGV("EidCertProfiles", set_cert_profiles, NULL, OR_AUTHCFG,
                       "<profile> ... - trust profiles accepted here (default: all)"),
@@ -456,6 +463,8 @@ const command_rec eid_cmds[] = {
                       "all | <attribute> | -<attribute> ... - which attributes to pass "
                       "(default: all)"),
     DIR_FLAG("EidAudit", audit, "On (default): an audit record for every request here"),
+    EID_BEARER_SERVER_CMDS
+    EID_BEARER_DIR_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

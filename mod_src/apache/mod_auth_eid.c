@@ -10,6 +10,7 @@
  */
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
+#include "eid_bearer_glue.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -51,12 +52,17 @@ static int eid_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                          "EID01402: no EidPseudonymKeyFile: personnummer pseudonyms "
                          "are valid until the next restart only");
     }
+    /* The first pass at start-up only checks the configuration: fetch the
+     * providers' keys in the pass whose children will serve requests. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        return eid_bearer_post_config(pconf, s);
     return OK;
 }
 
 static void eid_child_init(apr_pool_t *pchild, server_rec *s)
 {
     eid_request_id_child_init();
+    eid_bearer_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -65,6 +71,7 @@ static void register_hooks(apr_pool_t *p)
     static const char *const after_ssl[] = {"mod_ssl.c", NULL};
 
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(eid_bearer_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -42,6 +42,12 @@ typedef struct eid_globals {
     const unsigned char *pseudonym_key;
     apr_size_t pseudonym_key_len;
     const char *pseudonym_key_file;
+    /* Token providers (eid_bearer_glue.c). */
+    apr_hash_t *providers;           /* name -> eid_provider_t * */
+    apr_array_header_t *provider_defs; /* eid_provider_def_t, definition order */
+    apr_array_header_t *all_providers; /* eid_provider_t *, definition order */
+    int token_cache_entries;         /* -1: default */
+    apr_interval_time_t token_cache_ttl; /* 0: default */
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -55,6 +61,7 @@ typedef struct eid_dir_conf {
     eid_method_e methods[EID_MAX_METHODS];
     int nmethods; /* 0: unset */
     apr_array_header_t *profiles;  /* const eid_trust_profile_t *; NULL unset */
+    apr_array_header_t *providers; /* eid_provider_t *; NULL unset (all) */
     eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
     int nuser_attrs; /* 0: unset */
     int export_env;     /* -1 unset */

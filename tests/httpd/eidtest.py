@@ -224,6 +224,16 @@ class Httpd:
             pass
         return recs
 
+    def wait_audit(self, n, timeout=5):
+        """The audit records once there are at least n: a record is written after
+        the response has been sent, so a client may see the answer first."""
+        deadline = time.time() + timeout
+        while True:
+            recs = self.audit_records()
+            if len(recs) >= n or time.time() > deadline:
+                return recs
+            time.sleep(0.02)
+
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)
 

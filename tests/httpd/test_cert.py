@@ -189,17 +189,6 @@ def test_spoofed_headers_are_removed(srv, logcheck, path, user):
         assert env["HTTP_X_EID_HSA_ID"] == NURSE["hsa_id"]
 
 
-def wait_audit(srv, n):
-    import time
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        recs = srv.audit_records()
-        if len(recs) >= n:
-            return recs
-        time.sleep(0.02)
-    return srv.audit_records()
-
-
 def test_audit_records(srv, logcheck):
     logcheck(srv)
     srv.expect_log(r"AH01630")
@@ -208,7 +197,7 @@ def test_audit_records(srv, logcheck):
     get(srv, "/loa3/echo", "nurse-kommun-reserve")
     get(srv, "/loa3/echo", "citizen")
     get(srv, "/loa3/echo")
-    recs = wait_audit(srv, before + 4)[before:]
+    recs = srv.wait_audit(before + 4)[before:]
     assert len(recs) == 4, recs
     ok, reserve, cit, anon = recs
     for r in recs:

@@ -32,7 +32,37 @@ BAD = [
      "</Location>", r"eid-method"),
     ("Require", "<Location /x>\nAuthType eid\nRequire eid-scope\n</Location>", r"eid-scope"),
     ("EidMethods", "<Location /x>\nEidMethods cert smoke-signal\n</Location>", r"EidMethods"),
-    ("EidMethods", "<Location /x>\nEidMethods bearer\n</Location>", r"not supported"),
+    ("EidMethods", "<Location /x>\nEidMethods oidc\n</Location>", r"not supported"),
+    # Token providers: option syntax on the line, completeness at the end of
+    # the configuration (check_config), both naming the EidProvider line.
+    ("EidProvider", "EidProvider op issuer=https://op.example", r"needs a name|audience"),
+    ("EidProvider", "EidProvider op issuer", r"key=value"),
+    ("EidProvider", "EidProvider op issuer=https://op.example colour=blue", r"colour"),
+    ("EidProvider", "EidProvider op issuer=https://op.example algs=HS256", r"HS256"),
+    ("EidProvider", "EidProvider op issuer=https://op.example algs=none", r"none"),
+    ("EidProvider", "EidProvider op issuer=https://op.example leeway=-5", r"leeway"),
+    ("EidProvider", "EidProvider op issuer=https://op.example claims=klingon", r"claims: use generic"),
+    ("EidProvider", "EidProvider op issuer=https://op.example client_secret_file=/nonexistent",
+     r"client_secret_file"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x",
+     r"key|jwks|introspect"),
+    ("EidProvider", "EidProvider op audience=api://x jwks_uri=https://op.example/jwks",
+     r"issuer"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "jwks_uri=http://op.example/jwks", r"http"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "jwks_uri=https://op.example/jwks discovery=on", r"jwks_uri|discovery|one"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "introspect=https://op.example/introspect", r"client"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "jwks_file={root}/httpd.conf", r"jwks_file|key"),
+    ("EidProvider", "<Location /x>\nEidProvider op issuer=https://op.example\n</Location>",
+     r"EidProvider"),
+    ("EidProvider", "EidProvider b@d issuer=https://op.example", r"name"),
+    ("EidBearerProviders", "<Location /x>\nEidBearerProviders nosuch\n</Location>",
+     r"unknown provider 'nosuch'"),
+    ("EidTokenCache", "EidTokenCache lots", r"EidTokenCache"),
+    ("EidTokenCache", "EidTokenCache 100 max_ttl=0", r"max_ttl"),
     ("EidUserAttribute", "<Location /x>\nEidUserAttribute shoe-size\n</Location>",
      r"shoe-size"),
     ("EidExportAttributes", "<Location /x>\nEidExportAttributes nope\n</Location>", r"nope"),
@@ -98,6 +128,8 @@ def test_conf_samples_pass_configtest(sample):
         os.symlink(pki(*target.split("/")), os.path.join(conf, name))
     with open(os.path.join(conf, "pseudonym.key"), "wb") as f:
         f.write(os.urandom(32))
+    with open(os.path.join(conf, "incident-api.secret"), "w") as f:
+        f.write("not-a-real-secret\n")
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr

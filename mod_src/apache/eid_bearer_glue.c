@@ -1,0 +1,222 @@
+/*
+ * eid_bearer_glue.c - the bearer-token method (RFC 6750).
+ *
+ * The token is taken from the Authorization header only (never from the
+ * query string or a form body: those end up in logs).  Validation, key sets
+ * and the token cache are the core's (eid_bearer.h); here we map its verdict
+ * to RFC 6750 statuses and challenges.
+ */
+#include "eid_bearer_glue.h"
+
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_protocol.h"
+
+#include "eid/eid_bearer.h"
+
+#define DEFAULT_CACHE_ENTRIES 10000
+#define DEFAULT_CACHE_TTL_SEC 300
+
+const char *eid_set_provider(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    eid_provider_t *pv;
+    int i;
+
+    if (err)
+        return err;
+    if (argc < 2)
+        return "EidProvider: needs a name and at least one key=value option";
+    for (i = 0; argv[0][i]; i++)
+        if (!apr_isalnum(argv[0][i]) && !strchr("-_.", argv[0][i]))
+            return "EidProvider: the name may hold letters, digits, '-', '_', '.'";
+    pv = apr_hash_get(eid_g->providers, argv[0], APR_HASH_KEY_STRING);
+    if (!pv) {
+        eid_provider_def_t *def = apr_array_push(eid_g->provider_defs);
+        pv = eid_provider_create(cmd->pool, argv[0]);
+        apr_hash_set(eid_g->providers, apr_pstrdup(cmd->pool, argv[0]),
+                     APR_HASH_KEY_STRING, pv);
+        APR_ARRAY_PUSH(eid_g->all_providers, eid_provider_t *) = pv;
+        def->pv = pv;
+        def->file = cmd->directive->filename;
+        def->line = cmd->directive->line_num;
+    }
+    for (i = 1; i < argc; i++) {
+        char *key = apr_pstrdup(cmd->temp_pool, argv[i]);
+        char *eq = strchr(key, '=');
+        if (!eq || eq == key)
+            return apr_psprintf(cmd->pool, "EidProvider %s: '%s' is not key=value",
+                                argv[0], argv[i]);
+        *eq = '\0';
+        if ((err = eid_provider_set(pv, cmd->pool, key, eq + 1)))
+            return apr_psprintf(cmd->pool, "EidProvider %s: %s", argv[0], err);
+    }
+    return NULL;
+}
+
+const char *eid_set_token_cache(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    long n;
+    int i;
+
+    if (err)
+        return err;
+    if (argc < 1)
+        return "EidTokenCache: <entries>|off [max_ttl=seconds]";
+    if (!strcasecmp(argv[0], "off")) {
+        eid_g->token_cache_entries = 0;
+    }
+    else {
+        n = strtol(argv[0], &end, 10);
+        if (*end || n < 1 || n > 10000000)
+            return "EidTokenCache: entries must be a number from 1 to 10000000, or off";
+        eid_g->token_cache_entries = (int)n;
+    }
+    for (i = 1; i < argc; i++) {
+        if (strncasecmp(argv[i], "max_ttl=", 8))
+            return apr_psprintf(cmd->pool, "EidTokenCache: unknown option '%s'", argv[i]);
+        n = strtol(argv[i] + 8, &end, 10);
+        if (*end || n < 1 || n > 86400)
+            return "EidTokenCache: max_ttl must be 1 to 86400 seconds";
+        eid_g->token_cache_ttl = apr_time_from_sec(n);
+    }
+    return NULL;
+}
+
+const char *eid_set_bearer_providers(cmd_parms *cmd, void *dcv, int argc,
+                                     char *const argv[])
+{
+    eid_dir_conf_t *d = dcv;
+    int i;
+    if (argc < 1)
+        return "EidBearerProviders: name at least one provider";
+    d->providers = apr_array_make(cmd->pool, argc, sizeof(eid_provider_t *));
+    for (i = 0; i < argc; i++) {
+        eid_provider_t *pv = apr_hash_get(eid_g->providers, argv[i], APR_HASH_KEY_STRING);
+        if (!pv)
+            return apr_psprintf(cmd->pool, "EidBearerProviders: unknown provider '%s' "
+                                "(define it with EidProvider before this line)", argv[i]);
+        APR_ARRAY_PUSH(d->providers, eid_provider_t *) = pv;
+    }
+    return NULL;
+}
+
+/* Runs for `apachectl -t` too: an incomplete or insecure provider (no
+ * audience, no keys ...) is refused with the file and line that began it. */
+int eid_bearer_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    int i;
+    for (i = 0; i < eid_g->provider_defs->nelts; i++) {
+        eid_provider_def_t *def = &APR_ARRAY_IDX(eid_g->provider_defs, i, eid_provider_def_t);
+        const char *err = eid_provider_check(def->pv, ptemp);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         "Syntax error on line %d of %s: EidProvider %s: %s", def->line,
+                         def->file, eid_provider_name(def->pv), err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+int eid_bearer_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    int i;
+    for (i = 0; i < eid_g->all_providers->nelts; i++)
+        eid_provider_init(APR_ARRAY_IDX(eid_g->all_providers, i, eid_provider_t *), pconf, 0);
+    return OK;
+}
+
+void eid_bearer_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int i, entries = eid_g->token_cache_entries;
+    apr_interval_time_t ttl = eid_g->token_cache_ttl;
+
+    if (!eid_g->all_providers->nelts)
+        return;
+    for (i = 0; i < eid_g->all_providers->nelts; i++)
+        eid_provider_init(APR_ARRAY_IDX(eid_g->all_providers, i, eid_provider_t *), pchild, 1);
+    eid_tokcache_init(pchild, entries < 0 ? DEFAULT_CACHE_ENTRIES : entries,
+                      ttl ? ttl : apr_time_from_sec(DEFAULT_CACHE_TTL_SEC));
+}
+
+void eid_bearer_challenge(request_rec *r, const eid_dir_conf_t *d, const char *error,
+                          const char *description)
+{
+    const char *v = "Bearer";
+    const char *sep = " ";
+    if (d->realm) {
+        v = apr_psprintf(r->pool, "%s%srealm=\"%s\"", v, sep, d->realm);
+        sep = ", ";
+    }
+    if (error) {
+        v = apr_psprintf(r->pool, "%s%serror=\"%s\"", v, sep, error);
+        sep = ", ";
+    }
+    if (description)
+        v = apr_psprintf(r->pool, "%s%serror_description=\"%s\"", v, sep, description);
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
+}
+
+/* RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static int token68_ok(const char *t, apr_size_t *len)
+{
+    const char *s = t;
+    while (apr_isalnum(*s) || (*s && strchr("-._~+/", *s)))
+        s++;
+    while (*s == '=')
+        s++;
+    *len = (apr_size_t)(s - t);
+    return *len > 0 && *s == '\0';
+}
+
+int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+                   eid_identity_t **id)
+{
+    const char *h = apr_table_get(r->headers_in, "Authorization");
+    const apr_array_header_t *provs = d->providers ? d->providers : eid_g->all_providers;
+    eid_result_t res = {0, NULL, NULL};
+    apr_size_t len;
+    eid_bearer_code_e rc;
+
+    if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\0'))
+        return EID_TRY_ABSENT;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    if (!token68_ok(h, &len)) {
+        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01501",
+                   "malformed bearer credential in Authorization");
+        eid_bearer_challenge(r, d, "invalid_request", "malformed Authorization header");
+        return HTTP_BAD_REQUEST;
+    }
+    if (provs->nelts == 0) {
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01502",
+                   "bearer token presented but no EidProvider is configured");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = eid_bearer_validate(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts, h,
+                             len, r->request_time, id, &res);
+    switch (rc) {
+    case EID_BEARER_OK:
+        return OK;
+    case EID_BEARER_MALFORMED:
+        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, res.tag, res.reason);
+        eid_bearer_challenge(r, d, "invalid_request", "malformed token");
+        return HTTP_BAD_REQUEST;
+    case EID_BEARER_UNAVAILABLE:
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, res.tag, res.reason);
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        return HTTP_SERVICE_UNAVAILABLE;
+    default:
+        /* The description says only that the token was refused: the precise
+         * reason goes to the log, where an attacker cannot read it. */
+        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, res.tag, res.reason);
+        eid_bearer_challenge(r, d, "invalid_token", "the access token is not valid");
+        return HTTP_UNAUTHORIZED;
+    }
+}
