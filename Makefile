@@ -1,7 +1,7 @@
 # mod_auth_eid - build, test, demo, install.
 #   make            build the core library and the module
 #   make deps       install every build/test dependency (Debian, apt-get; idempotent)
-#   make test       unit + fuzz-corpus replay + httpd suite
+#   make test       unit (+valgrind) + fuzz-corpus replay + httpd suite (+ again with ASan)
 #   make demo       run httpd with the module protecting a demo service on loopback
 #   make install    install the module and auth_eid.load/.conf (a2enmod auth_eid)
 SHELL := /bin/bash
@@ -34,7 +34,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   redis-server curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto
 
-.PHONY: all deps test test-unit test-fuzz test-op test-httpd test-valgrind demo install \
+.PHONY: all deps test test-unit test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
         clean pki check-docs fuzz bench format
 
 all: $(MODULE)
@@ -73,8 +73,8 @@ $(MODULE): $(GLUE_SRCS) $(GLUE_HDRS) $(CORE_LIB)
 	@mkdir -p $(B)/apache
 	cp $(GLUE_SRCS) $(GLUE_HDRS) $(B)/apache/
 	cd $(B)/apache && $(APXS) -c -o mod_auth_eid.la \
-	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) -I../../include \
-	  $(notdir $(GLUE_SRCS)) ../libeidcore.a $(PKG_LIBS) > apxs.log 2>&1 \
+	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) $(APXS_EXTRA) -I$(CURDIR)/include \
+	  $(notdir $(GLUE_SRCS)) $(CURDIR)/$(CORE_LIB) $(PKG_LIBS) > apxs.log 2>&1 \
 	  || { cat apxs.log; exit 1; }
 	@# copy then rename: a running httpd keeps the file it mapped intact
 	cp $(B)/apache/.libs/mod_auth_eid.so $@.tmp && mv -f $@.tmp $@
@@ -136,6 +136,17 @@ fuzz: $(FUZZ_BINS)
 test-httpd: $(MODULE) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
+# The same httpd suite with the module (core + glue) built with AddressSanitizer,
+# libasan preloaded into httpd; any ASan report fails the test that caused it.
+ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
+asan:
+	$(MAKE) B=$(B)/asan EXTRA_CFLAGS="$(ASAN_FLAGS) -U_FORTIFY_SOURCE" \
+	  APXS_EXTRA="$(foreach f,$(ASAN_FLAGS),-Wc,$(f)) -Wl,-fsanitize=address" \
+	  $(B)/asan/mod_auth_eid.so
+test-asan: asan pki
+	EID_MODULE=$(CURDIR)/$(B)/asan/mod_auth_eid.so EID_ASAN=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
+
 # The test OpenID Provider's own selftest (it serves the bearer-token tests).
 test-op:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/op
@@ -143,7 +154,7 @@ test-op:
 check-docs:
 	$(PYTHON) tests/check_docs.py
 
-test: all check-docs test-unit test-valgrind test-fuzz test-op test-httpd
+test: all check-docs test-unit test-valgrind test-fuzz test-op test-httpd test-asan
 
 # ---- demo, install -----------------------------------------------------------
 demo: deps $(MODULE) pki

@@ -154,6 +154,7 @@ def bearer_scenarios(ctx, extra):
     eid_common = textwrap.dedent("""\
         EidProvider bench issuer={issuer} jwks_file={jwks_file} audience={aud} algs=RS256
         EidTokenCache {cache}
+        EidAuditLog {root}/audit.log
         <Location /p/>
             AuthType eid
             EidMethods bearer
@@ -180,15 +181,17 @@ def bearer_scenarios(ctx, extra):
         Scenario("noauth", "plain HTTP, no auth (baseline; the same Authorization header is "
                  "sent and ignored)", tokens=True,
                  checks=[("no credential (open by design)", "ok", {})]),
-        Scenario("eid-bearer-cache", "mod_auth_eid bearer, RS256 JWT, token cache on",
-                 tokens=True, needs_module=True, modules=[eid_load(ctx)], checks=checks,
+        Scenario("eid-bearer-cache", "mod_auth_eid bearer, RS256 JWT, token cache on, "
+                 "env export and audit log", tokens=True, needs_module=True,
+                 modules=[eid_load(ctx)], checks=checks, audit=True,
                  conf=lambda c: eid_common.format(cache="4096", jwks_file=c["jwks_file"],
-                                                  **common)),
+                                                  root=c["root"], **common)),
         Scenario("eid-bearer-nocache",
-                 "mod_auth_eid bearer, RS256 JWT, EidTokenCache off (verified per request)",
-                 tokens=True, needs_module=True, modules=[eid_load(ctx)], checks=checks,
+                 "mod_auth_eid bearer, RS256 JWT, EidTokenCache off (verified per request), "
+                 "env export and audit log", tokens=True, needs_module=True,
+                 modules=[eid_load(ctx)], checks=checks, audit=True,
                  conf=lambda c: eid_common.format(cache="off", jwks_file=c["jwks_file"],
-                                                  **common)),
+                                                  root=c["root"], **common)),
         Scenario("oauth2", "mod_oauth2 %s, jwks_uri verify (its 300 s result cache)"
                  % ctx["versions"].get("libapache2-mod-oauth2", "?"),
                  tokens=True, needs_jwks=True, modules=["oauth2"], checks=checks,

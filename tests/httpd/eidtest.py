@@ -4,6 +4,7 @@ loopback port, with its own ServerRoot in a temp dir.
 Every server's error log is checked when it stops: any [warn] or worse that
 the test did not declare as expected fails the test.
 """
+import glob
 import json
 import os
 import re
@@ -17,7 +18,10 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(REPO, "build")
-MODULE = os.path.join(BUILD, "mod_auth_eid.so")
+MODULE = os.environ.get("EID_MODULE", os.path.join(BUILD, "mod_auth_eid.so"))
+# make test-asan: the module is built with AddressSanitizer, whose runtime must be
+# loaded first into httpd; reports go to files that fail the test (see asan_reports).
+ASAN = os.environ.get("EID_ASAN") == "1"
 PKI = os.environ.get("EID_PKI", os.path.join(BUILD, "pki"))
 HTTPD = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
@@ -159,16 +163,33 @@ class Httpd:
         """Declare error-log lines this test provokes on purpose."""
         self.expected.extend(patterns)
 
+    def env(self):
+        env = dict(os.environ)
+        if ASAN:
+            env["LD_PRELOAD"] = subprocess.run(["gcc", "-print-file-name=libasan.so"],
+                                               capture_output=True, text=True).stdout.strip()
+            # httpd frees its pools by exiting: leaks are not what we look for.
+            env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=%s/asan" % self.root
+        return env
+
+    def asan_reports(self):
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.root, "asan.*"))):
+            with open(f, errors="replace") as fh:
+                out.append(fh.read())
+        return out
+
     def configtest(self):
         return subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=30, env=self.env())
 
     def start(self):
         r = self.configtest()
         if r.returncode != 0:
             raise RuntimeError("configtest failed: " + r.stderr)
         self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=self.env())
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -190,6 +211,8 @@ class Httpd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        reports = self.asan_reports()
+        assert not reports, "AddressSanitizer:\n" + "\n".join(reports)
 
     def read_error_log(self):
         try:
@@ -212,7 +235,7 @@ class Httpd:
             if any(re.search(p, line) for p in ALWAYS_OK + self.expected):
                 continue
             bad.append(line)
-        return bad
+        return bad + ["AddressSanitizer:\n" + r for r in self.asan_reports()]
 
     def audit_records(self):
         recs = []
