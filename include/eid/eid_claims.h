@@ -24,7 +24,8 @@
  *               credentialPersonalIdentityNumber -> pnr (either kind)
  * Every profile: `iss` -> issuer, `acr` -> loa_uri and loa, `scope` (a
  * space-separated string) or else `scp` (array, or space-separated string)
- * -> scopes, `auth_time` -> auth_time, `exp` -> expires.
+ * -> scopes, `client_id` (else `azp`) -> client_id, `jti` -> token_id,
+ * `auth_time` -> auth_time, `exp` -> expires.
  *
  * A claim that is present must be well-formed: single-valued claims are
  * strings (JSON null counts as absent, "" as absent for names), multi-valued
@@ -64,7 +65,7 @@ const char *eid_claims_set_profile(eid_claims_map_t *m, const char *name);
  * claim(s).  Fields (eid_attr keys): subject, pnr, hsa-id, given-name,
  * surname, display-name, email, upn, org-number, org-hsa-id, org-name,
  * unit-hsa-id, unit-name, commission-hsa-id, commission-name,
- * commission-purpose, commission-rights, roles, scopes, loa-uri.  The value
+ * commission-purpose, commission-rights, roles, scopes, loa-uri, client-id.  The value
  * is validated as that field demands (pnr: either kind; *-hsa-id: HSA-ID;
  * org-number: org number; rights, roles, scopes: multi-valued).
  * Returns NULL or an error message in `p`.

@@ -27,6 +27,8 @@ typedef struct eid_identity {
     const char *issuer;    /* issuer DN (RFC 2253) or token `iss` */
     const char *subject;   /* subject DN (RFC 2253) or token `sub` */
     const char *serial;    /* certificate serial, hex; NULL for tokens */
+    const char *client_id; /* the OAuth client that presented the token (client_id, azp) */
+    const char *token_id;  /* the token's `jti` */
 
     const char *pnr;       /* 12 digits: personnummer or samordningsnummer */
     int pnr_is_coordination; /* 1 when `pnr` is a samordningsnummer */
@@ -59,6 +61,15 @@ typedef struct eid_identity {
     apr_time_t expires;    /* certificate notAfter / token exp; 0 if none */
 } eid_identity_t;
 
+/* The string and string-array members, for code that must visit every one
+ * (deep copies, flattening into the token cache). */
+#define EID_IDENTITY_STR_FIELDS(X)                                                       \
+    X(profile) X(issuer) X(subject) X(serial) X(client_id) X(token_id) X(pnr) X(hsa_id)  \
+    X(given_name) X(surname) X(display_name) X(email) X(upn) X(org_number)               \
+    X(org_hsa_id) X(org_name) X(unit_hsa_id) X(unit_name) X(commission_hsa_id)           \
+    X(commission_name) X(commission_purpose) X(loa_uri)
+#define EID_IDENTITY_ARR_FIELDS(X) X(commission_rights) X(roles) X(scopes) X(policy_oids)
+
 /* A new, empty identity in `p`. */
 eid_identity_t *eid_identity_make(apr_pool_t *p);
 
@@ -85,7 +96,7 @@ typedef enum {
     EID_ATTR_ORG_NAME, EID_ATTR_UNIT_HSA_ID, EID_ATTR_UNIT_NAME,
     EID_ATTR_COMMISSION_HSA_ID, EID_ATTR_COMMISSION_NAME,
     EID_ATTR_COMMISSION_PURPOSE, EID_ATTR_COMMISSION_RIGHTS, EID_ATTR_ROLES,
-    EID_ATTR_SCOPES, EID_ATTR_POLICY_OIDS, EID_ATTR_LOA, EID_ATTR_LOA_URI,
+    EID_ATTR_SCOPES, EID_ATTR_CLIENT_ID, EID_ATTR_TOKEN_ID, EID_ATTR_POLICY_OIDS, EID_ATTR_LOA, EID_ATTR_LOA_URI,
     EID_ATTR_AUTH_TIME, EID_ATTR_EXPIRES,
     EID_ATTR__COUNT
 } eid_attr_e;

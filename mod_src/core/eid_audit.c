@@ -180,6 +180,8 @@ const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
         sb_field(&b, "auth_method", eid_method_name(id->method));
         sb_field(&b, "profile", id->profile);
         sb_field(&b, "issuer", id->issuer);
+        sb_field(&b, "client_id", id->client_id);
+        sb_field(&b, "token_id", id->token_id);
         sb_field(&b, "hsa_id", id->hsa_id);
         if (id->pnr) {
             if (opts && opts->pseudonymise) {

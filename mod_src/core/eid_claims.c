@@ -40,6 +40,9 @@ static const rule_t common[] = {
     {EID_ATTR_LOA_URI, "acr", K_ACR},
     {EID_ATTR_SCOPES, "scope", K_SCOPES},
     {EID_ATTR_SCOPES, "scp", K_SCOPES},
+    {EID_ATTR_CLIENT_ID, "client_id", K_STR}, /* RFC 9068 */
+    {EID_ATTR_CLIENT_ID, "azp", K_STR},       /* when client_id is absent */
+    {EID_ATTR_TOKEN_ID, "jti", K_STR},
 };
 
 static const rule_t generic[] = {
@@ -90,7 +93,7 @@ static const struct {
     {EID_ATTR_UNIT_NAME, K_STR}, {EID_ATTR_COMMISSION_HSA_ID, K_HSA},
     {EID_ATTR_COMMISSION_NAME, K_STR}, {EID_ATTR_COMMISSION_PURPOSE, K_STR},
     {EID_ATTR_COMMISSION_RIGHTS, K_MULTI}, {EID_ATTR_ROLES, K_MULTI},
-    {EID_ATTR_SCOPES, K_SCOPES}, {EID_ATTR_LOA_URI, K_ACR},
+    {EID_ATTR_SCOPES, K_SCOPES}, {EID_ATTR_LOA_URI, K_ACR}, {EID_ATTR_CLIENT_ID, K_STR},
 };
 #define NMAPPABLE (sizeof(mappable) / sizeof(mappable[0]))
 
@@ -244,6 +247,8 @@ static const char **str_slot(eid_identity_t *id, eid_attr_e f)
 {
     switch (f) {
     case EID_ATTR_SUBJECT: return &id->subject;
+    case EID_ATTR_CLIENT_ID: return &id->client_id;
+    case EID_ATTR_TOKEN_ID: return &id->token_id;
     case EID_ATTR_PNR: return &id->pnr;
     case EID_ATTR_HSA_ID: return &id->hsa_id;
     case EID_ATTR_GIVEN_NAME: return &id->given_name;

@@ -34,17 +34,12 @@ eid_identity_t *eid_identity_copy(apr_pool_t *p, const eid_identity_t *s)
     eid_identity_t *d = apr_pmemdup(p, s, sizeof(*s));
 
     /* Every pointer member is re-pointed into `p`; scalars came with memdup. */
-#define DUP(f) d->f = s->f ? apr_pstrdup(p, s->f) : NULL
-    DUP(profile); DUP(issuer); DUP(subject); DUP(serial); DUP(pnr); DUP(hsa_id);
-    DUP(given_name); DUP(surname); DUP(display_name); DUP(email); DUP(upn);
-    DUP(org_number); DUP(org_hsa_id); DUP(org_name); DUP(unit_hsa_id);
-    DUP(unit_name); DUP(commission_hsa_id); DUP(commission_name);
-    DUP(commission_purpose); DUP(loa_uri);
+#define DUP(f) d->f = s->f ? apr_pstrdup(p, s->f) : NULL;
+#define DUPV(f) d->f = copy_strv(p, s->f);
+    EID_IDENTITY_STR_FIELDS(DUP)
+    EID_IDENTITY_ARR_FIELDS(DUPV)
 #undef DUP
-    d->commission_rights = copy_strv(p, s->commission_rights);
-    d->roles = copy_strv(p, s->roles);
-    d->scopes = copy_strv(p, s->scopes);
-    d->policy_oids = copy_strv(p, s->policy_oids);
+#undef DUPV
     return d;
 }
 
@@ -98,6 +93,8 @@ static const eid_attr_desc_t attrs[EID_ATTR__COUNT] = {
      "Commission-Rights"},
     {EID_ATTR_ROLES, "roles", "ROLES", "Roles"},
     {EID_ATTR_SCOPES, "scopes", "SCOPES", "Scopes"},
+    {EID_ATTR_CLIENT_ID, "client-id", "CLIENT_ID", "Client-Id"},
+    {EID_ATTR_TOKEN_ID, "token-id", "TOKEN_ID", "Token-Id"},
     {EID_ATTR_POLICY_OIDS, "policy-oids", "POLICY_OIDS", "Policy-Oids"},
     {EID_ATTR_LOA, "loa", "LOA", "Loa"},
     {EID_ATTR_LOA_URI, "loa-uri", "LOA_URI", "Loa-Uri"},
@@ -162,6 +159,8 @@ const char *eid_attr_value(apr_pool_t *p, const eid_identity_t *id, eid_attr_e a
     case EID_ATTR_COMMISSION_RIGHTS: return join(p, id->commission_rights);
     case EID_ATTR_ROLES: return join(p, id->roles);
     case EID_ATTR_SCOPES: return join(p, id->scopes);
+    case EID_ATTR_CLIENT_ID: return id->client_id;
+    case EID_ATTR_TOKEN_ID: return id->token_id;
     case EID_ATTR_POLICY_OIDS: return join(p, id->policy_oids);
     case EID_ATTR_LOA: return id->loa ? apr_itoa(p, id->loa) : NULL;
     case EID_ATTR_LOA_URI: return id->loa_uri;

@@ -20,7 +20,7 @@
  * compile (on LP64) when the struct changes, before a new string member
  * could be left pointing into a freed request pool. */
 _Static_assert(sizeof(void *) != 8 || sizeof(eid_identity_t) ==
-                                          27 * sizeof(void *) + 2 * sizeof(apr_time_t),
+                                          29 * sizeof(void *) + 2 * sizeof(apr_time_t),
                "eid_identity_t changed: update flatten() in eid_tokcache.c");
 
 typedef struct entry {
@@ -81,12 +81,8 @@ static apr_size_t arr_size(const apr_array_header_t *a)
     return n;
 }
 
-#define STR_FIELDS(X)                                                                      \
-    X(profile) X(issuer) X(subject) X(serial) X(pnr) X(hsa_id) X(given_name) X(surname)  \
-    X(display_name) X(email) X(upn) X(org_number) X(org_hsa_id) X(org_name)             \
-    X(unit_hsa_id) X(unit_name) X(commission_hsa_id) X(commission_name)                 \
-    X(commission_purpose) X(loa_uri)
-#define ARR_FIELDS(X) X(commission_rights) X(roles) X(scopes) X(policy_oids)
+#define STR_FIELDS EID_IDENTITY_STR_FIELDS
+#define ARR_FIELDS EID_IDENTITY_ARR_FIELDS
 
 static apr_size_t flat_size(const eid_identity_t *id)
 {

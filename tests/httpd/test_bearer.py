@@ -121,6 +121,18 @@ def hits(srv):
         return f.read().splitlines()
 
 
+def audit_record(srv, match, timeout=5):
+    """The first audit record that matches: records are written after the
+    response, so poll for it."""
+    deadline = time.time() + timeout
+    while True:
+        found = [a for a in srv.audit_records() if match(a)]
+        if found or time.time() > deadline:
+            assert found, "no matching audit record"
+            return found[0]
+        time.sleep(0.02)
+
+
 def challenge(r):
     return r.headers.get("WWW-Authenticate", "")
 
@@ -143,6 +155,11 @@ def test_inera_token_gives_identity(srv, ops, logged):
     assert "INCIDENT;Rapportör" in env["EID_ROLES"]
     assert env["EID_SCOPES"] == "incident:read"
     assert env["EID_COMMISSION_PURPOSE"] == "Vård och behandling"
+    # Which client system presented the token, and which token: for the audit trail.
+    assert env["EID_CLIENT_ID"] == "portal"
+    assert env["EID_TOKEN_ID"]
+    rec = audit_record(srv, lambda a: a.get("token_id") == env["EID_TOKEN_ID"])
+    assert rec["client_id"] == "portal" and rec["decision"] == "allow"
     # The personnummer reaches the backend, but never the logs.
     assert env["EID_PNR"] == "191212121212"
     assert "191212121212" not in srv.read_error_log()

@@ -342,6 +342,31 @@ static void test_scopes(void **state)
     assert_int_equal(run(m, "{\"scope\":\"a\\u0001b\"}", NULL), 3403);
 }
 
+/* The client system and the token id, for the audit trail (RFC 9068 client_id,
+ * OIDC azp as the fallback). */
+static void test_client_and_token_id(void **state)
+{
+    eid_identity_t *id;
+    const eid_claims_map_t *m = map("inera");
+    assert_int_equal(run(m, "{\"client_id\":\"journal-app\",\"azp\":\"other\","
+                            "\"jti\":\"t-42\"}", &id), 0);
+    assert_string_equal(id->client_id, "journal-app");
+    assert_string_equal(id->token_id, "t-42");
+    assert_int_equal(run(m, "{\"azp\":\"portal\"}", &id), 0);
+    assert_string_equal(id->client_id, "portal");
+    assert_null(id->token_id);
+    assert_int_equal(run(m, "{}", &id), 0);
+    assert_null(id->client_id);
+    assert_int_equal(run(m, "{\"client_id\":7}", NULL), 3401);
+    assert_int_equal(run(m, "{\"jti\":[\"a\"]}", NULL), 3401);
+    assert_int_equal(run(m, "{\"jti\":\"a\\r\\nb\"}", NULL), 3403);
+    /* and the copy the token cache and requests use keeps them */
+    assert_int_equal(run(m, "{\"client_id\":\"c\",\"jti\":\"j\"}", &id), 0);
+    id = eid_identity_copy(pool, id);
+    assert_string_equal(id->client_id, "c");
+    assert_string_equal(id->token_id, "j");
+}
+
 static void test_acr_table(void **state)
 {
     static const struct {
@@ -463,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_inera_invalid),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_client_and_token_id),
         cmocka_unit_test(test_acr_table),
         cmocka_unit_test(test_acr_config),
         cmocka_unit_test(test_custom),
