@@ -6,6 +6,7 @@ that reaches it, so "never reaches the backend" is checked, not assumed."""
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -41,12 +42,17 @@ def start_op(name):
     return TestOP(d).start()
 
 
+def stop_op(op):
+    op.stop()
+    shutil.rmtree(op.state_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def ops():
     a, b = start_op("inera"), start_op("sweden")
     yield a, b
-    a.stop()
-    b.stop()
+    stop_op(a)
+    stop_op(b)
 
 
 def conf(op_a, op_b):
@@ -478,5 +484,5 @@ def test_start_with_provider_down(logcheck):
             r = call(s, "/index.html", tok)
             assert r.status_code == 200
         finally:
-            op.stop()
+            stop_op(op)
     s.cleanup()
