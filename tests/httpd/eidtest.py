@@ -55,6 +55,17 @@ EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
 """
 
 
+def unique_path(base):
+    """base + "/" + a fresh tag: the echo scripts take it as PATH_INFO, and the
+    audit records of the requests to it are this caller's alone."""
+    global _path_seq
+    _path_seq += 1
+    return "%s/t%d-%d" % (base, os.getpid(), _path_seq)
+
+
+_path_seq = 0
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -247,12 +258,14 @@ class Httpd:
             pass
         return recs
 
-    def wait_audit(self, n, timeout=5):
-        """The audit records once there are at least n: a record is written after
-        the response has been sent, so a client may see the answer first."""
+    def wait_audit(self, resource, n, timeout=5):
+        """The audit records of one resource once there are at least n.  A record
+        is written after the response has been sent, so a client may see the
+        answer first, and a record of an earlier test may still arrive: tests
+        give their requests a path of their own (see unique_path) and select by it."""
         deadline = time.time() + timeout
         while True:
-            recs = self.audit_records()
+            recs = [a for a in self.audit_records() if a.get("resource") == resource]
             if len(recs) >= n or time.time() > deadline:
                 return recs
             time.sleep(0.02)
