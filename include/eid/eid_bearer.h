@@ -111,6 +111,12 @@ typedef enum {
     EID_BEARER_UNAVAILABLE /* 503 */
 } eid_bearer_code_e;
 
+/* The result codes of a credential that is not RFC 6750 2.1 b64token syntax
+ * at all (empty, or other characters): the Authorization header is
+ * malformed, whatever the token was meant to be. */
+#define EID_BEARER_EMPTY 3001
+#define EID_BEARER_NOT_TOKEN68 3002
+
 /* How a result code of the token units maps to a bearer code. */
 eid_bearer_code_e eid_bearer_code(int result_code);
 

@@ -73,7 +73,7 @@ typedef struct eid_identity {
 /* A new, empty identity in `p`. */
 eid_identity_t *eid_identity_make(apr_pool_t *p);
 
-/* Deep copy of `src` into `p` (for moving a cached identity into a request). */
+/* Deep copy of `src` into `p`: every string and array is the copy's own. */
 eid_identity_t *eid_identity_copy(apr_pool_t *p, const eid_identity_t *src);
 
 /* "cert", "oidc", "bearer" or "none". */

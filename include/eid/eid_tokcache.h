@@ -1,13 +1,15 @@
 /*
  * eid_tokcache.h - per-process cache of validated bearer tokens.
  *
- * Key: SHA-256 of the token (the raw token is never stored).  Value: a deep
- * copy of the identity in one malloc'd block owned by the cache, plus the
- * opaque "owner" (the provider that validated it), so that a token validated
- * for one provider is never a hit for a location that does not accept that
- * provider.  Bounded entry count, least-recently-used eviction, entries
- * expire at min(token expiry, insertion + max_ttl).  Thread-safe (one mutex;
- * a hit costs a hash lookup and an identity copy under it).
+ * Key: SHA-256 of the token (the raw token is never stored).  Value: the
+ * identity flattened into one malloc'd, reference-counted block owned by
+ * the cache, plus the opaque "owner" (the provider that validated it), so
+ * that a token validated for one provider is never a hit for a location
+ * that does not accept that provider.  Bounded entry count; the table is
+ * split into up to 16 shards by key (one shard below 512 entries), each with
+ * its own lock and least-recently-used eviction.  Entries expire at
+ * min(token expiry, insertion + max_ttl).  Thread-safe; a hit costs a hash
+ * lookup under the shard's lock and no copy of the identity's strings.
  */
 #ifndef EID_TOKCACHE_H
 #define EID_TOKCACHE_H
@@ -41,8 +43,10 @@ typedef int (*eid_tokcache_accept_fn)(const void *owner, const void *baton);
 /*
  * Look `key` up.  A hit needs an unexpired entry (expiry > now) whose owner
  * `accept` approves (accept NULL: owner must equal `baton`); then *out is a
- * copy of the identity in `p` and 1 is returned.  Otherwise 0 (an expired
- * entry is dropped).  Thread-safe.
+ * copy of the identity struct in `p` whose strings and arrays are the
+ * entry's, kept alive (even past eviction) until `p` is cleared - read them,
+ * never change them - and 1 is returned.  Otherwise 0 (an expired entry is
+ * dropped).  Thread-safe.
  */
 int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
                      apr_time_t now, eid_tokcache_accept_fn accept, const void *baton,

@@ -103,35 +103,47 @@ typedef struct {
     const char *hdr[EID_ATTR__COUNT];
 } export_cache_t;
 
-static const export_cache_t *encoded(request_rec *r, const eid_identity_t *id)
+static const export_cache_t *encoded(request_rec *r, const eid_dir_conf_t *d,
+                                     const eid_identity_t *id, int env, int hdr)
 {
     conn_rec *c = r->connection;
     export_cache_t *ec = NULL;
     apr_pool_t *p = r->pool;
-    int i;
+    int i, all = 0;
 
     if (id->method == EID_METHOD_CERT) {
-        /* the identity is in the connection pool: so is its encoding */
+        /* the identity is in the connection pool: so is its encoding, of
+         * every attribute, for whichever location the next request is in */
         apr_pool_userdata_get((void **)&ec, "eid_export", c->pool);
         if (ec && ec->id == id)
             return ec;
         p = c->pool;
+        all = 1;
         if (!ec) {
             ec = apr_pcalloc(p, sizeof(*ec));
             apr_pool_userdata_setn(ec, "eid_export", NULL, c->pool);
         }
     }
     else {
+        /* a token's identity is this request's: encode what it exports */
         ec = apr_pcalloc(p, sizeof(*ec));
     }
     ec->id = id;
     for (i = 0; i < EID_ATTR__COUNT; i++) {
-        const char *v = eid_attr_value(p, id, (eid_attr_e)i, eid_g->pseudonym_key,
-                                       eid_g->pseudonym_key_len);
+        const char *v;
+        ec->env[i] = ec->hdr[i] = NULL;
+        if (!all && d->export_mask_set && !d->export_mask[i])
+            continue;
+        v = eid_attr_value(p, id, (eid_attr_e)i, eid_g->pseudonym_key,
+                           eid_g->pseudonym_key_len);
+        if (!v)
+            continue;
         /* Values come from verified credentials, but names may hold any
          * Unicode and claims any byte: CR, LF and NUL never pass. */
-        ec->env[i] = v ? eid_value_encode(p, v, 0) : NULL;
-        ec->hdr[i] = v ? eid_value_encode(p, v, 1) : NULL;
+        if (all || env)
+            ec->env[i] = eid_value_encode(p, v, 0);
+        if (all || hdr)
+            ec->hdr[i] = eid_value_encode(p, v, 1);
     }
     return ec;
 }
@@ -164,14 +176,14 @@ int eid_fixups(request_rec *r)
     hdr = eid_dir_export_headers(d);
     if (!env && !hdr)
         return DECLINED;
-    ec = encoded(r, st->id);
+    ec = encoded(r, d, st->id, env, hdr);
     hnames = d->header_names ? d->header_names : default_header_names;
     for (i = 0; i < EID_ATTR__COUNT; i++) {
-        if (!ec->env[i] || (d->export_mask_set && !d->export_mask[i]))
+        if (d->export_mask_set && !d->export_mask[i])
             continue;
-        if (env)
+        if (env && ec->env[i])
             put(r->subprocess_env, env_names[i], ec->env[i]);
-        if (hdr)
+        if (hdr && ec->hdr[i])
             put(r->headers_in, hnames[i], ec->hdr[i]);
     }
     rid = eid_request_id(r, st);

@@ -118,12 +118,17 @@ static void sb_field(sbuf_t *b, const char *key, const char *value)
 
 static void sb_int(sbuf_t *b, const char *key, long v)
 {
-    char num[32];
-    int n = apr_snprintf(num, sizeof(num), "%ld", v);
+    char num[24], *e = num + sizeof(num), *d = e;
+    unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+    do
+        *--d = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--d = '-';
     SB_LIT(b, ",\"");
     sb_raw(b, key, strlen(key));
     SB_LIT(b, "\":");
-    sb_raw(b, num, (apr_size_t)n);
+    sb_raw(b, d, (apr_size_t)(e - d));
 }
 
 static void sb_list(sbuf_t *b, const char *key, const apr_array_header_t *a)
@@ -152,21 +157,82 @@ const char *eid_decision_name(eid_decision_e d)
     }
 }
 
+/* Two digits at d. */
+static void put2(char *d, unsigned v)
+{
+    d[0] = (char)('0' + v / 10 % 10);
+    d[1] = (char)('0' + v % 10);
+}
+
+/*
+ * "YYYY-MM-DDThh:mm:ss.uuuuuuZ" (27 characters and a NUL) for t, in UTC.
+ * Computed here rather than with gmtime_r(), which takes glibc's time-zone
+ * lock: every request would queue on it.  The civil date from a day count
+ * is the well-known era/day-of-era arithmetic of the proleptic Gregorian
+ * calendar; years 0..9999 only (an audit time outside is not possible).
+ */
+static void utc_stamp(apr_time_t t, char out[28])
+{
+    apr_int64_t us = t % APR_USEC_PER_SEC, secs = t / APR_USEC_PER_SEC;
+    apr_int64_t days, sod, era, doe, yoe, y, doy, mp;
+    unsigned d, m;
+    int i;
+
+    if (us < 0) {
+        us += APR_USEC_PER_SEC;
+        secs--;
+    }
+    days = secs / 86400;
+    sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    days += 719468; /* from 1970-01-01 to 0000-03-01 */
+    era = (days >= 0 ? days : days - 146096) / 146097;
+    doe = days - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    y += m <= 2;
+    if (y < 0)
+        y = 0;
+    if (y > 9999)
+        y = 9999;
+    put2(out, (unsigned)(y / 100));
+    put2(out + 2, (unsigned)(y % 100));
+    out[4] = '-';
+    put2(out + 5, m);
+    out[7] = '-';
+    put2(out + 8, d);
+    out[10] = 'T';
+    put2(out + 11, (unsigned)(sod / 3600));
+    out[13] = ':';
+    put2(out + 14, (unsigned)(sod / 60 % 60));
+    out[16] = ':';
+    put2(out + 17, (unsigned)(sod % 60));
+    out[19] = '.';
+    for (i = 25; i >= 20; i--, us /= 10)
+        out[i] = (char)('0' + us % 10);
+    out[26] = 'Z';
+    out[27] = '\0';
+}
+
 const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
                              const eid_audit_opts_t *opts, apr_size_t *len)
 {
     sbuf_t b = {p, NULL, 0, 768};
-    apr_time_exp_t t;
-    char ts[40];
+    char ts[28];
     const eid_identity_t *id = rec->id;
 
     b.buf = apr_palloc(p, b.cap);
-    apr_time_exp_gmt(&t, rec->time);
-    apr_snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
-                 t.tm_sec, t.tm_usec);
-    SB_LIT(&b, "{\"v\":1,\"time\":");
-    sb_str(&b, ts);
+    utc_stamp(rec->time, ts);
+    SB_LIT(&b, "{\"v\":1,\"time\":\"");
+    sb_raw(&b, ts, 27);
+    SB_LIT(&b, "\"");
     sb_field(&b, "request_id", rec->request_id);
     sb_field(&b, "server", rec->server);
     sb_field(&b, "client_ip", rec->client_ip);

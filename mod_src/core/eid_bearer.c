@@ -485,7 +485,7 @@ eid_bearer_code_e eid_bearer_code(int code)
 {
     if (code == 0)
         return EID_BEARER_OK;
-    if (code == 3001 || code == 3002)
+    if (code == EID_BEARER_EMPTY || code == EID_BEARER_NOT_TOKEN68)
         return EID_BEARER_MALFORMED;
     /* The provider could not be asked: not the client's fault. */
     if (code == 3207 || code == 3502 || code == 3503 || code == 3007 ||

@@ -1,6 +1,7 @@
 /*
- * eid_tokcache.c - token cache: apr_hash over SHA-256 keys, an LRU list,
- * identities flattened into one malloc'd block per entry.
+ * eid_tokcache.c - token cache: shards of apr_hash over SHA-256 keys, an
+ * LRU list per shard, identities flattened into one malloc'd, reference-
+ * counted block per entry (a hit shares it with the request, no copy).
  *
  * Why one block and not a pool per entry: an APR pool costs at least one
  * 8 KiB node, a flattened identity well under 1 KiB; with ten thousand
@@ -8,10 +9,12 @@
  */
 #include "eid/eid_tokcache.h"
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,31 +26,85 @@ _Static_assert(sizeof(void *) != 8 || sizeof(eid_identity_t) ==
                                           29 * sizeof(void *) + 2 * sizeof(apr_time_t),
                "eid_identity_t changed: update flatten() in eid_tokcache.c");
 
+typedef struct shard shard_t;
+
 typedef struct entry {
     unsigned char key[EID_TOKCACHE_KEY_LEN];
     const void *owner;
     apr_time_t expires;
     struct entry *prev, *next; /* LRU: head = most recent */
+    /* One reference for the table while the entry is in it, one per request
+     * pool that holds its identity: the block is freed when the last goes,
+     * without the shard's lock (a request may outlive the cache at exit). */
+    apr_uint32_t refs;
     const eid_identity_t *id;  /* inside this block */
 } entry_t;
 
-struct eid_tokcache {
-    apr_pool_t *pool; /* the hash table's memory; a child of APR's global pool */
+/* The table is split by key so that threads of a busy child rarely wait on
+ * each other; within a shard, eviction is least-recently-used. */
+struct shard {
     apr_thread_mutex_t *mu;
     apr_hash_t *h;
     entry_t *head, *tail;
     int count, max;
+};
+
+#define MAX_SHARDS 16
+/* Below this many entries per shard, one shard: a small cache keeps exact LRU. */
+#define MIN_SHARD_ENTRIES 256
+
+struct eid_tokcache {
+    apr_pool_t *pool; /* the tables' memory; a child of APR's global pool */
+    shard_t shard[MAX_SHARDS];
+    unsigned nshards; /* a power of two */
     apr_interval_time_t max_ttl;
 };
 
 static eid_tokcache_t *global;
 static EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs */
+static pthread_key_t md_ctx_key;
+static pthread_once_t md_ctx_once = PTHREAD_ONCE_INIT;
+
+static void md_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void md_ctx_key_create(void)
+{
+    if (pthread_key_create(&md_ctx_key, md_ctx_free) != 0)
+        md_ctx_key = (pthread_key_t)-1;
+}
+
+/* A digest context per thread, kept: creating one per token costs an
+ * allocation and a provider look-up each time. */
+static EVP_MD_CTX *thread_md_ctx(void)
+{
+    EVP_MD_CTX *ctx;
+    pthread_once(&md_ctx_once, md_ctx_key_create);
+    if (md_ctx_key == (pthread_key_t)-1)
+        return NULL;
+    if ((ctx = pthread_getspecific(md_ctx_key)) == NULL && (ctx = EVP_MD_CTX_new()) != NULL &&
+        pthread_setspecific(md_ctx_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
 
 void eid_tokcache_key(const char *token, apr_size_t len,
                       unsigned char key[EID_TOKCACHE_KEY_LEN])
 {
+    const EVP_MD *md = sha256 ? sha256 : EVP_sha256();
+    EVP_MD_CTX *ctx = thread_md_ctx();
     unsigned int n = 0;
-    EVP_Digest(token, len, key, &n, sha256 ? sha256 : EVP_sha256(), NULL);
+
+    if (ctx && EVP_DigestInit_ex2(ctx, md, NULL) && EVP_DigestUpdate(ctx, token, len) &&
+        EVP_DigestFinal_ex(ctx, key, &n) && n == EID_TOKCACHE_KEY_LEN)
+        return;
+    /* No context could be had: the one-shot path (its own allocation). */
+    if (!EVP_Digest(token, len, key, &n, md, NULL) || n != EID_TOKCACHE_KEY_LEN)
+        abort(); /* SHA-256 is not optional: a wrong key would be a wrong identity */
 }
 
 /* The key is already a uniformly distributed hash. */
@@ -148,48 +205,72 @@ static void flatten(char *block, const eid_identity_t *src)
 
 /* ---- the cache -------------------------------------------------------------------- */
 
-static void unlink_entry(eid_tokcache_t *c, entry_t *e)
+static shard_t *shard_of(eid_tokcache_t *c, const unsigned char *key)
+{
+    /* the last byte: key_hash() already uses the first four */
+    return &c->shard[key[EID_TOKCACHE_KEY_LEN - 1] & (c->nshards - 1)];
+}
+
+static void unref(entry_t *e)
+{
+    if (!apr_atomic_dec32(&e->refs))
+        free(e);
+}
+
+static apr_status_t release_entry(void *data)
+{
+    unref(data);
+    return APR_SUCCESS;
+}
+
+static void unlink_entry(shard_t *s, entry_t *e)
 {
     if (e->prev)
         e->prev->next = e->next;
     else
-        c->head = e->next;
+        s->head = e->next;
     if (e->next)
         e->next->prev = e->prev;
     else
-        c->tail = e->prev;
+        s->tail = e->prev;
     e->prev = e->next = NULL;
 }
 
-static void push_front(eid_tokcache_t *c, entry_t *e)
+static void push_front(shard_t *s, entry_t *e)
 {
     e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
-    c->head = e;
-    if (!c->tail)
-        c->tail = e;
+    e->next = s->head;
+    if (s->head)
+        s->head->prev = e;
+    s->head = e;
+    if (!s->tail)
+        s->tail = e;
 }
 
-static void drop(eid_tokcache_t *c, entry_t *e)
+/* Out of the table; freed once no request holds it any more. */
+static void drop(shard_t *s, entry_t *e)
 {
-    apr_hash_set(c->h, e->key, EID_TOKCACHE_KEY_LEN, NULL);
-    unlink_entry(c, e);
-    c->count--;
-    free(e);
+    apr_hash_set(s->h, e->key, EID_TOKCACHE_KEY_LEN, NULL);
+    unlink_entry(s, e);
+    s->count--;
+    unref(e);
 }
 
 static apr_status_t cache_cleanup(void *data)
 {
     eid_tokcache_t *c = data;
-    entry_t *e = c->head, *next;
-    for (; e; e = next) {
-        next = e->next;
-        free(e);
+    unsigned i;
+
+    for (i = 0; i < c->nshards; i++) {
+        shard_t *s = &c->shard[i];
+        entry_t *e = s->head, *next;
+        for (; e; e = next) {
+            next = e->next;
+            unref(e);
+        }
+        s->head = s->tail = NULL;
+        s->count = 0;
     }
-    c->head = c->tail = NULL;
-    c->count = 0;
     if (global == c)
         global = NULL;
     apr_pool_destroy(c->pool);
@@ -199,19 +280,31 @@ static apr_status_t cache_cleanup(void *data)
 eid_tokcache_t *eid_tokcache_create(apr_pool_t *p, int entries, apr_interval_time_t max_ttl)
 {
     eid_tokcache_t *c = apr_pcalloc(p, sizeof(*c));
+    unsigned i;
 
+    if (entries < 1)
+        entries = 1;
     if (!sha256)
         sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    /* Not a subpool of `p`: the table grows under our own lock, while other
-     * threads may allocate from `p`; the global pool's allocator is locked. */
+    /* Not a subpool of `p`: the tables grow under their own locks, while
+     * other threads may allocate from `p`; the global pool's allocator is
+     * locked. */
     if (apr_pool_create_ex(&c->pool, NULL, NULL, NULL) != APR_SUCCESS)
         return NULL;
-    if (apr_thread_mutex_create(&c->mu, APR_THREAD_MUTEX_DEFAULT, c->pool) != APR_SUCCESS) {
-        apr_pool_destroy(c->pool);
-        return NULL;
+    c->nshards = 1;
+    while (c->nshards < MAX_SHARDS && entries / (int)(c->nshards * 2) >= MIN_SHARD_ENTRIES)
+        c->nshards *= 2;
+    for (i = 0; i < c->nshards; i++) {
+        shard_t *s = &c->shard[i];
+        if (apr_thread_mutex_create(&s->mu, APR_THREAD_MUTEX_DEFAULT, c->pool) !=
+            APR_SUCCESS) {
+            apr_pool_destroy(c->pool);
+            return NULL;
+        }
+        s->h = apr_hash_make_custom(c->pool, key_hash);
+        /* the first shards take the remainder: the total is exactly `entries` */
+        s->max = entries / (int)c->nshards + ((int)i < entries % (int)c->nshards);
     }
-    c->h = apr_hash_make_custom(c->pool, key_hash);
-    c->max = entries > 0 ? entries : 1;
     c->max_ttl = max_ttl;
     apr_pool_cleanup_register(p, c, cache_cleanup, apr_pool_cleanup_null);
     return c;
@@ -221,25 +314,32 @@ int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY
                      apr_time_t now, eid_tokcache_accept_fn accept, const void *baton,
                      apr_pool_t *p, eid_identity_t **out)
 {
+    shard_t *s = shard_of(c, key);
     entry_t *e;
     int hit = 0;
 
-    apr_thread_mutex_lock(c->mu);
-    e = apr_hash_get(c->h, key, EID_TOKCACHE_KEY_LEN);
+    apr_thread_mutex_lock(s->mu);
+    e = apr_hash_get(s->h, key, EID_TOKCACHE_KEY_LEN);
     if (e && e->expires <= now) {
-        drop(c, e);
+        drop(s, e);
         e = NULL;
     }
     if (e)
         hit = accept ? accept(e->owner, baton) : e->owner == baton;
     if (hit) {
-        unlink_entry(c, e);
-        push_front(c, e);
-        /* Copied under the lock: the entry may be evicted right after. */
-        *out = eid_identity_copy(p, e->id);
+        unlink_entry(s, e);
+        push_front(s, e);
+        apr_atomic_inc32(&e->refs);
     }
-    apr_thread_mutex_unlock(c->mu);
-    return hit;
+    apr_thread_mutex_unlock(s->mu);
+    if (!hit)
+        return 0;
+    /* The pool holds a reference: the entry may be evicted or replaced at
+     * once, its block lives until `p` is cleared.  The struct is copied, so
+     * the caller may change its own scalars; strings and arrays are shared. */
+    apr_pool_cleanup_register(p, e, release_entry, apr_pool_cleanup_null);
+    *out = apr_pmemdup(p, e->id, sizeof(*e->id));
+    return 1;
 }
 
 void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
@@ -247,6 +347,7 @@ void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KE
                       apr_time_t now)
 {
     apr_time_t until = now + c->max_ttl;
+    shard_t *s = shard_of(c, key);
     apr_size_t size;
     entry_t *e, *old;
 
@@ -263,27 +364,31 @@ void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KE
     e->owner = owner;
     e->expires = until;
     e->prev = e->next = NULL;
+    apr_atomic_set32(&e->refs, 1);
     flatten((char *)e + ALIGN8(sizeof(entry_t)), id);
     e->id = (const eid_identity_t *)((char *)e + ALIGN8(sizeof(entry_t)));
 
-    apr_thread_mutex_lock(c->mu);
-    old = apr_hash_get(c->h, key, EID_TOKCACHE_KEY_LEN);
+    apr_thread_mutex_lock(s->mu);
+    old = apr_hash_get(s->h, key, EID_TOKCACHE_KEY_LEN);
     if (old)
-        drop(c, old);
-    while (c->count >= c->max && c->tail)
-        drop(c, c->tail);
-    apr_hash_set(c->h, e->key, EID_TOKCACHE_KEY_LEN, e);
-    push_front(c, e);
-    c->count++;
-    apr_thread_mutex_unlock(c->mu);
+        drop(s, old);
+    while (s->count >= s->max && s->tail)
+        drop(s, s->tail);
+    apr_hash_set(s->h, e->key, EID_TOKCACHE_KEY_LEN, e);
+    push_front(s, e);
+    s->count++;
+    apr_thread_mutex_unlock(s->mu);
 }
 
 int eid_tokcache_count(eid_tokcache_t *c)
 {
-    int n;
-    apr_thread_mutex_lock(c->mu);
-    n = c->count;
-    apr_thread_mutex_unlock(c->mu);
+    unsigned i;
+    int n = 0;
+    for (i = 0; i < c->nshards; i++) {
+        apr_thread_mutex_lock(c->shard[i].mu);
+        n += c->shard[i].count;
+        apr_thread_mutex_unlock(c->shard[i].mu);
+    }
     return n;
 }
 

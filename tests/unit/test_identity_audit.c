@@ -11,7 +11,9 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "eid/eid_audit.h"
 #include "eid/eid_identity.h"
@@ -157,6 +159,47 @@ static void test_audit_allow(void **s)
     json_decref(j);
 }
 
+/* The record's time is computed without gmtime_r(): it must agree with it
+ * on every kind of date (leap days, century years, the epoch, far ahead). */
+static void test_audit_time_matches_gmtime(void **s)
+{
+    static const apr_int64_t fixed[] = {
+        0, 59, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800 /* 2000-03-01 */,
+        1709164800 /* 2024-02-29 */, 4107542400LL /* 2100-03-01 */,
+        1735689599 /* 2024-12-31T23:59:59 */, 253402300799LL /* 9999-12-31T23:59:59 */};
+    eid_audit_rec_t rec = {0};
+    apr_uint64_t x = 88172645463325252ULL;
+    int i;
+
+    rec.decision = EID_DECISION_ALLOW;
+    for (i = 0; i < 2000; i++) {
+        apr_int64_t sec;
+        time_t tt;
+        struct tm tm;
+        char want[64];
+        const char *line;
+        json_t *j;
+        apr_size_t len;
+        int usec;
+
+        x ^= x << 13; /* xorshift: any second from 1970 to 9999 */
+        x ^= x >> 7;
+        x ^= x << 17;
+        sec = i < (int)(sizeof(fixed) / sizeof(*fixed)) ? fixed[i]
+                                                         : (apr_int64_t)(x % 253402300800ULL);
+        usec = (int)(x % 1000000);
+        tt = (time_t)sec;
+        assert_non_null(gmtime_r(&tt, &tm));
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+        rec.time = apr_time_from_sec(sec) + usec;
+        line = eid_audit_format(pool, &rec, NULL, &len);
+        j = parse_line(line, len);
+        assert_string_equal(json_string_value(json_object_get(j, "time")), want);
+        json_decref(j);
+    }
+}
+
 static void test_audit_pnr_pseudonymised(void **s)
 {
     eid_audit_rec_t rec = {0};
@@ -236,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_pseudonym),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_audit_allow),
+        cmocka_unit_test(test_audit_time_matches_gmtime),
         cmocka_unit_test(test_audit_pnr_pseudonymised),
         cmocka_unit_test(test_audit_hostile_strings),
         cmocka_unit_test(test_audit_long_values),

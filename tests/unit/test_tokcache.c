@@ -1,6 +1,7 @@
 /*
  * Unit tests: the token cache on its own - keys, expiry, owners, eviction
- * order, replacement, deep copies, and many entries from many threads.
+ * order, replacement, identities shared with a request that outlive their
+ * entry, shards, and many entries from many threads.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "eid/eid_tokcache.h"
@@ -99,14 +101,94 @@ static void test_put_get(void **state)
     assert_null(out->hsa_id);
     assert_int_equal(out->loa, 3);
     assert_true(out->auth_time == id->auth_time);
-    /* the copy is the caller's: changing it does not touch the cache */
-    APR_ARRAY_PUSH(out->roles, const char *) = "x";
+    /* the struct is the caller's: changing its scalars does not touch the cache */
+    out->loa = 1;
+    out->subject = "changed";
     assert_int_equal(eid_tokcache_get(c, k1, now, NULL, &owner_a, p, &out), 1);
-    assert_int_equal(out->roles->nelts, 2);
+    assert_int_equal(out->loa, 3);
+    assert_string_equal(out->subject, "s");
     /* expired at max_ttl, and dropped on that lookup */
     assert_int_equal(eid_tokcache_get(c, k1, now + apr_time_from_sec(300), NULL, &owner_a, p,
                                       &out), 0);
     assert_int_equal(eid_tokcache_count(c), 0);
+    apr_pool_destroy(p);
+}
+
+/* A hit's identity belongs to the entry: it must stay readable in the
+ * request until the request's pool goes, even when the entry is evicted,
+ * replaced or the whole cache destroyed meanwhile (ASan/valgrind watch). */
+static void test_held_past_eviction(void **state)
+{
+    apr_pool_t *p, *req;
+    eid_tokcache_t *c;
+    eid_identity_t *held, *held2, *out;
+    unsigned char k[EID_TOKCACHE_KEY_LEN];
+    char tok[16];
+    int i;
+
+    apr_pool_create(&p, pool);
+    apr_pool_create(&req, pool);
+    c = eid_tokcache_create(p, 2, apr_time_from_sec(300));
+    eid_tokcache_key("held", 4, k);
+    eid_tokcache_put(c, k, &owner_a, identity(p, "held-subject"), 0, now);
+    assert_int_equal(eid_tokcache_get(c, k, now, NULL, &owner_a, req, &held), 1);
+    assert_int_equal(eid_tokcache_get(c, k, now, NULL, &owner_a, req, &held2), 1);
+    /* replaced, then evicted by newer entries */
+    eid_tokcache_put(c, k, &owner_a, identity(p, "replacement"), 0, now);
+    for (i = 0; i < 5; i++) {
+        snprintf(tok, sizeof(tok), "t%d", i);
+        eid_tokcache_key(tok, strlen(tok), k);
+        eid_tokcache_put(c, k, &owner_a, identity(p, tok), 0, now);
+    }
+    assert_int_equal(eid_tokcache_count(c), 2);
+    assert_string_equal(held->subject, "held-subject");
+    assert_string_equal(APR_ARRAY_IDX(held2->roles, 1, const char *), "r22");
+    /* the cache itself goes before the request does */
+    eid_tokcache_key("t4", 2, k);
+    assert_int_equal(eid_tokcache_get(c, k, now, NULL, &owner_a, req, &out), 1);
+    apr_pool_destroy(p);
+    assert_string_equal(held->subject, "held-subject");
+    assert_string_equal(out->subject, "t4");
+    apr_pool_destroy(req);
+}
+
+/* A large cache is split into shards: the bound still holds exactly, and
+ * every key is found in its own shard. */
+static void test_shards(void **state)
+{
+    apr_pool_t *p;
+    eid_tokcache_t *c;
+    eid_identity_t *out, *id;
+    unsigned char k[EID_TOKCACHE_KEY_LEN];
+    char tok[16];
+    int i, hits = 0;
+
+    apr_pool_create(&p, pool);
+    c = eid_tokcache_create(p, 4099, apr_time_from_sec(300));
+    id = identity(p, "s");
+    for (i = 0; i < 3000; i++) {
+        snprintf(tok, sizeof(tok), "k%d", i);
+        eid_tokcache_key(tok, strlen(tok), k);
+        eid_tokcache_put(c, k, &owner_a, id, 0, now);
+    }
+    assert_int_equal(eid_tokcache_count(c), 3000);
+    for (i = 0; i < 3000; i++) {
+        snprintf(tok, sizeof(tok), "k%d", i);
+        eid_tokcache_key(tok, strlen(tok), k);
+        hits += eid_tokcache_get(c, k, now, NULL, &owner_a, p, &out);
+    }
+    assert_int_equal(hits, 3000);
+    /* far more than fit: never above the configured total */
+    for (i = 3000; i < 20000; i++) {
+        snprintf(tok, sizeof(tok), "k%d", i);
+        eid_tokcache_key(tok, strlen(tok), k);
+        eid_tokcache_put(c, k, &owner_a, id, 0, now);
+    }
+    assert_true(eid_tokcache_count(c) <= 4099);
+    assert_true(eid_tokcache_count(c) > 4099 * 3 / 4);
+    /* the newest are there */
+    eid_tokcache_key("k19999", 6, k);
+    assert_int_equal(eid_tokcache_get(c, k, now, NULL, &owner_a, p, &out), 1);
     apr_pool_destroy(p);
 }
 
@@ -237,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_expiry_replace_evict),
         cmocka_unit_test(test_accept_fn_and_global),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_held_past_eviction),
+        cmocka_unit_test(test_shards),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
