@@ -148,13 +148,17 @@ def bearer_checks(tokens):
     return checks
 
 
+def audit_line(c):
+    return "EidAuditLog %s/audit.log" % c["root"]
+
+
 def bearer_scenarios(ctx, extra):
     tokens = ctx["tokens"]
     checks = bearer_checks(tokens)
     eid_common = textwrap.dedent("""\
         EidProvider bench issuer={issuer} jwks_file={jwks_file} audience={aud} algs=RS256
         EidTokenCache {cache}
-        EidAuditLog {root}/audit.log
+        {audit}
         <Location /p/>
             AuthType eid
             EidMethods bearer
@@ -185,13 +189,13 @@ def bearer_scenarios(ctx, extra):
                  "env export and audit log", tokens=True, needs_module=True,
                  modules=[eid_load(ctx)], checks=checks, audit=True,
                  conf=lambda c: eid_common.format(cache="4096", jwks_file=c["jwks_file"],
-                                                  root=c["root"], **common)),
+                                                  audit=audit_line(c), **common)),
         Scenario("eid-bearer-nocache",
                  "mod_auth_eid bearer, RS256 JWT, EidTokenCache off (verified per request), "
                  "env export and audit log", tokens=True, needs_module=True,
                  modules=[eid_load(ctx)], checks=checks, audit=True,
                  conf=lambda c: eid_common.format(cache="off", jwks_file=c["jwks_file"],
-                                                  root=c["root"], **common)),
+                                                  audit=audit_line(c), **common)),
         Scenario("oauth2", "mod_oauth2 %s, jwks_uri verify (its 300 s result cache)"
                  % ctx["versions"].get("libapache2-mod-oauth2", "?"),
                  tokens=True, needs_jwks=True, modules=["oauth2"], checks=checks,
@@ -213,6 +217,12 @@ def bearer_scenarios(ctx, extra):
                                                cache="OIDCCacheType shm", **common)),
     ]
     if extra:
+        out.append(Scenario(
+            "eid-bearer-cache-noaudit", "eid-bearer-cache without the audit log (what the "
+            "audit write costs)", tokens=True, needs_module=True, modules=[eid_load(ctx)],
+            checks=checks,
+            conf=lambda c: eid_common.format(cache="4096", jwks_file=c["jwks_file"], audit="",
+                                             **common)))
         out.append(Scenario(
             "openidc-rs-redis", "mod_auth_openidc resource server, cache in Redis",
             tokens=True, needs_jwks=True, modules=["auth_openidc"], checks=checks, redis=True,

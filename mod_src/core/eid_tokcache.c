@@ -327,8 +327,10 @@ int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY
     if (e)
         hit = accept ? accept(e->owner, baton) : e->owner == baton;
     if (hit) {
-        unlink_entry(s, e);
-        push_front(s, e);
+        if (s->head != e) { /* a hot token is at the head already: no writes */
+            unlink_entry(s, e);
+            push_front(s, e);
+        }
         apr_atomic_inc32(&e->refs);
     }
     apr_thread_mutex_unlock(s->mu);
