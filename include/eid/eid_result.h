@@ -35,6 +35,11 @@ int eid_result_set(eid_result_t *res, apr_pool_t *p, int code, const char *tag,
                    const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Fill `res` (if non-NULL) with `tag` ("EIDnnnnn") and the static `reason`;
+ * the code is the tag's number (EID03205 -> 3205), which is returned.  The
+ * token units use it: their codes are their tags. */
+int eid_fail(eid_result_t *res, const char *tag, const char *reason);
+
 typedef void (*eid_log_fn)(void *baton, eid_log_level_e level, const char *tag,
                            const char *msg);
 

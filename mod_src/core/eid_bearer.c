@@ -42,17 +42,6 @@ struct eid_provider {
     eid_introspect_t *intro;
 };
 
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 /* ---- configuration ------------------------------------------------------------ */
 
 eid_provider_t *eid_provider_create(apr_pool_t *pconf, const char *name)
@@ -578,14 +567,14 @@ static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_si
     if ((rc = eid_jwt_parse(p, token, len, max, &jwt, res)) != 0)
         return rc;
     if (!jwt->iss)
-        return fail(res, "EID03301", "iss missing or not a string");
+        return eid_fail(res, "EID03301", "iss missing or not a string");
     for (i = 0; i < ps->n; i++) {
         eid_provider_t *pv = ps->v[i];
         if (strcmp(pv->issuer, jwt->iss))
             continue;
         r.code = 0;
         if (len > pv->max_token_size)
-            rc = fail(&r, "EID03003", "token larger than the configured maximum");
+            rc = eid_fail(&r, "EID03003", "token larger than the configured maximum");
         else if (pv->jwks)
             rc = jwt_with(pv, p, jwt, now, id, &r);
         else
@@ -598,7 +587,7 @@ static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_si
             first = r;
     }
     if (!tried)
-        return fail(res, "EID03005", "iss names no provider accepted here");
+        return eid_fail(res, "EID03005", "iss names no provider accepted here");
     if (res)
         *res = first;
     return first.code;
@@ -618,18 +607,19 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
 
     *out = NULL;
     if (!token || len == 0)
-        return eid_bearer_code(fail(res, "EID03001", "empty bearer token"));
+        return eid_bearer_code(eid_fail(res, "EID03001", "empty bearer token"));
     if (nprovs <= 0 || !provs)
-        return eid_bearer_code(fail(res, "EID03006", "no provider accepts tokens here"));
+        return eid_bearer_code(eid_fail(res, "EID03006", "no provider accepts tokens here"));
     for (i = 0; i < nprovs; i++) {
         if (!provs[i]->checked)
-            return eid_bearer_code(fail(res, "EID03007", "provider used before its check"));
+            return eid_bearer_code(eid_fail(res, "EID03007", "provider used before its check"));
         if (provs[i]->max_token_size > max)
             max = provs[i]->max_token_size;
         introspects |= provs[i]->intro != NULL;
     }
     if (len > max)
-        return eid_bearer_code(fail(res, "EID03003", "token larger than the configured maximum"));
+        return eid_bearer_code(
+            eid_fail(res, "EID03003", "token larger than the configured maximum"));
     /* The key is needed by the caches only (introspection has its own). */
     if (cache || introspects)
         eid_tokcache_key(token, len, key);
@@ -637,7 +627,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     if (cache && eid_tokcache_get(cache, key, now, accept_owner, &ps, p, out))
         return EID_BEARER_OK;
     if (!b64token(token, len, &dots))
-        return eid_bearer_code(fail(res, "EID03002", "not an RFC 6750 bearer token"));
+        return eid_bearer_code(eid_fail(res, "EID03002", "not an RFC 6750 bearer token"));
 
     if (dots == 2) {
         rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, res);
@@ -648,11 +638,11 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
             if (provs[i]->intro)
                 pv = provs[i];
         if (!pv)
-            rc = dots ? fail(res, "EID03101", "not a compact JWS (three segments)")
-                      : fail(res, "EID03004", "an opaque token, and no provider here "
-                                              "introspects");
+            rc = dots ? eid_fail(res, "EID03101", "not a compact JWS (three segments)")
+                      : eid_fail(res, "EID03004",
+                                 "an opaque token, and no provider here introspects");
         else if (len > pv->max_token_size)
-            rc = fail(res, "EID03003", "token larger than the configured maximum");
+            rc = eid_fail(res, "EID03003", "token larger than the configured maximum");
         else
             rc = introspect_with(pv, p, token, len, key, now, &id, res);
     }

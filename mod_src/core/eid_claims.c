@@ -121,17 +121,6 @@ static const struct {
     {"http://eidas.europa.eu/LoA/high", 4},
 };
 
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 /* ---- configuration ------------------------------------------------------------- */
 
 static void add_rules(eid_claims_map_t *m, const rule_t *r, size_t n)
@@ -329,18 +318,18 @@ static int map_multi(apr_pool_t *p, eid_identity_t *id, const rule_t *r, json_t 
         return 0; /* `scope` was there: `scp` is only the fallback */
     if (json_is_string(v))
         return push_words(p, arr, json_string_value(v), json_string_length(v), split)
-                   ? 0 : fail(res, "EID03403", "a claim contains a control character");
+                   ? 0 : eid_fail(res, "EID03403", "a claim contains a control character");
     if (!json_is_array(v))
-        return fail(res, bad_type, split ? "scope / scp is not a string or array of strings"
-                                         : "a multi-valued claim is not a string or array "
-                                           "of strings");
+        return eid_fail(res, bad_type,
+                        split ? "scope / scp is not a string or array of strings"
+                              : "a multi-valued claim is not a string or array of strings");
     json_array_foreach(v, i, e) {
         if (!json_is_string(e))
-            return fail(res, bad_type, split ? "scope / scp array holds a non-string"
-                                             : "a multi-valued claim's array holds a "
-                                               "non-string");
+            return eid_fail(res, bad_type,
+                            split ? "scope / scp array holds a non-string"
+                                  : "a multi-valued claim's array holds a non-string");
         if (!push_words(p, arr, json_string_value(e), json_string_length(e), 0))
-            return fail(res, "EID03403", "a claim contains a control character");
+            return eid_fail(res, "EID03403", "a claim contains a control character");
     }
     return 0;
 }
@@ -352,11 +341,12 @@ static int map_org_affil(apr_pool_t *p, eid_identity_t *id, const char *s, apr_s
     apr_size_t off = at ? (apr_size_t)(at - s) + 1 : 0;
 
     if (!at || !eid_orgnr_ok(s + off, n - off))
-        return fail(res, "EID03410", "orgAffiliation is not <id>@<org number>");
+        return eid_fail(res, "EID03410", "orgAffiliation is not <id>@<org number>");
     if (!id->org_number)
         id->org_number = apr_pstrmemdup(p, s + off, n - off);
     else if (strlen(id->org_number) != n - off || memcmp(id->org_number, s + off, n - off))
-        return fail(res, "EID03411", "orgAffiliation names another organisation than orgNumber");
+        return eid_fail(res, "EID03411",
+                        "orgAffiliation names another organisation than orgNumber");
     return 0;
 }
 
@@ -371,35 +361,36 @@ static int map_one(apr_pool_t *p, const eid_claims_map_t *m, eid_identity_t *id,
     if (r->kind == K_MULTI || r->kind == K_SCOPES)
         return map_multi(p, id, r, v, res);
     if (!json_is_string(v))
-        return r->kind == K_ACR ? fail(res, "EID03412", "acr is not a string")
-                                : fail(res, "EID03401", "a single-valued claim is not a string");
+        return r->kind == K_ACR
+                   ? eid_fail(res, "EID03412", "acr is not a string")
+                   : eid_fail(res, "EID03401", "a single-valued claim is not a string");
     s = json_string_value(v);
     n = json_string_length(v);
     if (!clean(s, n))
-        return fail(res, "EID03403", "a claim contains a control character");
+        return eid_fail(res, "EID03403", "a claim contains a control character");
     switch (r->kind) {
     case K_PNR_PIN:
     case K_PNR_COORD:
     case K_PNR_ANY:
         /* Why refuse two numbers: which one is the person?  Never guess. */
         if (id->pnr)
-            return fail(res, "EID03404", "both a personnummer and a samordningsnummer");
+            return eid_fail(res, "EID03404", "both a personnummer and a samordningsnummer");
         k = eid_pnr_classify(s, n);
         if (r->kind == K_PNR_PIN && k != EID_PNR_PERSONNUMMER)
-            return fail(res, "EID03405", "personalIdentityNumber is not a valid personnummer");
+            return eid_fail(res, "EID03405", "personalIdentityNumber is not a valid personnummer");
         if (r->kind == K_PNR_COORD && k != EID_PNR_SAMORDNINGSNUMMER)
-            return fail(res, "EID03406", "coordinationNumber is not a valid samordningsnummer");
+            return eid_fail(res, "EID03406", "coordinationNumber is not a valid samordningsnummer");
         if (k == EID_PNR_INVALID)
-            return fail(res, "EID03407", "the personal identity number claim is invalid");
+            return eid_fail(res, "EID03407", "the personal identity number claim is invalid");
         id->pnr_is_coordination = k == EID_PNR_SAMORDNINGSNUMMER;
         break;
     case K_HSA:
         if (!eid_hsa_ok(s, n, 0, NULL))
-            return fail(res, "EID03408", "an HSA-ID claim is not a valid HSA-ID");
+            return eid_fail(res, "EID03408", "an HSA-ID claim is not a valid HSA-ID");
         break;
     case K_ORGNR:
         if (!eid_orgnr_ok(s, n))
-            return fail(res, "EID03409", "an organisation number claim is invalid");
+            return eid_fail(res, "EID03409", "an organisation number claim is invalid");
         break;
     case K_ORG_AFFIL:
         return map_org_affil(p, id, s, n, res);
@@ -432,7 +423,7 @@ int eid_claims_to_identity(apr_pool_t *p, const eid_claims_map_t *m, json_t *cla
         /* Checked again here although the token rules compare it with the
          * configured issuer: this function must be safe on its own. */
         if (!clean(json_string_value(iss), json_string_length(iss)))
-            return fail(res, "EID03403", "a claim contains a control character");
+            return eid_fail(res, "EID03403", "a claim contains a control character");
         id->issuer = apr_pstrmemdup(p, json_string_value(iss), json_string_length(iss));
     }
     for (i = 0; i < m->nrules; i++) {
@@ -443,7 +434,7 @@ int eid_claims_to_identity(apr_pool_t *p, const eid_claims_map_t *m, json_t *cla
     switch (eid_jwt_numeric_date(claims, "auth_time", &t)) {
     case 1: id->auth_time = apr_time_from_sec(t); break;
     case 0: break;
-    default: return fail(res, "EID03414", "auth_time is not an integer in range");
+    default: return eid_fail(res, "EID03414", "auth_time is not an integer in range");
     }
     if (eid_jwt_numeric_date(claims, "exp", &t) == 1)
         id->expires = apr_time_from_sec(t);

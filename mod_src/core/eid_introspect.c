@@ -13,17 +13,6 @@ struct eid_introspect {
     eid_tokcache_t *cache;
 };
 
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 eid_introspect_t *eid_introspect_create(apr_pool_t *pconf, const eid_introspect_conf_t *c)
 {
     eid_introspect_t *in = apr_pcalloc(pconf, sizeof(*in));
@@ -75,18 +64,18 @@ int eid_introspect_query(eid_introspect_t *in, apr_pool_t *p, const char *token,
         return hr.code ? hr.code : 3602;
     }
     if (r.status != 200)
-        return fail(res, "EID03502", "introspection endpoint did not answer 200");
+        return eid_fail(res, "EID03502", "introspection endpoint did not answer 200");
     doc = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return fail(res, "EID03503", "introspection answer is not a JSON object");
+        return eid_fail(res, "EID03503", "introspection answer is not a JSON object");
     }
     apr_pool_cleanup_register(p, doc, json_cleanup, apr_pool_cleanup_null);
     active = json_object_get(doc, "active");
     /* Only JSON true: "true", 1, or a missing member are not an answer of
      * "active" (RFC 7662 2.2 defines a boolean). */
     if (!json_is_true(active))
-        return fail(res, "EID03504", "token is not active");
+        return eid_fail(res, "EID03504", "token is not active");
     *claims = doc;
     return 0;
 }

@@ -55,17 +55,6 @@ struct eid_jwks {
 };
 
 /* Refusal with a static reason; the code is the tag's number. */
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 static const char *member_str(json_t *o, const char *name)
 {
     json_t *v = json_object_get(o, name);
@@ -204,14 +193,14 @@ static const char *discover(eid_jwks_t *ks, apr_pool_t *p, eid_result_t *res)
     uri = member_str(doc, "jwks_uri");
     if (!json_is_object(doc) || !uri) {
         json_decref(doc);
-        fail(res, "EID03218", "discovery document is not JSON or has no jwks_uri");
+        eid_fail(res, "EID03218", "discovery document is not JSON or has no jwks_uri");
         return NULL;
     }
     /* Why exact: a document that names another issuer describes another
      * provider (or an attacker's mix-up); its keys must not vouch for ours. */
     if (!iss || strcmp(iss, ks->conf.issuer)) {
         json_decref(doc);
-        fail(res, "EID03217", "discovery document names another issuer");
+        eid_fail(res, "EID03217", "discovery document names another issuer");
         return NULL;
     }
     if ((why = eid_http_url_check(uri)) != NULL) {
@@ -242,7 +231,7 @@ static apr_status_t load_doc(eid_jwks_t *ks, apr_pool_t *p, const char **doc, ap
     if (!url && ks->conf.discovery_url && !(url = discover(ks, p, res)))
         return APR_EGENERAL;
     if (!url) {
-        fail(res, "EID03208", "no key source configured");
+        eid_fail(res, "EID03208", "no key source configured");
         return APR_EINVAL;
     }
     rv = eid_http_get(p, url, &ks->conf.http, &r, res);
@@ -303,7 +292,7 @@ static apr_status_t build_snap(eid_jwks_t *ks, const char *doc, apr_size_t len, 
     snap_t *s;
 
     if (apr_pool_create_ex(&pool, NULL, NULL, NULL) != APR_SUCCESS) {
-        fail(res, "EID03208", "out of memory");
+        eid_fail(res, "EID03208", "out of memory");
         return APR_ENOMEM;
     }
     s = apr_pcalloc(pool, sizeof(*s));
@@ -317,7 +306,7 @@ static apr_status_t build_snap(eid_jwks_t *ks, const char *doc, apr_size_t len, 
      * token invalid; the old keys stay until max_stale. */
     if (s->set->n == 0) {
         apr_pool_destroy(pool);
-        fail(res, "EID03219", "key set has no usable key");
+        eid_fail(res, "EID03219", "key set has no usable key");
         return APR_EGENERAL;
     }
     carry_over(ks, s, old, now);
@@ -402,7 +391,7 @@ apr_status_t eid_jwks_refresh(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now,
     lock(ks);
     if (ks->fetching) {
         unlock(ks);
-        fail(res, "EID03208", "another thread is fetching the key set");
+        eid_fail(res, "EID03208", "another thread is fetching the key set");
         return APR_EBUSY;
     }
     ks->fetching = 1;
@@ -474,7 +463,7 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
         s = fetch_and_acquire(ks, p, now);
     if (!usable(ks, s, now)) {
         snap_release(s);
-        return fail(res, "EID03207", "no current keys for this provider (key set unavailable)");
+        return eid_fail(res, "EID03207", "no current keys for this provider (key set unavailable)");
     }
     if (kid) {
         k = find_kid(ks, s, kid, kid_len, now);
@@ -493,7 +482,7 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
         }
         if (!k) {
             snap_release(s);
-            return fail(res, "EID03201", "no key with the token's kid");
+            return eid_fail(res, "EID03201", "no key with the token's kid");
         }
         sel->keys[sel->n++] = k;
     }
@@ -504,7 +493,7 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
                 sel->keys[sel->n++] = &s->set->key[i];
         if (sel->n == 0) {
             snap_release(s);
-            return fail(res, "EID03206", "token has no kid and no key fits its alg");
+            return eid_fail(res, "EID03206", "token has no kid and no key fits its alg");
         }
     }
     sel->snap = s;

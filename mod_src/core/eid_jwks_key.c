@@ -12,17 +12,6 @@
 #include <string.h>
 
 /* Refusal with a static reason; the code is the tag's number. */
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 /* ---- base64url --------------------------------------------------------------- */
 
 /* base64url value + 1 of every byte; 0: not in the alphabet. */
@@ -338,7 +327,7 @@ int eid_jwks_parse(apr_pool_t *p, const char *doc, apr_size_t len, apr_time_t no
     arr = json_object_get(root, "keys");
     if (!json_is_object(root) || !json_is_array(arr)) {
         json_decref(root);
-        return fail(res, "EID03209", "key set is not a JSON object with a \"keys\" array");
+        return eid_fail(res, "EID03209", "key set is not a JSON object with a \"keys\" array");
     }
     set = apr_pcalloc(p, sizeof(*set));
     set->key = apr_pcalloc(p, sizeof(eid_jwk_t) * EID_JWKS_MAX_KEYS);

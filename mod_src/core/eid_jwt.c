@@ -13,17 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(eid_result_t *res, const char *tag, const char *reason)
-{
-    int code = atoi(tag + 3);
-    if (res) {
-        res->code = code;
-        res->tag = tag;
-        res->reason = reason;
-    }
-    return code;
-}
-
 static const char *const default_types[] = {"at+jwt", "application/at+jwt", "JWT"};
 
 void eid_jwt_rules_default(eid_jwt_rules_t *r)
@@ -84,30 +73,30 @@ static int header_rules(eid_jwt_t *jwt, eid_result_t *res)
     json_t *typ = json_object_get(jwt->header, "typ");
 
     if (!json_is_string(alg))
-        return fail(res, "EID03110", "header has no alg string");
+        return eid_fail(res, "EID03110", "header has no alg string");
     jwt->alg = eid_jwks_alg_parse(json_string_value(alg), json_string_length(alg));
     /* Why refused here, before any configuration is consulted: "none" and
      * HMAC can never be right for tokens verified with public keys - with
      * HMAC the "secret" would be the public key anybody can download. */
     if (jwt->alg == EID_JWS_NONE)
-        return fail(res, "EID03111", "alg none is never accepted");
+        return eid_fail(res, "EID03111", "alg none is never accepted");
     if (jwt->alg == EID_JWS_HMAC)
-        return fail(res, "EID03112", "HMAC algs are never accepted");
+        return eid_fail(res, "EID03112", "HMAC algs are never accepted");
     if (jwt->alg == EID_JWS_UNKNOWN)
-        return fail(res, "EID03113", "unknown or unsupported alg");
+        return eid_fail(res, "EID03113", "unknown or unsupported alg");
     if (kid) {
         if (!json_is_string(kid))
-            return fail(res, "EID03115", "kid is not a string");
+            return eid_fail(res, "EID03115", "kid is not a string");
         jwt->kid = json_string_value(kid);
         jwt->kid_len = json_string_length(kid);
     }
     /* RFC 7515 4.1.11: a recipient that does not understand a critical
      * extension must reject.  This module implements none of them. */
     if (json_object_get(jwt->header, "crit"))
-        return fail(res, "EID03116", "crit names an extension this module does not implement");
+        return eid_fail(res, "EID03116", "crit names an extension this module does not implement");
     if (typ) {
         if (!json_is_string(typ))
-            return fail(res, "EID03118", "typ is not a string");
+            return eid_fail(res, "EID03118", "typ is not a string");
         jwt->typ = json_string_value(typ);
     }
     return 0;
@@ -126,23 +115,23 @@ int eid_jwt_parse(apr_pool_t *p, const char *token, apr_size_t len, apr_size_t m
 
     *out = NULL;
     if (len > max_size)
-        return fail(res, "EID03003", "token larger than the configured maximum");
+        return eid_fail(res, "EID03003", "token larger than the configured maximum");
     for (i = 0; i < len; i++)
         if (token[i] == '.' && ++dots <= 2)
             *(dots == 1 ? &d1 : &d2) = i;
     if (dots != 2)
-        return fail(res, "EID03101", "not a compact JWS (three segments)");
+        return eid_fail(res, "EID03101", "not a compact JWS (three segments)");
     hlen = d1;
     plen = d2 - d1 - 1;
     slen = len - d2 - 1;
     if (hlen == 0 || plen == 0)
-        return fail(res, "EID03102", "empty header or payload segment");
+        return eid_fail(res, "EID03102", "empty header or payload segment");
     if (!eid_jwks_b64url_ok(token, hlen))
-        return fail(res, "EID03103", "header segment is not base64url");
+        return eid_fail(res, "EID03103", "header segment is not base64url");
     if (!eid_jwks_b64url_ok(token + d1 + 1, plen))
-        return fail(res, "EID03104", "payload segment is not base64url");
+        return eid_fail(res, "EID03104", "payload segment is not base64url");
     if (!eid_jwks_b64url_ok(token + d2 + 1, slen))
-        return fail(res, "EID03105", "signature segment is not base64url");
+        return eid_fail(res, "EID03105", "signature segment is not base64url");
 
     jwt = apr_pcalloc(p, sizeof(*jwt));
     jwt->token = token;
@@ -153,21 +142,21 @@ int eid_jwt_parse(apr_pool_t *p, const char *token, apr_size_t len, apr_size_t m
     hbuf = apr_palloc(p, b64_len(hlen) + 1);
     jwt->header = eid_jwt_json_object((const char *)hbuf, b64_decode(token, hlen, hbuf), &dup);
     if (!jwt->header)
-        return dup ? fail(res, "EID03107", "header has a duplicate member")
-                   : fail(res, "EID03106", "header is not a JSON object");
+        return dup ? eid_fail(res, "EID03107", "header has a duplicate member")
+                   : eid_fail(res, "EID03106", "header is not a JSON object");
     if ((rc = header_rules(jwt, res)) != 0)
         return rc;
     if (slen == 0)
-        return fail(res, "EID03117", "empty signature");
+        return eid_fail(res, "EID03117", "empty signature");
 
     /* cjose decodes the payload once; the claims are parsed from its buffer. */
     jwt->jws = cjose_jws_import(token, len, &err);
     if (!jwt->jws || !cjose_jws_get_plaintext(jwt->jws, &pt, &ptlen, &err))
-        return fail(res, "EID03121", "the JWS library refused the token's structure");
+        return eid_fail(res, "EID03121", "the JWS library refused the token's structure");
     jwt->claims = eid_jwt_json_object((const char *)pt, ptlen, &dup);
     if (!jwt->claims)
-        return dup ? fail(res, "EID03109", "payload has a duplicate member")
-                   : fail(res, "EID03108", "payload is not a JSON object");
+        return dup ? eid_fail(res, "EID03109", "payload has a duplicate member")
+                   : eid_fail(res, "EID03108", "payload is not a JSON object");
     {
         json_t *iss = json_object_get(jwt->claims, "iss");
         jwt->iss = json_is_string(iss) ? json_string_value(iss) : NULL;
@@ -181,14 +170,14 @@ int eid_jwt_check_header(const eid_jwt_t *jwt, const eid_jwt_rules_t *r, eid_res
     int i;
 
     if (!(r->algs & EID_JWS_ALG_BIT(jwt->alg)))
-        return fail(res, "EID03114", "alg not allowed for this provider");
+        return eid_fail(res, "EID03114", "alg not allowed for this provider");
     if (!jwt->typ)
-        return r->typ_absent_ok ? 0 : fail(res, "EID03119", "typ is required here");
+        return r->typ_absent_ok ? 0 : eid_fail(res, "EID03119", "typ is required here");
     /* Media types are case-insensitive (RFC 7515 4.1.9). */
     for (i = 0; i < r->ntypes; i++)
         if (!strcasecmp(jwt->typ, r->types[i]))
             return 0;
-    return fail(res, "EID03119", "typ not accepted for access tokens");
+    return eid_fail(res, "EID03119", "typ not accepted for access tokens");
 }
 
 /* ---- signature ------------------------------------------------------------------ */
@@ -207,10 +196,10 @@ int eid_jwt_verify(eid_jwt_t *jwt, eid_jwks_t *ks, apr_pool_t *p, apr_time_t now
         switch (eid_jwks_fit(sel.keys[0], jwt->alg)) {
         case EID_JWK_WRONG_TYPE:
             eid_jwks_release(ks, &sel);
-            return fail(res, "EID03202", "the kid's key is of another type than alg needs");
+            return eid_fail(res, "EID03202", "the kid's key is of another type than alg needs");
         case EID_JWK_WRONG_ALG:
             eid_jwks_release(ks, &sel);
-            return fail(res, "EID03203", "the kid's key is bound to another alg");
+            return eid_fail(res, "EID03203", "the kid's key is bound to another alg");
         default:
             break;
         }
@@ -228,8 +217,8 @@ int eid_jwt_verify(eid_jwt_t *jwt, eid_jwks_t *ks, apr_pool_t *p, apr_time_t now
         }
     }
     eid_jwks_release(ks, &sel);
-    return tried ? fail(res, "EID03205", "signature does not verify")
-                 : fail(res, "EID03204", "signature length does not fit the key");
+    return tried ? eid_fail(res, "EID03205", "signature does not verify")
+                 : eid_fail(res, "EID03204", "signature length does not fit the key");
 }
 
 /* ---- claims ---------------------------------------------------------------------- */
@@ -260,19 +249,19 @@ static int aud_ok(json_t *aud, const eid_jwt_rules_t *r, eid_result_t *res)
         for (j = 0; j < r->naudiences; j++)
             if (!strcmp(json_string_value(aud), r->audiences[j]))
                 return 0;
-        return fail(res, "EID03305", "aud does not name this service");
+        return eid_fail(res, "EID03305", "aud does not name this service");
     }
     if (!json_is_array(aud))
-        return fail(res, "EID03304", "aud is neither a string nor an array of strings");
+        return eid_fail(res, "EID03304", "aud is neither a string nor an array of strings");
     /* Every element is checked for its type even after a match: an array
      * with a non-string is malformed, not "close enough". */
     json_array_foreach(aud, i, v) {
         if (!json_is_string(v))
-            return fail(res, "EID03304", "aud is neither a string nor an array of strings");
+            return eid_fail(res, "EID03304", "aud is neither a string nor an array of strings");
         for (j = 0; !found && j < r->naudiences; j++)
             found = !strcmp(json_string_value(v), r->audiences[j]);
     }
-    return found ? 0 : fail(res, "EID03305", "aud does not name this service");
+    return found ? 0 : eid_fail(res, "EID03305", "aud does not name this service");
 }
 
 static int looks_like_id_token(json_t *c)
@@ -293,45 +282,45 @@ int eid_jwt_check_claims(json_t *claims, const eid_jwt_rules_t *r, apr_time_t no
     /* Why: an ID token proves a login to a client; replayed at an API it
      * would let that client (or whoever stole it) act as the user. */
     if (strict && looks_like_id_token(claims))
-        return fail(res, "EID03120", "an ID token is not an access token");
+        return eid_fail(res, "EID03120", "an ID token is not an access token");
     if (iss || strict) {
         if (!json_is_string(iss))
-            return fail(res, "EID03301", "iss missing or not a string");
+            return eid_fail(res, "EID03301", "iss missing or not a string");
         if (!r->issuer || strcmp(json_string_value(iss), r->issuer))
-            return fail(res, "EID03302", "iss is not this provider's issuer");
+            return eid_fail(res, "EID03302", "iss is not this provider's issuer");
     }
     if (aud || strict) {
         if (!aud)
-            return fail(res, "EID03303", "aud missing");
+            return eid_fail(res, "EID03303", "aud missing");
         if ((rc = aud_ok(aud, r, res)) != 0)
             return rc;
     }
     switch (eid_jwt_numeric_date(claims, "exp", &t)) {
     case 0:
         if (strict)
-            return fail(res, "EID03306", "exp missing");
+            return eid_fail(res, "EID03306", "exp missing");
         break;
-    case -1: return fail(res, "EID03307", "exp is not an integer");
-    case -2: return fail(res, "EID03308", "exp out of range");
+    case -1: return eid_fail(res, "EID03307", "exp is not an integer");
+    case -2: return eid_fail(res, "EID03308", "exp out of range");
     default:
         if (t + lw <= now_s)
-            return fail(res, "EID03309", "token expired");
+            return eid_fail(res, "EID03309", "token expired");
     }
     switch (eid_jwt_numeric_date(claims, "nbf", &t)) {
-    case -1: return fail(res, "EID03310", "nbf is not an integer");
-    case -2: return fail(res, "EID03311", "nbf out of range");
+    case -1: return eid_fail(res, "EID03310", "nbf is not an integer");
+    case -2: return eid_fail(res, "EID03311", "nbf out of range");
     case 1:
         if (t - lw > now_s)
-            return fail(res, "EID03312", "token not valid yet (nbf)");
+            return eid_fail(res, "EID03312", "token not valid yet (nbf)");
         break;
     default: break;
     }
     switch (eid_jwt_numeric_date(claims, "iat", &t)) {
-    case -1: return fail(res, "EID03313", "iat is not an integer");
-    case -2: return fail(res, "EID03314", "iat out of range");
+    case -1: return eid_fail(res, "EID03313", "iat is not an integer");
+    case -2: return eid_fail(res, "EID03314", "iat out of range");
     case 1:
         if (t - lw > now_s)
-            return fail(res, "EID03315", "token issued in the future (iat)");
+            return eid_fail(res, "EID03315", "token issued in the future (iat)");
         break;
     default: break;
     }

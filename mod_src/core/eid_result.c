@@ -5,6 +5,7 @@
 
 #include <apr_strings.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static eid_log_fn log_fn;
 static void *log_baton;
@@ -24,6 +25,17 @@ int eid_result_set(eid_result_t *res, apr_pool_t *p, int code, const char *tag,
         else {
             res->reason = fmt;
         }
+    }
+    return code;
+}
+
+int eid_fail(eid_result_t *res, const char *tag, const char *reason)
+{
+    int code = atoi(tag + 3);
+    if (res) {
+        res->code = code;
+        res->tag = tag;
+        res->reason = reason;
     }
     return code;
 }
