@@ -65,6 +65,7 @@ def conf(op_a, op_b):
           "claims=inera\n" % (op_a.issuer, AUD))
     c += ("EidProvider sweden issuer=%s jwks_uri=%s audience=%s claims=oidc-sweden "
           "jwks_min_refetch=1 jwks_refresh=3600 leeway=1 max_token_size=8192 "
+          "fetch_timeout=2 fetch_max_bytes=65536 "
           "introspect=%s client_id=incident-api client_secret_file={root}/secret "
           "introspect_cache=1\n"
           % (op_b.issuer, op_b.jwks_uri, AUD, op_b.introspection_uri))
@@ -413,6 +414,35 @@ def test_jwks_endpoint_garbage_keeps_old_keys(srv, ops, logged):
         time.sleep(1.2)
         call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen", variant="unknown-kid"))
         assert call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen")).status_code == 200
+    finally:
+        op.behaviour(reset=True)
+
+
+@pytest.mark.parametrize("mode,tag", [("slow", "EID03603"), ("huge", "EID03604")])
+def test_jwks_fetch_is_bounded(srv, ops, mode, tag, logged):
+    """A JWKS endpoint that stalls (10 s) or answers with 4 MB: the fetch is cut
+    at fetch_timeout (2 s) / fetch_max_bytes (64 KiB), the request that caused
+    it is answered, and the keys already held keep working."""
+    op = ops[1]
+    assert call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen")).status_code == 200
+    op.behaviour(jwks=mode, slow_seconds=10, huge_bytes=4 * 1024 * 1024)
+    srv.expect_log(tag, r"EID03208")
+    mark = len(srv.read_error_log())
+    op.reset_stats()
+    try:
+        time.sleep(1.2)  # past jwks_min_refetch: an unknown kid makes a fetch
+        t0 = time.time()
+        r = call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen", variant="unknown-kid"))
+        took = time.time() - t0
+        assert r.status_code == 401
+        assert took < 2 + 1.5, took
+        assert op.stats()["jwks_fetches"] >= 1
+        deadline = time.time() + 5
+        while tag not in srv.read_error_log()[mark:] and time.time() < deadline:
+            time.sleep(0.05)
+        assert tag in srv.read_error_log()[mark:]
+        fresh = op.mint(preset="oidc-sweden-citizen", claims={"jti": "bounded-" + mode})
+        assert call(srv, "/api/echo", fresh).status_code == 200
     finally:
         op.behaviour(reset=True)
 
