@@ -1,7 +1,8 @@
 """Processes and credentials for bench/run.py: httpd and redis-server
 instances on loopback, /proc CPU accounting, RS256 tokens and a JWKS, a
-look-alike client certificate, and a one-shot HTTP(S) client for the
-enforcement checks.  No third-party code; python3-cryptography (and, for a
+look-alike client certificate, a one-shot HTTP(S) client for the
+enforcement checks, and httpd -X under callgrind with a reader for its
+output.  No third-party code; python3-cryptography (and, for a
 cross-check, python3-jwcrypto) from Debian."""
 import base64
 import datetime
@@ -20,6 +21,7 @@ import textwrap
 import time
 
 HTTPD = "/usr/sbin/apache2"
+VALGRIND = "/usr/bin/valgrind"
 MODDIR = "/usr/lib/apache2/modules"
 REDIS = "/usr/bin/redis-server"
 BODY = (b"mod_auth_eid benchmark payload. " * 32)[:1024]   # the 1 KB static file
@@ -380,31 +382,181 @@ class Httpd:
     # AH00052 "child pid N exit signal Segmentation fault (11)" is a notice.
     CRASH = re.compile(r"AH00052|exit signal|AH00051")
 
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            kids = children_of(self.proc.pid)
-            self.proc.send_signal(signal.SIGTERM)
+    def start_callgrind(self, out_file, timeout=300):
+        """The same configuration as a single process (-X) under callgrind.
+
+        httpd started as root switches to www-data, and callgrind writes its
+        output file only at exit, as www-data, after creating it (as root) at
+        start: so the file and its directory are made www-data's beforehand.
+        Returns once the port accepts connections: requests sent then wait
+        in the backlog until the server is ready."""
+        r = subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise BenchError("configtest failed: " + (r.stderr or r.stdout).strip())
+        d = os.path.dirname(out_file)
+        os.makedirs(d, exist_ok=True)
+        with open(out_file, "w"):
+            pass
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("www-data")
+            for p in (d, out_file):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        os.chmod(d, 0o755)
+        try:  # a pid file left by an earlier run only makes httpd warn
+            os.unlink(os.path.join(self.root, "httpd.pid"))
+        except OSError:
+            pass
+        self.valgrind_log = out_file + ".log"
+        out = open(os.path.join(self.root, "console.log"), "ab")
+        self.proc = subprocess.Popen(
+            [VALGRIND, "--tool=callgrind", "--vgdb=no", "--log-file=" + self.valgrind_log,
+             "--callgrind-out-file=" + out_file, HTTPD, "-X", "-f", self.conf],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("httpd under callgrind exited at start:\n" + self.tail_log()
+                                 + self.tail_file(self.valgrind_log))
             try:
-                self.proc.wait(timeout=15)
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise BenchError("httpd under callgrind did not come up on port %d" % self.port)
+
+    @staticmethod
+    def tail_file(path, n=20):
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15, resend=None):
+        """SIGTERM (again every `resend` seconds if given), then SIGKILL to the
+        session after timeout seconds.  Returns the exit status (None if it
+        was not running).  httpd -X loses a SIGTERM that arrives while its
+        child initialisation runs (the handler only sets a flag that -X never
+        reads), hence `resend` for the callgrind runs."""
+        if self.proc is None:
+            return None
+        rc = self.proc.poll()
+        if rc is None:
+            kids = children_of(self.proc.pid)
+            deadline = time.time() + timeout
+            try:
+                while True:
+                    self.proc.send_signal(signal.SIGTERM)
+                    left = deadline - time.time()
+                    try:
+                        rc = self.proc.wait(timeout=max(0.1, min(left, resend or left)))
+                        break
+                    except subprocess.TimeoutExpired:
+                        if time.time() >= deadline:
+                            raise
             except subprocess.TimeoutExpired:
                 # the process group is the session we created for this httpd
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except OSError:
                     pass
-                self.proc.wait()
+                rc = self.proc.wait()
             for k in kids:  # children normally go with the parent; make sure
                 try:
                     os.kill(k, signal.SIGKILL)
                 except OSError:
                     pass
         self.proc = None
+        return rc
 
     def cleanup(self):
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---- callgrind output ------------------------------------------------------------
+def callgrind_total(path):
+    """Total of the first event (Ir) from a callgrind output file, or None
+    when the file is incomplete (no totals:/summary: line)."""
+    total = summary = None
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if line.startswith("totals:"):
+                    total = int(line.split()[1])
+                elif line.startswith("summary:"):
+                    summary = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total if total is not None else summary
+
+
+def callgrind_profile(path):
+    """Self and inclusive Ir per function from a callgrind output file:
+    {"function (object)": [self, inclusive]}.  Read directly (the format is
+    documented in valgrind's callgrind manual): callgrind_annotate 3.19 lists
+    some functions twice ("file:fn [object]" and "???:fn"), which doubles them
+    when its lines are summed.  Inclusive = self + the cost of every call the
+    function makes, except calls to itself."""
+    npos = 1
+    names = {"ob": {}, "fn": {}}
+    ob = cob = cfn = None
+    cur = None
+    in_call = False
+    funcs = {}
+
+    def resolve(space, val):
+        val = val.strip()
+        if val.startswith("("):
+            end = val.index(")")
+            key, name = val[1:end], val[end + 1:].strip()
+            if name:
+                names[space][key] = name
+                return name
+            return names[space].get(key, "?")
+        return val
+
+    def label(fn, obj):
+        return "%s (%s)" % (fn, os.path.basename(obj)) if obj else fn
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            c = line[:1]
+            if c.isdigit() or c in "+-*":
+                parts = line.split()
+                v = int(parts[npos]) if len(parts) > npos else 0
+                if cur is None:
+                    continue
+                if in_call:
+                    in_call = False
+                    if label(cfn, cob or ob) != cur:
+                        funcs[cur][1] += v
+                    cob = None
+                else:
+                    funcs[cur][0] += v
+                    funcs[cur][1] += v
+                continue
+            key, eq, val = line.partition("=")
+            if not eq:
+                if line.startswith("positions:"):
+                    npos = len(line.split()) - 1
+                continue
+            if key == "ob":
+                ob = resolve("ob", val)
+            elif key == "fn":
+                cur = label(resolve("fn", val), ob)
+                funcs.setdefault(cur, [0, 0])
+                cob = None
+            elif key == "cob":
+                cob = resolve("ob", val)
+            elif key == "cfn":
+                cfn = resolve("fn", val)
+            elif key == "calls":
+                in_call = True
+    return funcs
 
 
 class Redis:

@@ -4,6 +4,7 @@
     bench/run.py --suite cert   [--rounds 3] [--seconds 10] [--only a,b] ...
     bench/run.py --suite bearer [--rounds 3] [--seconds 10] [--extra] ...
     bench/run.py --suite client            # eidload against wrk on a plain httpd
+    bench/run.py --suite bearer --callgrind 500 [--callgrind-top 15]
 
 One httpd per scenario (own ServerRoot, port, error log; same MPM block, same
 1 KB file), all on 127.0.0.1 and all running for the whole suite.  Each
@@ -14,6 +15,12 @@ scenario: median req/s, the median of the per-round ratios to the baseline,
 httpd CPU microseconds per request (parent + children, reaped children
 included) and its delta to the baseline, latency, and Redis commands per
 request where Redis is used.  Results go to bench/results/.
+
+With --callgrind N no timed rounds are run: after the enforcement checks each
+scenario's httpd is restarted with the same configuration as one process
+(-X) under valgrind --tool=callgrind, twice, serving N and 3N keep-alive
+requests on one connection; instructions per request = (total(3N) -
+total(N)) / 2N, so start-up and first-request costs cancel out.
 
 Exit status: 0 all good; 1 a timed run had errors or a scenario failed to
 start or to prove enforcement; 2 usage error (e.g. missing module or PKI).
@@ -35,9 +42,10 @@ import time
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (AUDIENCE, BODY, CLK_TCK, ISSUER, BenchError, Httpd,  # noqa: E402
-                      Redis, Tokens, b64u, cpu_busy, cpu_jiffies, http_get, log,
-                      make_rogue_cert, subject_o, tree_ticks)
+from benchlib import (AUDIENCE, BODY, CLK_TCK, ISSUER, VALGRIND, BenchError,  # noqa: E402
+                      Httpd, Redis, Tokens, b64u, callgrind_profile, callgrind_total,
+                      cpu_busy, cpu_jiffies, http_get, log, make_rogue_cert, subject_o,
+                      tree_ticks)
 import hashlib  # noqa: E402
 import resource  # noqa: E402
 
@@ -66,6 +74,9 @@ class Scenario:
         self.failure = None
         self.check_results = []
         self.runs = []
+        self.cg_runs = []       # --callgrind: the N and 3N runs
+        self.cg_per_req = None  # instructions per request
+        self.cg_funcs = None    # --callgrind-top: {function: inclusive Ir per request}
 
 
 def eid_load(ctx):
@@ -276,14 +287,19 @@ def run_check(sc, ctx, label, expect, kw):
     return good, got
 
 
-def load_cmd(sc, ctx, args, seconds, cpu_window=True):
+def load_cmd(sc, ctx, args, seconds, cpu_window=True, connections=None, threads=None,
+             max_requests=None, timeout=None):
     url = "%s://127.0.0.1:%d%s" % ("https" if sc.tls else "http", sc.server.port, PATH)
-    threads = sc.threads or args.threads
+    threads = threads or sc.threads or args.threads
+    connections = connections or args.connections
     if sc.tool == "wrk":
-        return [WRK, "-t%d" % threads, "-c%d" % args.connections, "-d%ds" % max(1, round(seconds)),
+        return [WRK, "-t%d" % threads, "-c%d" % connections, "-d%ds" % max(1, round(seconds)),
                 "--latency", url]
-    cmd = [EIDLOAD, "-q", "-c", str(args.connections), "-t", str(threads),
-           "-d", str(seconds), "-n", str(int(seconds * 200000) + 1000), "-e", str(len(BODY))]
+    cmd = [EIDLOAD, "-q", "-c", str(connections), "-t", str(threads),
+           "-d", str(seconds), "-n", str(max_requests or int(seconds * 200000) + 1000),
+           "-e", str(len(BODY))]
+    if timeout:
+        cmd += ["-T", str(timeout)]
     if cpu_window:
         cmd += ["--cpu-pid", str(sc.server.pid)]
     if sc.tls:
@@ -406,6 +422,142 @@ def timed_run(sc, ctx, args, seconds, label):
     return res
 
 
+# ---- --callgrind: instructions per request ---------------------------------------
+CG_TIMEOUT = 600  # seconds for valgrind to start httpd, serve the first request, exit
+
+
+def callgrind_run(sc, ctx, args, count):
+    """One httpd -X under callgrind (the scenario's own configuration), one
+    probe request with the good credential, then `count` keep-alive requests
+    on one connection with the timed runs' headers / client certificate, then
+    SIGTERM.  Returns a dict with the program total and any problems."""
+    srv = sc.server
+    srv.stop()  # the instance that passed the enforcement checks, if still up
+    out = os.path.join(srv.root, "callgrind", "%s.%d.out" % (sc.name, count))
+    res = {"requests_wanted": count, "out_file": out, "problems": []}
+    problems = res["problems"]
+    log_off = srv.log_size()
+    audit0 = os.path.getsize(srv.audit_log) if sc.audit and os.path.exists(srv.audit_log) else 0
+    probe = next((kw for _, expect, kw in reversed(sc.checks) if expect == "ok"), {})
+    t0 = time.time()
+    try:
+        srv.start_callgrind(out, timeout=CG_TIMEOUT)
+        # Answered once the server is ready (valgrind start-up takes seconds);
+        # the same probe in both runs, so it cancels out like start-up.
+        status, body = http_get(srv.port, PATH, tls=sc.tls, server_ca=ctx.get("server_ca"),
+                                cert=probe.get("cert"), headers=probe.get("headers"),
+                                timeout=CG_TIMEOUT)
+        if status != 200 or body != BODY:
+            problems.append("first request got %s, not 200 with the 1 KB body" % status)
+        else:
+            cmd = load_cmd(sc, ctx, args, 3600, cpu_window=False, connections=1, threads=1,
+                           max_requests=count, timeout=CG_TIMEOUT)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600 + 60)
+            try:
+                res["load"] = json.loads(r.stdout)
+            except ValueError:
+                problems.append("eidload (rc %d) gave no JSON: %s" % (r.returncode,
+                                                                      r.stderr.strip()[-300:]))
+    except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+        problems.append(str(e).strip().replace("\n", " / ")[-600:])
+    finally:
+        # valgrind writes the profile at exit; that can take a while
+        res["exit_status"] = srv.stop(timeout=CG_TIMEOUT, resend=10)
+    res["wall"] = time.time() - t0
+    load = res.get("load")
+    if load is not None:
+        if load.get("errors_total"):
+            problems.append("%d errors %s" % (load["errors_total"],
+                                              {k: v for k, v in load["errors"].items() if v}))
+        if load.get("requests") != count or load.get("ok") != count:
+            problems.append("%s requests, %s ok, wanted %d" % (load.get("requests"),
+                                                                load.get("ok"), count))
+    crashes = [ln for ln in srv.problems_since(log_off) if Httpd.CRASH.search(ln)]
+    if crashes:
+        problems.append("httpd crashed: " + crashes[0][-160:])
+    if sc.audit and load is not None:
+        try:
+            with open(srv.audit_log, "rb") as f:
+                f.seek(audit0)
+                res["audit_records"] = f.read().count(b"\n")
+        except OSError:
+            res["audit_records"] = 0
+        if res["audit_records"] < count:
+            problems.append("%d audit records for %d requests" % (res["audit_records"], count))
+    res["total"] = callgrind_total(out)
+    if res["total"] is None and not problems:
+        problems.append("no totals in %s (exit status %s): %s" % (
+            out, res["exit_status"], Httpd.tail_file(out + ".log", 8).replace("\n", " / ")))
+    # httpd -X under valgrind sometimes dies of SIGSEGV in its exit handlers,
+    # after the profile's requests; the profile is still complete (totals).
+    return res
+
+
+def callgrind_scenario(sc, ctx, args, top):
+    n = args.callgrind
+    for count in (n, 3 * n):
+        res = callgrind_run(sc, ctx, args, count)
+        sc.cg_runs.append(res)
+        log("[%s] callgrind, %d requests: %s instructions in %.0f s%s%s" % (
+            sc.name, count, fmt(res["total"], ","), res["wall"],
+            "" if res["exit_status"] in (0, None) or res["problems"] else
+            " (exit status %s after the requests; the profile is complete)"
+            % res["exit_status"],
+            ("  PROBLEMS: " + "; ".join(res["problems"])) if res["problems"] else ""))
+        if res["problems"]:
+            sc.failure = "callgrind, %d requests: %s" % (count, "; ".join(res["problems"]))
+            return
+    t1, t3 = sc.cg_runs[0]["total"], sc.cg_runs[1]["total"]
+    sc.cg_per_req = (t3 - t1) / (2.0 * n)
+    if top:
+        f1 = callgrind_profile(sc.cg_runs[0]["out_file"])
+        f3 = callgrind_profile(sc.cg_runs[1]["out_file"])
+        zero = [0, 0]
+        sc.cg_funcs = {k: [(f3.get(k, zero)[i] - f1.get(k, zero)[i]) / (2.0 * n)
+                           for i in (0, 1)] for k in set(f1) | set(f3)}
+
+
+def top_functions(funcs, base_funcs, base_per_req, k):
+    """The k functions with the largest inclusive cost per request over the
+    baseline.  The frames around every request (thread start, the MPM's
+    connection loop: >= 90 % of the baseline's instructions per request in
+    the baseline itself) only repeat the total and are left out."""
+    zero = [0, 0]
+    rows = []
+    for name in set(funcs) | set(base_funcs):
+        b = base_funcs.get(name, zero)
+        if b[1] >= 0.9 * base_per_req:
+            continue
+        f = funcs.get(name, zero)
+        rows.append({"function": name, "inclusive_per_req": round(f[1] - b[1], 1),
+                     "self_per_req": round(f[0] - b[0], 1)})
+    rows.sort(key=lambda r: (-r["inclusive_per_req"], r["function"]))
+    return rows[:k]
+
+
+def summarise_callgrind(scenarios, baseline_name, top):
+    base = next(s for s in scenarios if s.name == baseline_name)
+    rows = []
+    for sc in scenarios:
+        row = {"scenario": sc.name, "description": sc.desc, "failure": sc.failure,
+               "checks": sc.check_results}
+        if sc.cg_per_req is not None:
+            row.update(
+                instr_per_req=round(sc.cg_per_req, 1),
+                instr_delta=(None if base.cg_per_req is None
+                             else round(sc.cg_per_req - base.cg_per_req, 1)),
+                totals={str(r["requests_wanted"]): r["total"] for r in sc.cg_runs},
+                valgrind_exit=[r["exit_status"] for r in sc.cg_runs],
+                audit_records=[r.get("audit_records") for r in sc.cg_runs] if sc.audit
+                else None)
+            if top and sc is not base and sc.cg_funcs is not None and \
+                    base.cg_funcs is not None:
+                row["top_functions"] = top_functions(sc.cg_funcs, base.cg_funcs,
+                                                     base.cg_per_req, top)
+        rows.append(row)
+    return rows
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -497,7 +649,12 @@ def markdown(meta, rows):
              "over the timed window (connection set-up and TLS handshakes excluded), per "
              "completed request.")
     L.append("")
-    L.append("## Scenarios and enforcement checks")
+    L += checks_section(meta, rows)
+    return "\n".join(L) + "\n"
+
+
+def checks_section(meta, rows):
+    L = ["## Scenarios and enforcement checks"]
     for r in rows:
         L.append("- **%s** — %s" % (r["scenario"], r["description"]))
         for c in r["checks"]:
@@ -512,6 +669,70 @@ def markdown(meta, rows):
             L.append("  - **failure**: %s" % r["failure"].replace("\n", " / ")[:600])
     L.append("")
     L.append("Command: `%s`" % meta["command"])
+    return L
+
+
+def markdown_callgrind(meta, rows):
+    n = meta["callgrind_n"]
+    L = ["# Instructions per request: suite `%s` — %s" % (meta["suite"], meta["timestamp"]),
+         ""]
+    L.append("callgrind (valgrind %s): each scenario's httpd configuration, one process (`-X`), "
+             "run twice: %d and %d keep-alive requests on one connection (`eidload -c 1`)%s; "
+             "baseline `%s`." % (meta["valgrind"], n, 3 * n,
+                                 ", %d tokens rotating" % meta["tokens"]
+                                 if meta.get("tokens") else "", meta["baseline"]))
+    L.append("Machine: %s, %d CPUs; %s." % (
+        meta["machine"], meta["cpus"],
+        ", ".join("%s %s" % kv for kv in sorted(meta["versions"].items()))))
+    if any(s.get("instr_per_req") is not None for s in rows) and meta.get("module_sha256"):
+        L.append("mod_auth_eid: `%s` built %s, sha256 `%s`." % (
+            meta["module"], meta["module_mtime"], meta["module_sha256"][:16]))
+    L.append("")
+    L.append("| scenario | instructions/req | Δ vs baseline | total (%d req) | total (%d req) |"
+             % (n, 3 * n))
+    L.append("|---|---|---|---|---|")
+    for r in rows:
+        if r.get("instr_per_req") is None:
+            L.append("| %s | **%s** | | | |" % (
+                r["scenario"], "FAILED: " + " / ".join(
+                    (r["failure"] or "not run").splitlines())[:220].replace("|", "\\|")))
+            continue
+        d = r["instr_delta"]
+        L.append("| %s | %s | %s | %s | %s |" % (
+            r["scenario"], fmt(r["instr_per_req"], ",.0f"),
+            "—" if d is None else ("+" if d >= 0 else "") + format(d, ",.0f"),
+            fmt(r["totals"].get(str(n)), ","), fmt(r["totals"].get(str(3 * n)), ",")))
+    L.append("")
+    first = ("the connection's TLS handshake" if meta["suite"] == "cert" else
+             "the first pass over the %d tokens (cache misses)" % meta["tokens"])
+    L.append("Instructions/req = (total(%d) − total(%d)) / %d: start-up, the first requests "
+             "(configuration and key loading, %s) and shut-down are the same in both runs and "
+             "cancel out. Only httpd's instructions are counted (not redis-server's). Counts "
+             "are valgrind's: OpenSSL sees no SHA-NI/AES-NI under valgrind, so crypto costs "
+             "more instructions than it does natively." % (3 * n, n, 2 * n, first))
+    if any(r.get("top_functions") for r in rows):
+        L.append("")
+        L.append("## What each scenario adds (instructions per request, baseline subtracted)")
+        L.append("")
+        L.append("The functions with the largest inclusive cost over the baseline (a function "
+                 "and its callees); self = in the function itself. The frames around every "
+                 "request (thread start, the MPM's connection loop) are left out.")
+        for r in rows:
+            if not r.get("top_functions"):
+                continue
+            L.append("")
+            L.append("**%s** (%s/req over the baseline)" % (
+                r["scenario"], ("+" if r["instr_delta"] >= 0 else "") +
+                format(r["instr_delta"], ",.0f")))
+            L.append("")
+            L.append("| inclusive Ir/req | self Ir/req | function (object) |")
+            L.append("|---|---|---|")
+            for f in r["top_functions"]:
+                L.append("| %s | %s | `%s` |" % (
+                    format(f["inclusive_per_req"], "+,.0f"), format(f["self_per_req"], "+,.0f"),
+                    f["function"].replace("|", "\\|")[:160]))
+    L.append("")
+    L += checks_section(meta, rows)
     return "\n".join(L) + "\n"
 
 
@@ -542,6 +763,33 @@ def write_report(args, scenarios, versions, ctx, busy):
     log("results: %s.{json,md}" % stem)
 
 
+def write_callgrind_report(args, scenarios, versions, ctx):
+    rows = summarise_callgrind(scenarios, SUITES[args.suite], args.callgrind_top)
+    ts = time.strftime("%Y%m%d-%H%M%S")
+    vg = subprocess.run([VALGRIND, "--version"], capture_output=True, text=True).stdout.strip()
+    meta = {"suite": args.suite, "mode": "callgrind", "timestamp": ts,
+            "callgrind_n": args.callgrind, "callgrind_top": args.callgrind_top,
+            "tokens": args.tokens if args.suite == "bearer" else None,
+            "baseline": SUITES[args.suite], "cpus": os.cpu_count(),
+            "machine": "%s %s" % (platform.system(), platform.release()),
+            "valgrind": vg.replace("valgrind-", ""), "versions": versions,
+            "module": ctx["module_src"], "module_sha256": ctx.get("module_sha256"),
+            "module_mtime": ctx.get("module_mtime"), "pki": ctx["pki"],
+            "command": " ".join([sys.argv[0]] + sys.argv[1:])}
+    md = markdown_callgrind(meta, rows)
+    print(md)
+    os.makedirs(args.results, exist_ok=True)
+    stem = os.path.join(args.results, "%s-callgrind-%s" % (args.suite, ts))
+    raw = {s.name: s.cg_runs for s in scenarios}
+    with open(stem + ".json", "w") as f:
+        json.dump({"meta": meta, "summary": rows, "runs": raw}, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(md)
+    with open(os.path.join(args.results, "latest-%s-callgrind.md" % args.suite), "w") as f:
+        f.write(md)
+    log("results: %s.{json,md}" % stem)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--suite", choices=sorted(SUITES), required=True)
@@ -566,7 +814,26 @@ def main():
                          "'warn mpm_event:trace1' to see keep-alive closes")
     ap.add_argument("--keep", action="store_true", help="keep server roots (for debugging)")
     ap.add_argument("--list", action="store_true", help="list the suite's scenarios and exit")
+    ap.add_argument("--callgrind", type=int, metavar="N",
+                    help="no timed rounds: count instructions per request with callgrind "
+                         "(httpd -X, N and 3N keep-alive requests on one connection)")
+    ap.add_argument("--callgrind-top", type=int, default=0, metavar="K",
+                    help="with --callgrind: the K functions each scenario adds most "
+                         "(inclusive, per request, baseline subtracted)")
     args = ap.parse_args()
+    if args.callgrind is not None:
+        if args.suite == "client":
+            ap.error("--callgrind: the cert and bearer suites only")
+        if not 10 <= args.callgrind <= 100000:
+            ap.error("--callgrind N: 10..100000")
+        if args.suite == "bearer" and args.callgrind < args.tokens:
+            ap.error("--callgrind N must be at least --tokens (%d): every token must be seen "
+                     "in the first run so that both runs pay the same first-pass misses"
+                     % args.tokens)
+        if not 0 <= args.callgrind_top <= 200:
+            ap.error("--callgrind-top K: 0..200")
+    elif args.callgrind_top:
+        ap.error("--callgrind-top needs --callgrind N")
     if not (1 <= args.rounds <= 50 and 1 <= args.seconds <= 600 and 0 <= args.warmup <= 60
             and 1 <= args.connections <= 1024 and 1 <= args.threads <= 16
             and 0 <= args.wait_idle <= 3600):
@@ -580,6 +847,10 @@ def main():
     if not os.access(EIDLOAD, os.X_OK):
         log("eidload is not built: run `make -C bench` first")
         return 2
+    if args.callgrind is not None:
+        if not os.access(VALGRIND, os.X_OK):
+            log("%s is missing: apt-get install valgrind" % VALGRIND)
+            return 2
     busy = cpu_busy()
     deadline = time.time() + args.wait_idle
     while busy > 0.15 and time.time() < deadline:
@@ -587,7 +858,7 @@ def main():
             % (busy * 100, deadline - time.time()))
         time.sleep(min(5.0, max(0.0, deadline - time.time())))
         busy = cpu_busy()
-    if busy > 0.15:
+    if busy > 0.15 and args.callgrind is None:  # instruction counts do not mind
         log("warning: the machine is %.0f%% busy before the benchmark starts: other load "
             "skews absolute numbers (ratios within a round suffer less)" % (busy * 100))
     workdir = tempfile.mkdtemp(prefix="eidbench-")
@@ -731,6 +1002,18 @@ def main():
             raise BenchError("baseline %s failed: %s" % (base.name, base.failure))
         live = [s for s in scenarios if not s.failure]
 
+        if args.callgrind is not None:
+            # A separate mode: no timed rounds.  Each server that passed its
+            # checks is restarted from the same configuration under callgrind.
+            for sc in live:
+                sc.server.stop()
+            live.sort(key=lambda s: s is not base)  # the baseline first
+            for sc in live:
+                callgrind_scenario(sc, ctx, args, args.callgrind_top)
+                if sc is base and base.failure:
+                    raise BenchError("baseline %s failed: %s" % (base.name, base.failure))
+            live = []
+
         # Warm-up (keys fetched, caches filled, children's first requests), then rounds.
         for sc in live:
             if args.warmup > 0:
@@ -772,6 +1055,8 @@ def main():
 
     if exit_code == 0 and scenarios and any(s.runs for s in scenarios):
         write_report(args, scenarios, versions, ctx, busy)
+    if exit_code == 0 and any(s.cg_per_req is not None for s in scenarios):
+        write_callgrind_report(args, scenarios, versions, ctx)
     if exit_code == 0 and any(s.failure for s in scenarios):
         for s in scenarios:
             if s.failure:
