@@ -35,7 +35,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   python3-cryptography python3-jwcrypto
 
 .PHONY: all deps test test-unit test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
-        clean pki check-docs fuzz bench format
+        clean pki check-docs fuzz bench
 
 all: $(MODULE)
 
@@ -169,9 +169,6 @@ install: $(MODULE)
 
 bench: $(MODULE) pki
 	$(MAKE) -C bench
-
-format:
-	clang-format -i include/eid/*.h mod_src/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
 
 clean:
 	rm -rf $(B)
