@@ -3,8 +3,11 @@
 
 Starts a real httpd (mod_ssl + mod_auth_eid) on https://localhost:8443 (or a free
 port), tries every demo user against every demo policy with curl, prints the
-matrix and the curl commands, then keeps serving until Ctrl-C.
---oneshot: stop after the matrix (used by the tests).
+matrix and the curl commands, then keeps serving until Ctrl-C.  For the API
+part it also starts two test OpenID Providers (tests/op) on loopback: one with
+Inera claims, one with the Swedish OIDC profile; their tokens are minted now
+and tried the same way.
+--oneshot: stop after the matrices (used by the tests).
 """
 import argparse
 import os
@@ -13,10 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "httpd"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "op"))
 from eidtest import TRUST_PROFILES, Httpd, manifest, pki  # noqa: E402
+from opctl import TestOP  # noqa: E402
 
 M = manifest()
 NURSE, DOCTOR = M["nurse-kommun"], M["doctor-region"]
@@ -38,14 +44,44 @@ USERS = [
     ("other-ca", "certificate from a CA no profile names"),
 ]
 
+# The API behind bearer tokens (conf-samples/bearer-api.conf in small).
+API_AUD = "api://incident"
+API_POLICIES = [
+    ("/api/", "any valid token from either provider", "Require valid-user"),
+    ("/api-report/", "tokens with the scope incident:write", "Require eid-scope incident:write"),
+    ("/api-region/", "staff of Region Exempel (org 2321000016)", "Require eid-org 2321000016"),
+]
+# name -> (provider, what to mint, what it is)
+TOKENS = [
+    ("inera-nurse", "inera", {"preset": "inera-nurse"},
+     "nurse, Region Exempel, SITHS login at Inera's IdP (Inera claims)"),
+    ("citizen", "region", {"preset": "oidc-sweden-citizen"},
+     "citizen, BankID-style login (https://id.oidc.se claims)"),
+    ("home-care-staff", "region", {"preset": "oidc-sweden-staff"},
+     "staff of a private home-care company (orgNumber 5562265719)"),
+    ("expired", "inera", {"preset": "inera-nurse", "variant": "expired"},
+     "the nurse's token, expired an hour ago"),
+    ("alg-none", "inera", {"preset": "inera-nurse", "variant": "alg-none"},
+     "unsigned (alg none)"),
+    ("other-api", "inera", {"preset": "inera-nurse", "variant": "foreign-aud"},
+     "a valid token issued for another API (aud)"),
+]
 
-def config():
+
+def config(ops):
     conf = TRUST_PROFILES + """
-ScriptAliasMatch "^/[a-z]+/" "{root}/cgi/service.py"
+ScriptAliasMatch "^/[a-z-]+/" "{root}/cgi/service.py"
 """
+    conf += ("EidProvider inera issuer=%s discovery=on audience=%s claims=inera\n"
+             % (ops["inera"].issuer, API_AUD))
+    conf += ("EidProvider region issuer=%s jwks_uri=%s audience=%s claims=oidc-sweden\n"
+             % (ops["region"].issuer, ops["region"].jwks_uri, API_AUD))
     for path, _, rules in POLICIES:
         conf += "<Location %s>\nAuthType eid\nEidExportHeaders on\n%s\n</Location>\n" % (
             path, rules)
+    for path, _, rules in API_POLICIES:
+        conf += ("<Location %s>\nAuthType eid\nEidMethods bearer\nEidRealm incident-api\n"
+                 "%s\n</Location>\n" % (path, rules))
     return conf
 
 
@@ -65,10 +101,68 @@ def curl_cmd(base, user, path):
     return "curl -s --cacert %s%s %s%s" % (ca, cert, base, path)
 
 
-def status(base, user, path):
+def bearer_cmd(base, token_file, path):
+    return 'curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s%s' % (
+        pki("ca", "server-ca.pem"), token_file, base, path)
+
+
+def status(base, user, path, token=None):
     cmd = curl_cmd(base, user, path).split() + ["-o", "/dev/null", "-w", "%{http_code}"]
+    if token is not None:
+        cmd += ["-H", "Authorization: Bearer " + token]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     return r.stdout.strip() if r.stdout.strip() != "000" else "TLS refused"
+
+
+def start_ops(root):
+    ops = {}
+    try:
+        for name in ("inera", "region"):
+            ops[name] = TestOP(os.path.join(root, "op-" + name)).start()
+    except Exception:
+        for op in ops.values():
+            op.stop()
+        raise
+    return ops
+
+
+def mint_tokens(ops, root):
+    """name -> (token, file holding it); valid for 8 hours."""
+    d = os.path.join(root, "tokens")
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for name, op, req, _ in TOKENS:
+        tok = ops[op].mint(aud=API_AUD, ttl=8 * 3600, **req)
+        path = os.path.join(d, name + ".jwt")
+        with open(path, "w") as f:
+            f.write(tok)
+        out[name] = (tok, path)
+    return out
+
+
+def bearer_part(base, ops, tokens):
+    print("\nThe API behind bearer tokens (HTTP status):\n")
+    print("%-22s" % "" + "".join("%-14s" % p for p, _, _ in API_POLICIES))
+    for name, _, _, _ in TOKENS + [(None, None, None, None)]:
+        tok = tokens[name][0] if name else None
+        row = "%-22s" % (name or "(no token)")
+        row += "".join("%-14s" % status(base, None, p, tok) for p, _, _ in API_POLICIES)
+        print(row)
+    print("\nPolicies:")
+    for p, what, _ in API_POLICIES:
+        print("  %-13s %s" % (p, what))
+    print("\nTokens (minted now by the two test OpenID Providers, valid 8 hours):")
+    for name, op, _, what in TOKENS:
+        print("  %-22s %s: %s" % (name, op, what))
+    print("\nTry it:")
+    print("  " + bearer_cmd(base, tokens["inera-nurse"][1], "/api/"))
+    print("  " + bearer_cmd(base, tokens["citizen"][1], "/api-report/") + "   # 403")
+    print("  curl -si --cacert %s %s/api/ | grep -i www-authenticate   # 401 + challenge"
+          % (pki("ca", "server-ca.pem"), base))
+    print("Mint another token (presets: inera-nurse; oidc-sweden-citizen, -staff, -coord):")
+    print("  curl -s -X POST -H 'Content-Type: application/json' "
+          "-d '{\"preset\": \"inera-nurse\", \"aud\": \"%s\"}' %s/admin/mint"
+          % (API_AUD, ops["inera"].issuer))
 
 
 def main():
@@ -77,11 +171,19 @@ def main():
     ap.add_argument("--port", type=int, default=8443)
     args = ap.parse_args()
     port = args.port if port_free(args.port) else None
-    h = Httpd(config(), name="demo", port=port, verify_client="optional")
+    ops_dir = tempfile.mkdtemp(prefix="eid-demo-ops-")
+    ops = start_ops(ops_dir)
+    try:
+        h = Httpd(config(ops), name="demo", port=port, verify_client="optional")
+    except Exception:
+        for op in ops.values():
+            op.stop()
+        shutil.rmtree(ops_dir, ignore_errors=True)
+        raise
     shutil.copy(os.path.join(HERE, "service.py"), os.path.join(h.root, "cgi", "service.py"))
     os.chmod(os.path.join(h.root, "cgi", "service.py"), 0o755)
-    h.start()
     try:
+        h.start()
         base = h.base
         print("\nmod_auth_eid demo: %s  (ServerRoot %s)\n" % (base, h.root))
         print("Who gets in where (HTTP status):\n")
@@ -103,6 +205,7 @@ def main():
         print("  " + curl_cmd(base, "citizen", "/invanare/"))
         print("\nIn a browser: import %s (password: demo) and open %s/whoami/"
               % (pki("users", "nurse-kommun.p12"), base))
+        bearer_part(base, ops, mint_tokens(ops, h.root))
         print("Audit records: %s\nError log:     %s" % (h.audit_log, h.error_log))
         if args.oneshot:
             return 0
@@ -115,6 +218,9 @@ def main():
         return 0
     finally:
         h.stop()
+        for op in ops.values():
+            op.stop()
+        shutil.rmtree(ops_dir, ignore_errors=True)
         print("\nstopped.")
 
 

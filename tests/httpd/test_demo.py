@@ -29,3 +29,13 @@ def test_demo_oneshot():
     assert rows["function"] == ["403"] * 5, r.stdout
     assert rows["other-ca"] == ["403"] * 5, r.stdout
     assert "curl -s --cacert" in r.stdout
+    api = r.stdout.split("The API behind bearer tokens")[1].split("Policies:")[0]
+    rows = {line[:22].strip(): line[22:].split() for line in api.splitlines()
+            if line.strip() and not line.startswith((" ", "(HTTP"))}
+    #                           /api/  /api-report/ /api-region/
+    assert rows["inera-nurse"] == ["200", "200", "200"], r.stdout
+    assert rows["citizen"] == ["200", "403", "403"], r.stdout
+    assert rows["home-care-staff"] == ["200", "403", "403"], r.stdout
+    for bad in ("expired", "alg-none", "other-api", "(no token)"):
+        assert rows[bad] == ["401"] * 3, (bad, r.stdout)
+    assert 'Authorization: Bearer $(cat' in r.stdout
