@@ -51,7 +51,7 @@ API_POLICIES = [
     ("/api-report/", "tokens with the scope incident:write", "Require eid-scope incident:write"),
     ("/api-region/", "staff of Region Exempel (org 2321000016)", "Require eid-org 2321000016"),
 ]
-# name -> (provider, what to mint, what it is)
+# (name, provider, what to mint, what it is)
 TOKENS = [
     ("inera-nurse", "inera", {"preset": "inera-nurse"},
      "nurse, Region Exempel, SITHS login at Inera's IdP (Inera claims)"),
@@ -159,10 +159,12 @@ def bearer_part(base, ops, tokens):
     print("  " + bearer_cmd(base, tokens["citizen"][1], "/api-report/") + "   # 403")
     print("  curl -si --cacert %s %s/api/ | grep -i www-authenticate   # 401 + challenge"
           % (pki("ca", "server-ca.pem"), base))
-    print("Mint another token (presets: inera-nurse; oidc-sweden-citizen, -staff, -coord):")
-    print("  curl -s -X POST -H 'Content-Type: application/json' "
-          "-d '{\"preset\": \"inera-nurse\", \"aud\": \"%s\"}' %s/admin/mint"
-          % (API_AUD, ops["inera"].issuer))
+    print("Mint more tokens (the answer is JSON; its \"token\" is the token):")
+    for op, preset in (("inera", "inera-nurse"), ("region", "oidc-sweden-staff")):
+        print("  curl -s -X POST -H 'Content-Type: application/json' "
+              "-d '{\"preset\": \"%s\", \"aud\": \"%s\"}' %s/admin/mint"
+              % (preset, API_AUD, ops[op].issuer))
+    print("  (presets: inera-nurse at inera; oidc-sweden-citizen, -staff, -coord at region)")
 
 
 def main():
