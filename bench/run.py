@@ -748,18 +748,22 @@ def write_report(args, scenarios, versions, ctx, busy):
             "versions": versions, "module": ctx["module_src"],
             "module_sha256": ctx.get("module_sha256"), "module_mtime": ctx.get("module_mtime"),
             "pki": ctx["pki"], "cpu_busy_before": round(busy, 3), "command": " ".join([sys.argv[0]] + sys.argv[1:])}
-    md = markdown(meta, rows)
-    print(md)
-    os.makedirs(args.results, exist_ok=True)
-    stem = os.path.join(args.results, "%s-%s" % (args.suite, ts))
     raw = {s.name: [{k: v for k, v in r.items() if k != "raw"} for r in s.runs]
            for s in scenarios}
+    save_report(args.results, "%s-%s" % (args.suite, ts), "latest-%s.md" % args.suite,
+                markdown(meta, rows), {"meta": meta, "summary": rows, "runs": raw})
+
+
+def save_report(results, name, latest, md, data):
+    """Print the markdown; write <name>.json, <name>.md and <latest> in `results`."""
+    print(md)
+    os.makedirs(results, exist_ok=True)
+    stem = os.path.join(results, name)
     with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "summary": rows, "runs": raw}, f, indent=2)
-    with open(stem + ".md", "w") as f:
-        f.write(md)
-    with open(os.path.join(args.results, "latest-%s.md" % args.suite), "w") as f:
-        f.write(md)
+        json.dump(data, f, indent=2)
+    for path in (stem + ".md", os.path.join(results, latest)):
+        with open(path, "w") as f:
+            f.write(md)
     log("results: %s.{json,md}" % stem)
 
 
@@ -776,18 +780,9 @@ def write_callgrind_report(args, scenarios, versions, ctx):
             "module": ctx["module_src"], "module_sha256": ctx.get("module_sha256"),
             "module_mtime": ctx.get("module_mtime"), "pki": ctx["pki"],
             "command": " ".join([sys.argv[0]] + sys.argv[1:])}
-    md = markdown_callgrind(meta, rows)
-    print(md)
-    os.makedirs(args.results, exist_ok=True)
-    stem = os.path.join(args.results, "%s-callgrind-%s" % (args.suite, ts))
-    raw = {s.name: s.cg_runs for s in scenarios}
-    with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "summary": rows, "runs": raw}, f, indent=2)
-    with open(stem + ".md", "w") as f:
-        f.write(md)
-    with open(os.path.join(args.results, "latest-%s-callgrind.md" % args.suite), "w") as f:
-        f.write(md)
-    log("results: %s.{json,md}" % stem)
+    save_report(args.results, "%s-callgrind-%s" % (args.suite, ts),
+                "latest-%s-callgrind.md" % args.suite, markdown_callgrind(meta, rows),
+                {"meta": meta, "summary": rows, "runs": {s.name: s.cg_runs for s in scenarios}})
 
 
 def main():
