@@ -739,19 +739,26 @@ def markdown_callgrind(meta, rows):
 def write_report(args, scenarios, versions, ctx, busy):
     """Markdown on stdout; JSON + Markdown under --results."""
     rows = summarise(scenarios, SUITES[args.suite], args.rounds)
-    ts = time.strftime("%Y%m%d-%H%M%S")
-    meta = {"suite": args.suite, "timestamp": ts, "rounds": args.rounds,
-            "seconds": args.seconds, "warmup": args.warmup,
-            "connections": args.connections, "threads": args.threads,
+    meta = run_meta(args, versions, ctx, rounds=args.rounds, seconds=args.seconds,
+                    warmup=args.warmup, connections=args.connections, threads=args.threads,
+                    cpu_busy_before=round(busy, 3))
+    raw = {s.name: [{k: v for k, v in r.items() if k != "raw"} for r in s.runs]
+           for s in scenarios}
+    save_report(args.results, "%s-%s" % (args.suite, meta["timestamp"]),
+                "latest-%s.md" % args.suite, markdown(meta, rows),
+                {"meta": meta, "summary": rows, "runs": raw})
+
+
+def run_meta(args, versions, ctx, **mode):
+    """What every report says about the run: suite, machine, versions, module."""
+    meta = {"suite": args.suite, "timestamp": time.strftime("%Y%m%d-%H%M%S"),
             "baseline": SUITES[args.suite], "cpus": os.cpu_count(),
             "machine": "%s %s" % (platform.system(), platform.release()),
             "versions": versions, "module": ctx["module_src"],
             "module_sha256": ctx.get("module_sha256"), "module_mtime": ctx.get("module_mtime"),
-            "pki": ctx["pki"], "cpu_busy_before": round(busy, 3), "command": " ".join([sys.argv[0]] + sys.argv[1:])}
-    raw = {s.name: [{k: v for k, v in r.items() if k != "raw"} for r in s.runs]
-           for s in scenarios}
-    save_report(args.results, "%s-%s" % (args.suite, ts), "latest-%s.md" % args.suite,
-                markdown(meta, rows), {"meta": meta, "summary": rows, "runs": raw})
+            "pki": ctx["pki"], "command": " ".join([sys.argv[0]] + sys.argv[1:])}
+    meta.update(mode)
+    return meta
 
 
 def save_report(results, name, latest, md, data):
@@ -769,18 +776,12 @@ def save_report(results, name, latest, md, data):
 
 def write_callgrind_report(args, scenarios, versions, ctx):
     rows = summarise_callgrind(scenarios, SUITES[args.suite], args.callgrind_top)
-    ts = time.strftime("%Y%m%d-%H%M%S")
     vg = subprocess.run([VALGRIND, "--version"], capture_output=True, text=True).stdout.strip()
-    meta = {"suite": args.suite, "mode": "callgrind", "timestamp": ts,
-            "callgrind_n": args.callgrind, "callgrind_top": args.callgrind_top,
-            "tokens": args.tokens if args.suite == "bearer" else None,
-            "baseline": SUITES[args.suite], "cpus": os.cpu_count(),
-            "machine": "%s %s" % (platform.system(), platform.release()),
-            "valgrind": vg.replace("valgrind-", ""), "versions": versions,
-            "module": ctx["module_src"], "module_sha256": ctx.get("module_sha256"),
-            "module_mtime": ctx.get("module_mtime"), "pki": ctx["pki"],
-            "command": " ".join([sys.argv[0]] + sys.argv[1:])}
-    save_report(args.results, "%s-callgrind-%s" % (args.suite, ts),
+    meta = run_meta(args, versions, ctx, mode="callgrind", callgrind_n=args.callgrind,
+                    callgrind_top=args.callgrind_top,
+                    tokens=args.tokens if args.suite == "bearer" else None,
+                    valgrind=vg.replace("valgrind-", ""))
+    save_report(args.results, "%s-callgrind-%s" % (args.suite, meta["timestamp"]),
                 "latest-%s-callgrind.md" % args.suite, markdown_callgrind(meta, rows),
                 {"meta": meta, "summary": rows, "runs": {s.name: s.cg_runs for s in scenarios}})
 
