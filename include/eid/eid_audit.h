@@ -34,6 +34,7 @@ typedef struct eid_audit_rec {
     const char *resource;   /* path (no query string: it may carry secrets) */
     eid_decision_e decision;
     const char *reason;     /* short machine-friendly reason, may be NULL */
+    const char *tag;        /* the EIDxxxxx tag of the log line that explains it, or NULL */
     int status;             /* final HTTP status */
 } eid_audit_rec_t;
 

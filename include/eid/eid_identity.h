@@ -128,6 +128,19 @@ const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_le
                           const char *pnr);
 
 /*
+ * `value` with every occurrence of the 12-digit personnummer or
+ * samordningsnummer `pnr` replaced by its pseudonym (eid_pseudonym(), or
+ * "[pnr]" when `key` is NULL), in any of the spellings YYYYMMDDNNNC,
+ * YYYYMMDD-NNNC, YYMMDDNNNC, YYMMDD-NNNC, YYMMDD+NNNC (so also inside
+ * "PNOSE-...").  For any value derived from an identity (a subject DN, a UPN)
+ * that goes where the number itself would be pseudonymised: logs, audit
+ * records, REMOTE_USER.  Returns `value` itself when nothing matches or when
+ * `value` or `pnr` is NULL or `pnr` is not 12 digits; else a string in `p`.
+ */
+const char *eid_pnr_redact(apr_pool_t *p, const char *value, const char *pnr,
+                           const unsigned char *key, size_t key_len);
+
+/*
  * Encode `in` for a request header or an environment variable: bytes below
  * 0x20, 0x7f and '%' become %XX; with `ascii_only`, bytes >= 0x80 do too (so a
  * header is pure visible ASCII and decodes with any URL decoder).  Returns

@@ -32,25 +32,41 @@ void eid_request_id_child_init(void)
     apr_atomic_set32(&id_counter, 0);
 }
 
-const char *eid_request_id(request_rec *r, eid_req_t *st)
+request_rec *eid_root_request(request_rec *r)
+{
+    while (r->main || r->prev)
+        r = r->main ? r->main : r->prev;
+    return r;
+}
+
+const char *eid_request_id(request_rec *r)
 {
     unsigned char raw[12];
     apr_uint32_t n;
     char *id;
     int i;
+    /* Why the root's state and pool: a subrequest's pool dies before its main
+     * request does, and an id kept there used to leave the main request (its
+     * EID_REQUEST_ID, header and audit record) pointing at freed memory.  A
+     * subrequest runs in its main request's thread, so writing the root's
+     * state and pool from it is safe. */
+    request_rec *root = eid_root_request(r);
+    eid_req_t *st = eid_req_get(root, 1);
 
     if (st->request_id)
         return st->request_id;
     /* mod_unique_id's value when it is loaded, so all logs agree. */
-    if ((st->request_id = apr_table_get(r->subprocess_env, "UNIQUE_ID")))
+    if ((st->request_id = apr_table_get(root->subprocess_env, "UNIQUE_ID"))) {
+        st->request_id = apr_pstrdup(root->pool, st->request_id);
         return st->request_id;
+    }
     n = apr_atomic_inc32(&id_counter);
     memcpy(raw, id_prefix, 8);
     raw[8] = (unsigned char)(n >> 24);
     raw[9] = (unsigned char)(n >> 16);
     raw[10] = (unsigned char)(n >> 8);
     raw[11] = (unsigned char)n;
-    id = apr_palloc(r->pool, 17);
+    id = apr_palloc(root->pool, 17);
     for (i = 0; i < 4; i++) {
         unsigned v = (unsigned)raw[3 * i] << 16 | (unsigned)raw[3 * i + 1] << 8 |
                      raw[3 * i + 2];
@@ -134,7 +150,7 @@ int eid_audit_log_transaction(request_rec *r)
 
     memset(&rec, 0, sizeof(rec));
     rec.time = r->request_time;
-    rec.request_id = eid_request_id(r, st);
+    rec.request_id = eid_request_id(r);
     rec.server = r->server->server_hostname;
     rec.client_ip = r->useragent_ip;
     rec.id = st->id;
@@ -143,7 +159,10 @@ int eid_audit_log_transaction(request_rec *r)
     rec.resource = r->parsed_uri.path ? r->parsed_uri.path : r->uri;
     rec.status = last->status;
     rec.reason = st->reason;
+    rec.tag = st->tag;
     rec.decision = decide(st, last->status, &rec.reason);
+    if (rec.reason != st->reason)
+        rec.tag = NULL; /* the tag explains st->reason only */
 
     opts.pseudonymise = c->pseudonymise != 0;
     opts.key = eid_g->pseudonym_key;

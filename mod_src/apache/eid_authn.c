@@ -45,18 +45,29 @@ void eid_refuse(request_rec *r, eid_req_t *st, eid_decision_e decision, int leve
 {
     st->decision = decision;
     st->reason = reason;
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s: %s", tag ? tag : "EID01000", reason);
+    st->tag = tag ? tag : "EID01000";
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s: %s", st->tag, reason);
 }
 
 const char *eid_safe_user(request_rec *r, const eid_identity_t *id)
 {
-    if (r->user && id && id->pnr && !strcmp(r->user, id->pnr))
+    if (!r->user || !id || !id->pnr)
+        return r->user;
+    if (!strcmp(r->user, id->pnr))
         return eid_pseudonym(r->pool, eid_g->pseudonym_key, eid_g->pseudonym_key_len,
                              id->pnr);
-    return r->user;
+    /* any other value holding the number (normally redacted already by
+     * user_name(), but r->user may come from elsewhere) */
+    return eid_pnr_redact(r->pool, r->user, id->pnr, eid_g->pseudonym_key,
+                          eid_g->pseudonym_key_len);
 }
 
-/* The first user attribute the identity has becomes r->user. */
+/* The first user attribute the identity has becomes r->user.  Only the `pnr`
+ * attribute itself puts the personnummer there (an explicit, documented
+ * choice); in any other attribute (a subject DN "serialNumber=19..", a UPN)
+ * the number is replaced by its pseudonym.  Why: r->user goes into the
+ * access log (%u), into httpd's own error-log lines (AH01631) and into the
+ * audit record; the backend finds the real value in EID_SUBJECT etc. */
 static const char *user_name(request_rec *r, const eid_dir_conf_t *d,
                              const eid_identity_t *id)
 {
@@ -68,7 +79,10 @@ static const char *user_name(request_rec *r, const eid_dir_conf_t *d,
         const char *v = eid_attr_value(r->pool, id, attrs[i], eid_g->pseudonym_key,
                                        eid_g->pseudonym_key_len);
         if (v && *v)
-            return v;
+            return attrs[i] == EID_ATTR_PNR
+                       ? v
+                       : eid_pnr_redact(r->pool, v, id->pnr, eid_g->pseudonym_key,
+                                        eid_g->pseudonym_key_len);
     }
     return NULL;
 }

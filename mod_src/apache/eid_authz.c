@@ -9,6 +9,7 @@
 #include "mod_auth_eid.h"
 
 #include "apr_strings.h"
+#include "http_config.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_auth.h"
@@ -36,22 +37,44 @@ static req_args_t *split_args(cmd_parms *cmd, const char *line, const char *name
 
 #define WORD(a, i) APR_ARRAY_IDX((a)->words, (i), const char *)
 
-/* The identity behind r->user, or why there is none. */
-static authz_status identity_of(request_rec *r, eid_req_t **st)
+/* A Require eid-* line where no AuthType eid applies: a configuration error
+ * that only .htaccess can still make (the check_config hook below refuses the
+ * rest at start-up).  Answered with 500, a tagged log line and, for a request
+ * from the client, an audit record. */
+static authz_status misconfigured(request_rec *r, const req_args_t *a)
 {
+    eid_req_t *st = eid_req_get(r, 1);
+    if (!st->tried) {
+        st->tried = 1;
+        st->status = HTTP_INTERNAL_SERVER_ERROR;
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01102",
+                   apr_pstrcat(r->pool, "'", a->text, "' where no AuthType eid applies",
+                               NULL));
+    }
+    return AUTHZ_GENERAL_ERROR;
+}
+
+/* The identity behind r->user, or why there is none.  Only this request's own
+ * state counts: httpd runs the Require lines of a subrequest or redirect only
+ * when its configuration differs from the main request's, and then our
+ * access checker has authenticated it on its own.  (Reading the main request's
+ * state here used to write the subrequest's memory into it, in deny().) */
+static authz_status identity_of(request_rec *r, const req_args_t *a, eid_req_t **st)
+{
+    if (!eid_is_eid_location(r))
+        return misconfigured(r, a);
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     *st = eid_req_get(r, 0);
-    if (!*st && r->main)
-        *st = eid_req_get(r->main, 0); /* subrequest sharing the main's user */
-    /* A user from another AuthType has no eid identity: never granted. */
     return (*st && (*st)->id) ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
+/* Writes only r's own state, in r's pool (see identity_of). */
 static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
                          const char *why)
 {
     st->reason = apr_pstrcat(r->pool, a->text, ": ", why, NULL);
+    st->tag = "EID01101";
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID01101: user %s denied by '%s': %s",
                   eid_safe_user(r, st->id), a->text, why);
     return AUTHZ_DENIED;
@@ -79,7 +102,7 @@ static authz_status method_check(request_rec *r, const char *line, const void *p
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
-    authz_status s = identity_of(r, &st);
+    authz_status s = identity_of(r, a, &st);
     if (s != AUTHZ_GRANTED)
         return s;
     if (a->mask & (1u << st->id->method))
@@ -110,7 +133,7 @@ static authz_status loa_check(request_rec *r, const char *line, const void *pars
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
-    authz_status s = identity_of(r, &st);
+    authz_status s = identity_of(r, a, &st);
     if (s != AUTHZ_GRANTED)
         return s;
     if (st->id->loa >= a->loa)
@@ -147,7 +170,7 @@ static authz_status org_check(request_rec *r, const char *line, const void *pars
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
-    authz_status s = identity_of(r, &st);
+    authz_status s = identity_of(r, a, &st);
     int i;
     if (s != AUTHZ_GRANTED)
         return s;
@@ -184,7 +207,7 @@ static authz_status hsa_check(request_rec *r, const char *line, const void *pars
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
-    authz_status s = identity_of(r, &st);
+    authz_status s = identity_of(r, a, &st);
     int i;
     if (s != AUTHZ_GRANTED)
         return s;
@@ -217,7 +240,7 @@ static authz_status scope_check(request_rec *r, const char *line, const void *pa
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
-    authz_status s = identity_of(r, &st);
+    authz_status s = identity_of(r, a, &st);
     int i, j;
     if (s != AUTHZ_GRANTED)
         return s;
@@ -241,8 +264,71 @@ static const authz_provider p_org = {&org_check, &org_parse};
 static const authz_provider p_hsa = {&hsa_check, &hsa_parse};
 static const authz_provider p_scope = {&scope_check, &scope_parse};
 
+/* ---- start-up check: Require eid-* needs AuthType eid ---------------------- */
+
+/* Is there an "AuthType eid" among the siblings starting at `n`? */
+static int authtype_eid_among(apr_pool_t *p, const ap_directive_t *n)
+{
+    for (; n; n = n->next) {
+        const char *args = n->args;
+        if (!strcasecmp(n->directive, "AuthType") &&
+            !strcasecmp(ap_getword_conf(p, &args), EID_AUTH_TYPE))
+            return 1;
+    }
+    return 0;
+}
+
+/* The first "Require [not] eid-..." under `n` whose section and enclosing
+ * sections have no AuthType eid, or NULL. */
+static const ap_directive_t *bare_require(apr_pool_t *p, const ap_directive_t *n)
+{
+    for (; n; n = n->next) {
+        if (!strcasecmp(n->directive, "Require")) {
+            const char *args = n->args, *w = ap_getword_conf(p, &args);
+            if (!strcasecmp(w, "not"))
+                w = ap_getword_conf(p, &args);
+            if (!strncasecmp(w, "eid-", 4)) {
+                const ap_directive_t *up = n;
+                int found = 0;
+                while (up && !found) {
+                    found = authtype_eid_among(p, up->parent ? up->parent->first_child
+                                                             : ap_conftree);
+                    up = up->parent;
+                }
+                if (!found)
+                    return n;
+            }
+        }
+        if (n->first_child) {
+            const ap_directive_t *bad = bare_require(p, n->first_child);
+            if (bad)
+                return bad;
+        }
+    }
+    return NULL;
+}
+
+/* check_config: refuse at "apachectl -t" a Require eid-* line that no
+ * AuthType eid reaches (it would answer 500 to every request).  Only the same
+ * section or an enclosing one is looked at - not other sections that may
+ * merge for some URL - so the rule is: put AuthType eid next to the Require
+ * lines or around them. */
+static int check_require_authtype(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                  server_rec *s)
+{
+    const ap_directive_t *bad = bare_require(ptemp, ap_conftree);
+    if (!bad)
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                 "EID01103: Syntax error on line %d of %s: Require %s: no AuthType eid "
+                 "in this section or an enclosing one", bad->line_num, bad->filename,
+                 bad->args);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
 void eid_register_authz_providers(apr_pool_t *p)
 {
+    ap_hook_check_config(check_require_authtype, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-method",
                               AUTHZ_PROVIDER_VERSION, &p_method, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-loa", AUTHZ_PROVIDER_VERSION,

@@ -26,13 +26,11 @@ void eid_globals_reset(apr_pool_t *pconf)
 {
     eid_g = apr_pcalloc(pconf, sizeof(*eid_g));
     eid_g->profiles = apr_hash_make(pconf);
-    eid_g->header_prefixes = apr_array_make(pconf, 2, sizeof(const char *));
     eid_g->providers = apr_hash_make(pconf);
     eid_g->provider_defs = apr_array_make(pconf, 2, sizeof(eid_provider_def_t));
     eid_g->all_providers = apr_array_make(pconf, 2, sizeof(void *));
     eid_g->token_cache_entries = -1;
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
-    APR_ARRAY_PUSH(eid_g->header_prefixes, const char *) = EID_DEFAULT_HEADER_PREFIX;
 }
 
 const apr_array_header_t *eid_all_profiles(void)
@@ -367,31 +365,41 @@ static const char *set_user_attr(cmd_parms *cmd, void *dcv, int argc, char *cons
     return NULL;
 }
 
+/* Server config, <VirtualHost> and sections, never .htaccess (the command
+ * table says RSRC_CONF|ACCESS_CONF).  Why: inbound headers are scrubbed in
+ * post_read_request, before any per-directory configuration is known, so a
+ * prefix must be known when the configuration is read; its names are then
+ * kept in this server's configuration (eid_header_prefix_register), written
+ * here once, at start-up, and only read by requests. */
 static const char *set_header_prefix(cmd_parms *cmd, void *dcv, const char *prefix)
 {
     eid_dir_conf_t *d = dcv;
     const char *s;
-    int i;
     if (strlen(prefix) < 2)
         return "EidHeaderPrefix: too short";
+    if (strlen(prefix) > 64)
+        return "EidHeaderPrefix: too long (64 characters at most)";
     for (s = prefix; *s; s++)
         if (!apr_isalnum(*s) && *s != '-')
             return "EidHeaderPrefix: only letters, digits and '-' are allowed";
     d->header_prefix = apr_pstrdup(cmd->pool, prefix);
     d->header_names = eid_header_names(cmd->pool, d->header_prefix);
     d->request_id_header = apr_pstrcat(cmd->pool, d->header_prefix, "Request-Id", NULL);
-    for (i = 0; i < eid_g->header_prefixes->nelts; i++)
-        if (!strcasecmp(APR_ARRAY_IDX(eid_g->header_prefixes, i, const char *), prefix))
-            return NULL;
-    APR_ARRAY_PUSH(eid_g->header_prefixes, const char *) = d->header_prefix;
+    eid_header_prefix_register(cmd->server, cmd->pool, d->header_prefix);
     return NULL;
 }
 
 static const char *set_export_attrs(cmd_parms *cmd, void *dcv, int argc, char *const argv[])
 {
     eid_dir_conf_t *d = dcv;
-    int i;
-    memset(d->export_mask, 0, sizeof(d->export_mask));
+    int i, only_exclusions = 1;
+    if (argc < 1)
+        return "EidExportAttributes: name attributes, 'all' or -<attribute> exclusions";
+    for (i = 0; i < argc; i++)
+        if (argv[i][0] != '-')
+            only_exclusions = 0;
+    /* A list of only exclusions ("-pnr") means all except those. */
+    memset(d->export_mask, only_exclusions, sizeof(d->export_mask));
     d->export_mask_set = 1;
     for (i = 0; i < argc; i++) {
         const eid_attr_desc_t *a;
@@ -457,8 +465,9 @@ const command_rec eid_cmds[] = {
              "On (default): pass the identity to the backend as EID_* variables"),
     DIR_FLAG("EidExportHeaders", export_headers,
              "On: also pass it as request headers (default Off)"),
-    AP_INIT_TAKE1("EidHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
-                  "<prefix> - name prefix of the identity headers (default X-Eid-)"),
+    AP_INIT_TAKE1("EidHeaderPrefix", set_header_prefix, NULL, RSRC_CONF | ACCESS_CONF,
+                  "<prefix> - name prefix of the identity headers (default X-Eid-); "
+                  "not in .htaccess"),
     AP_INIT_TAKE_ARGV("EidExportAttributes", set_export_attrs, NULL, OR_AUTHCFG,
                       "all | <attribute> | -<attribute> ... - which attributes to pass "
                       "(default: all)"),

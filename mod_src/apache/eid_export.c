@@ -2,21 +2,79 @@
  * eid_export.c - hand the identity to the backend, and make sure nobody
  * else can.
  *
- * Inbound headers whose names collide with ours are removed for every
- * request, before any other module looks at them (post_read_request): the
- * comparison ignores case and treats '-' and '_' as equal, because CGI,
- * FastCGI and most frameworks map both to the same variable.  Subrequests and
- * internal redirects copy the already-scrubbed table.
+ * Inbound headers whose names are ones the module writes are removed for
+ * every request, before any other module looks at them (post_read_request):
+ * the comparison ignores case and treats '-' and '_' as equal, because CGI,
+ * FastCGI and most frameworks map both to the same variable.  Only the exact
+ * names are removed (prefix + attribute, prefix + Request-Id), never "every
+ * header starting with the prefix": a prefix such as "Content-" must not cost
+ * other requests their Content-Type.  A prefix can only be set where it is
+ * known at that moment - in the server configuration, never in .htaccess - and
+ * each server scrubs the names of its own prefixes and the main server's.
+ *
+ * Subrequests and internal redirects (rule, see docs/architecture.md):
+ * they inherit nothing from the request they belong to except
+ *  - the request id (kept in the root request's state, in the root's pool);
+ *  - for a subrequest that httpd runs with the main request's very
+ *    configuration (it then skips authentication and copies r->user), the
+ *    main request's identity, read-only;
+ * a subrequest or redirect into another eid location authenticates on its own
+ * and exports what that location's configuration says; one into a location
+ * without AuthType eid gets no identity.  Whatever the copied tables carry of
+ * ours (EID_* / REDIRECT_EID_* variables, identity headers) is removed first.
  */
 #include "mod_auth_eid.h"
 
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_core.h"
+#include "http_main.h"
 #include "http_request.h"
 
+/* Names for the default prefix, built in post_config (one thread) in pconf
+ * and read-only while requests run. */
 static const char *env_names[EID_ATTR__COUNT];
 static const char **default_header_names;
+static apr_hash_t *default_scrub;
+
+/* Longest header name that can be ours: prefixes are at most 64 bytes. */
+#define NAME_MAX_LEN 128
+
+/* `name` lower-cased with '_' as '-', into buf; 0 if it is too long. */
+static int norm(const char *name, char buf[NAME_MAX_LEN])
+{
+    size_t i;
+    for (i = 0; name[i]; i++) {
+        char c;
+        if (i + 1 >= NAME_MAX_LEN)
+            return 0;
+        c = apr_tolower(name[i]);
+        buf[i] = c == '_' ? '-' : c;
+    }
+    buf[i] = '\0';
+    return 1;
+}
+
+static void add_names(apr_hash_t *h, apr_pool_t *p, const char *prefix)
+{
+    char buf[NAME_MAX_LEN];
+    int i;
+    for (i = 0; i <= EID_ATTR__COUNT; i++) {
+        const char *n = apr_pstrcat(p, prefix,
+                                    i < EID_ATTR__COUNT ? eid_attr_desc((eid_attr_e)i)->header
+                                                        : "Request-Id", NULL);
+        if (norm(n, buf))
+            apr_hash_set(h, apr_pstrdup(p, buf), APR_HASH_KEY_STRING, "");
+    }
+}
+
+void eid_header_prefix_register(server_rec *s, apr_pool_t *p, const char *prefix)
+{
+    eid_srv_conf_t *c = ap_get_module_config(s->module_config, &auth_eid_module);
+    if (!c->own_header_names)
+        c->own_header_names = apr_hash_make(p);
+    add_names(c->own_header_names, p, prefix);
+}
 
 static void ensure_names(apr_pool_t *p)
 {
@@ -36,62 +94,74 @@ void eid_export_init(apr_pool_t *pconf)
         env_names[i] = NULL;
     ensure_names(pconf);
     default_header_names = eid_header_names(pconf, EID_DEFAULT_HEADER_PREFIX);
+    default_scrub = apr_hash_make(pconf);
+    add_names(default_scrub, pconf, EID_DEFAULT_HEADER_PREFIX);
 }
 
-/* Does header `name` start with `prefix`, ignoring case and '-' vs '_'? */
-static int collides(const char *name, const char *prefix)
+/* Could the module write a header called `name` for a request of server s? */
+static int is_ours(const server_rec *s, const char *name)
 {
-    for (; *prefix; name++, prefix++) {
-        char a = apr_tolower(*name), b = apr_tolower(*prefix);
-        if (a == '_')
-            a = '-';
-        if (b == '_')
-            b = '-';
-        if (a != b || !*name)
-            return 0;
+    const eid_srv_conf_t *c = ap_get_module_config(s->module_config, &auth_eid_module);
+    const eid_srv_conf_t *m =
+        ap_get_module_config(ap_server_conf->module_config, &auth_eid_module);
+    char buf[NAME_MAX_LEN];
+    if (!norm(name, buf))
+        return 0;
+    return apr_hash_get(default_scrub, buf, APR_HASH_KEY_STRING) ||
+           (c->own_header_names && apr_hash_get(c->own_header_names, buf,
+                                                APR_HASH_KEY_STRING)) ||
+           (m->own_header_names && apr_hash_get(m->own_header_names, buf,
+                                                APR_HASH_KEY_STRING));
+}
+
+/* Remove our header names from `t`; log them when `log` (client input). */
+static void scrub_table(request_rec *r, apr_table_t *t, int log)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *doomed = NULL;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (!e[i].key || !is_ours(r->server, e[i].key))
+            continue;
+        if (!doomed)
+            doomed = apr_array_make(r->pool, 2, sizeof(const char *));
+        APR_ARRAY_PUSH(doomed, const char *) = e[i].key;
     }
-    return 1;
+    for (i = 0; doomed && i < doomed->nelts; i++) {
+        if (log)
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "EID01201: removed inbound header that collides with the "
+                          "identity headers: %.60s",
+                          APR_ARRAY_IDX(doomed, i, const char *));
+        apr_table_unset(t, APR_ARRAY_IDX(doomed, i, const char *));
+    }
 }
 
 int eid_scrub_headers(request_rec *r)
 {
-    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    const apr_array_header_t *prefixes = eid_g->header_prefixes;
-    apr_array_header_t *doomed = NULL;
-    int i, j;
-
-    for (i = 0; i < arr->nelts; i++) {
-        if (!e[i].key)
-            continue;
-        for (j = 0; j < prefixes->nelts; j++)
-            if (collides(e[i].key, APR_ARRAY_IDX(prefixes, j, const char *))) {
-                if (!doomed)
-                    doomed = apr_array_make(r->pool, 2, sizeof(const char *));
-                APR_ARRAY_PUSH(doomed, const char *) = e[i].key;
-                break;
-            }
-    }
-    for (i = 0; doomed && i < doomed->nelts; i++) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "EID01201: removed inbound header that collides with the "
-                      "identity headers: %.60s",
-                      APR_ARRAY_IDX(doomed, i, const char *));
-        apr_table_unset(r->headers_in, APR_ARRAY_IDX(doomed, i, const char *));
-    }
+    scrub_table(r, r->headers_in, 1);
     return DECLINED;
 }
 
 /* Remove EID_* variables we did not set (e.g. copied by SetEnvIf from a
- * client header) so the backend can trust every EID_ variable it sees. */
+ * client header), and the REDIRECT_EID_* copies httpd makes of ours for an
+ * internal redirect, so the backend can trust every EID_ variable it sees. */
 static void scrub_env(request_rec *r)
 {
     const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     int i;
-    for (i = arr->nelts - 1; i >= 0; i--)
-        if (e[i].key && !strncasecmp(e[i].key, EID_ENV_PREFIX, sizeof(EID_ENV_PREFIX) - 1))
+    for (i = arr->nelts - 1; i >= 0; i--) {
+        const char *k = e[i].key;
+        if (!k)
+            continue;
+        while (!strncasecmp(k, "REDIRECT_", 9))
+            k += 9;
+        if (!strncasecmp(k, EID_ENV_PREFIX, sizeof(EID_ENV_PREFIX) - 1))
             apr_table_unset(r->subprocess_env, e[i].key);
+    }
 }
 
 /* The encoded values of one identity.  A certificate identity lives as long
@@ -148,37 +218,85 @@ static const export_cache_t *encoded(request_rec *r, const eid_dir_conf_t *d,
     return ec;
 }
 
+/* A subrequest's environment starts as a copy of its main request's, where
+ * mod_include, for one, has put REMOTE_USER and AUTH_TYPE; an internal
+ * redirect gets them as REDIRECT_*.  Where this request has no identity of
+ * ours, the root's user (authenticated by us) is removed from them. */
+static void scrub_inherited_user(request_rec *r, const request_rec *root)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+    for (i = arr->nelts - 1; i >= 0; i--) {
+        const char *k = e[i].key;
+        if (!k || !e[i].val)
+            continue;
+        while (!strncasecmp(k, "REDIRECT_", 9))
+            k += 9;
+        if ((!strcasecmp(k, "REMOTE_USER") && root->user && !strcmp(e[i].val, root->user)) ||
+            (!strcasecmp(k, "AUTH_TYPE") && !strcasecmp(e[i].val, EID_AUTH_TYPE)))
+            apr_table_unset(r->subprocess_env, e[i].key);
+    }
+}
+
+/* The identity this request may export: its own, or - for a subrequest that
+ * httpd runs with the main request's configuration, skipping authentication -
+ * the main request's.  Never one of a location without AuthType eid. */
+static const eid_identity_t *identity_for(request_rec *r)
+{
+    const eid_req_t *st;
+    if (!eid_is_eid_location(r))
+        return NULL;
+    if ((st = eid_req_get(r, 0)))
+        return st->status == OK ? st->id : NULL;
+    if (r->main && !r->prev && r->per_dir_config == r->main->per_dir_config &&
+        (st = eid_req_get(r->main, 0)) && st->status == OK && st->id &&
+        r->user == r->main->user)
+        return st->id;
+    return NULL;
+}
+
 int eid_fixups(request_rec *r)
 {
     const eid_dir_conf_t *d;
-    eid_req_t *st = eid_req_get(r, 0);
-    const export_cache_t *ec;
+    const eid_identity_t *id;
+    request_rec *root = eid_root_request(r);
+    const eid_req_t *rst;
+    const export_cache_t *ec = NULL;
     const char **hnames;
-    const char *rid;
     int env, hdr, i;
-    /* A subrequest starts with copies of the main request's tables, which
-     * may hold our values already: replace there, append elsewhere (the
-     * tables were scrubbed, so appending cannot duplicate). */
+    /* A subrequest or redirect starts with copies of (or, for headers_in of a
+     * redirect, the very table of) the main request's tables, which may hold
+     * our values: they are removed first, then set. */
     void (*put)(apr_table_t *, const char *, const char *) =
-        r->main ? apr_table_setn : apr_table_addn;
+        root != r ? apr_table_setn : apr_table_addn;
 
-    /* A subrequest with the main request's configuration shares its user.
-     * An internal redirect does not inherit: an ErrorDocument after a denial
-     * must not receive the identity of the user who was just refused, and a
-     * redirect into a protected location authenticates on its own. */
-    if (!st && r->main)
-        st = eid_req_get(r->main, 0);
     scrub_env(r);
-    if (!st || !st->id)
+    id = identity_for(r);
+    rst = eid_req_get(root, 0);
+    if (root != r) {
+        /* httpd gives a subrequest its main request's headers_in table itself
+         * (and a redirect the previous request's): never write ours into it -
+         * values of this request's pool would outlive it there. */
+        r->headers_in = apr_table_copy(r->pool, r->headers_in);
+        scrub_table(r, r->headers_in, 0);
+        if (!id && rst && rst->id)
+            scrub_inherited_user(r, root);
+    }
+    /* The request id goes with an identity, and into every subrequest or
+     * redirect of a request the module authenticated (an error page can show
+     * it; it matches the audit record). */
+    if (!id && !(root != r && rst && rst->tried))
         return DECLINED;
     d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
     env = eid_dir_export_env(d);
     hdr = eid_dir_export_headers(d);
     if (!env && !hdr)
         return DECLINED;
-    ec = encoded(r, d, st->id, env, hdr);
     hnames = d->header_names ? d->header_names : default_header_names;
-    for (i = 0; i < EID_ATTR__COUNT; i++) {
+    if (id)
+        ec = encoded(r, d, id, env, hdr);
+    for (i = 0; ec && i < EID_ATTR__COUNT; i++) {
         if (d->export_mask_set && !d->export_mask[i])
             continue;
         if (env && ec->env[i])
@@ -186,12 +304,11 @@ int eid_fixups(request_rec *r)
         if (hdr && ec->hdr[i])
             put(r->headers_in, hnames[i], ec->hdr[i]);
     }
-    rid = eid_request_id(r, st);
     if (env)
-        put(r->subprocess_env, EID_ENV_PREFIX "REQUEST_ID", rid);
+        put(r->subprocess_env, EID_ENV_PREFIX "REQUEST_ID", eid_request_id(r));
     if (hdr)
         put(r->headers_in,
             d->header_prefix ? d->request_id_header : EID_DEFAULT_HEADER_PREFIX "Request-Id",
-            rid);
+            eid_request_id(r));
     return DECLINED;
 }

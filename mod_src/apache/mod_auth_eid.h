@@ -38,7 +38,6 @@ typedef struct eid_audit_sink {
 /* Process-wide registry of named objects defined at server level. */
 typedef struct eid_globals {
     apr_hash_t *profiles;  /* name -> eid_trust_profile_t * */
-    apr_array_header_t *header_prefixes; /* const char *: all prefixes in use */
     const unsigned char *pseudonym_key;
     apr_size_t pseudonym_key_len;
     const char *pseudonym_key_file;
@@ -55,6 +54,11 @@ extern eid_globals_t *eid_g;
 typedef struct eid_srv_conf {
     eid_audit_sink_t *audit;
     int pseudonymise; /* -1 unset, 0 off, 1 on */
+    /* Identity header names (normalised: lower case, '_' as '-') of every
+     * EidHeaderPrefix set in this server's configuration, besides the default
+     * prefix's; built while the configuration is read, read-only after.  NULL:
+     * none.  A vhost's own only: the main server's are checked as well. */
+    apr_hash_t *own_header_names;
 } eid_srv_conf_t;
 
 typedef struct eid_dir_conf {
@@ -83,7 +87,8 @@ typedef struct eid_req {
     eid_decision_e decision; /* for the audit record when the request failed */
     const char *reason;      /* short, safe */
     const char *scope_needed; /* set by eid-scope when it denies */
-    const char *request_id;
+    const char *tag;         /* EIDxxxxx of the log line behind `reason` */
+    const char *request_id;  /* only in the root request's state (eid_request_id) */
 } eid_req_t;
 
 /* eid_config.c */
@@ -128,6 +133,9 @@ void eid_register_authz_providers(apr_pool_t *p);
 void eid_insert_error_filter(request_rec *r);
 
 /* eid_export.c */
+/* Configuration time only (single thread, pool `p` = pconf): the header names
+ * `prefix` produces become names that server `s` scrubs from every request. */
+void eid_header_prefix_register(server_rec *s, apr_pool_t *p, const char *prefix);
 int eid_scrub_headers(request_rec *r);
 int eid_fixups(request_rec *r);
 
@@ -135,7 +143,12 @@ int eid_fixups(request_rec *r);
 int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s);
 int eid_audit_log_transaction(request_rec *r);
-const char *eid_request_id(request_rec *r, eid_req_t *st);
+/* The request that a subrequest or internal redirect belongs to (follows
+ * r->main and r->prev); r itself for a request from the client. */
+request_rec *eid_root_request(request_rec *r);
+/* The id of r's root request, made once and kept in the root's state, in the
+ * root's pool: subrequests and internal redirects share it. */
+const char *eid_request_id(request_rec *r);
 void eid_request_id_child_init(void);
 
 /* mod_auth_eid.c */

@@ -178,7 +178,10 @@ const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_le
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     char *out;
-    int i, bits = 0, acc = 0, o = 0;
+    int i, bits = 0, o = 0;
+    /* Unsigned and masked: only the bits not yet emitted (< 14) are kept, so
+     * the shift never overflows (it used to shift a signed int past 31 bits). */
+    unsigned acc = 0;
 
     if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)pnr,
               strlen(pnr), mac, &mac_len))
@@ -186,7 +189,7 @@ const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_le
     /* 22 base64url characters carry 132 bits: the first 17 bytes suffice. */
     out = apr_palloc(p, 23);
     for (i = 0; i < 17 && o < 22; i++) {
-        acc = (acc << 8) | mac[i];
+        acc = ((acc << 8) | mac[i]) & 0x3fffu;
         bits += 8;
         while (bits >= 6 && o < 22) {
             bits -= 6;
@@ -194,6 +197,82 @@ const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_le
         }
     }
     out[o] = '\0';
+    return out;
+}
+
+/* The spellings of a 12-digit number that a value may hold, longest first:
+ * YYYYMMDDNNNC, YYYYMMDD-NNNC, YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC.  (The
+ * ETSI "PNOSE-" form contains the 12 digits.) */
+static int pnr_forms(const char *pnr, char forms[5][14])
+{
+    size_t i;
+    for (i = 0; i < 12; i++)
+        if (pnr[i] < '0' || pnr[i] > '9')
+            return 0;
+    if (pnr[12])
+        return 0;
+    memcpy(forms[0], pnr, 13);
+    memcpy(forms[1], pnr, 8);
+    forms[1][8] = '-';
+    memcpy(forms[1] + 9, pnr + 8, 5);
+    memcpy(forms[2], pnr + 2, 6);
+    forms[2][6] = '-';
+    memcpy(forms[2] + 7, pnr + 8, 5);
+    memcpy(forms[3], forms[2], 12);
+    forms[3][6] = '+';
+    memcpy(forms[4], pnr + 2, 11);
+    return 5;
+}
+
+/* Length of the form of the number that starts at s, or 0. */
+static size_t form_at(const char *s, char forms[5][14], int n)
+{
+    int k;
+    for (k = 0; k < n; k++) {
+        size_t len = strlen(forms[k]);
+        if (!strncmp(s, forms[k], len))
+            return len;
+    }
+    return 0;
+}
+
+const char *eid_pnr_redact(apr_pool_t *p, const char *value, const char *pnr,
+                           const unsigned char *key, size_t key_len)
+{
+    char forms[5][14];
+    const char *s, *pseudo, *done;
+    int n;
+    size_t len, plen, cap;
+    char *out, *o;
+
+    if (!value || !pnr || !(n = pnr_forms(pnr, forms)))
+        return value;
+    for (s = value; *s && !form_at(s, forms, n); s++)
+        ;
+    if (!*s)
+        return value; /* the common case: nothing to replace, nothing allocated */
+    pseudo = key ? eid_pseudonym(p, key, key_len, pnr) : NULL;
+    if (!pseudo)
+        pseudo = "[pnr]"; /* no key: still never the number */
+    plen = strlen(pseudo);
+    /* Each replacement takes at least 10 bytes in and gives plen out. */
+    cap = strlen(value) + (strlen(value) / 10 + 1) * plen + 1;
+    o = out = apr_palloc(p, cap);
+    done = value;
+    for (s = value; *s;) {
+        if ((len = form_at(s, forms, n))) {
+            memcpy(o, done, (size_t)(s - done));
+            o += s - done;
+            memcpy(o, pseudo, plen);
+            o += plen;
+            s += len;
+            done = s;
+        }
+        else {
+            s++;
+        }
+    }
+    memcpy(o, done, (size_t)(s - done) + 1);
     return out;
 }
 

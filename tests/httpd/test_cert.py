@@ -169,7 +169,7 @@ SPOOF = {
     "X-Eid-Hsa-Id": "SE0000000000-evil",
     "x-eid-loa": "4",
     "X_Eid_Org_Number": "2321000016",
-    "X-EID-ANYTHING": "x",
+    "X-EID-REQUEST-ID": "x",  # exact names only: X-Eid-Anything is not ours
     "X-Ident-Hsa-Id": "SE0000000000-evil",
 }
 

@@ -97,6 +97,44 @@ static void test_pseudonym(void **s)
     assert_null(strstr(a, "1949"));
 }
 
+/* Known answers (computed independently: HMAC-SHA256, base64url, first 22
+ * characters); built with -fsanitize=undefined the shift must not trip. */
+static void test_pseudonym_known_answer(void **s)
+{
+    assert_string_equal(eid_pseudonym(pool, KEY, 32, "198503171236"),
+                        "Br9Ac9ACQXElvkXS0Gluc9");
+    assert_string_equal(eid_pseudonym(pool, KEY, 32, "199008834575"),
+                        "F7kpx231wXSvfXxqwJyXFN");
+}
+
+static void test_pnr_redact(void **s)
+{
+    const char *pnr = "198503171236", *ps = "Br9Ac9ACQXElvkXS0Gluc9";
+    const char *dn = "serialNumber=198503171236,CN=Lars";
+    const char *plain = "CN=Nobody,serialNumber=SE2120001231-P123";
+    const char *forms[] = {"198503171236", "19850317-1236", "8503171236", "850317-1236",
+                           "850317+1236", "PNOSE-198503171236"};
+    size_t i;
+
+    assert_ptr_equal(eid_pnr_redact(pool, plain, pnr, KEY, 32), plain); /* no copy */
+    assert_null(eid_pnr_redact(pool, NULL, pnr, KEY, 32));
+    assert_ptr_equal(eid_pnr_redact(pool, dn, NULL, KEY, 32), dn);
+    assert_ptr_equal(eid_pnr_redact(pool, dn, "1985", KEY, 32), dn); /* not 12 digits */
+    assert_string_equal(eid_pnr_redact(pool, dn, pnr, KEY, 32),
+                        apr_pstrcat(pool, "serialNumber=", ps, ",CN=Lars", NULL));
+    for (i = 0; i < sizeof(forms) / sizeof(*forms); i++) {
+        const char *v = apr_pstrcat(pool, "a ", forms[i], " b ", forms[i], NULL);
+        const char *r = eid_pnr_redact(pool, v, pnr, KEY, 32);
+        assert_null(strstr(r, "850317"));
+        assert_null(strstr(r, "1236"));
+        assert_non_null(strstr(strstr(r, ps) + 1, ps)); /* both occurrences */
+    }
+    /* adjacent occurrences, and the whole value */
+    assert_string_equal(eid_pnr_redact(pool, "1985031712368503171236", pnr, KEY, 32),
+                        apr_pstrcat(pool, ps, ps, NULL));
+    assert_string_equal(eid_pnr_redact(pool, pnr, pnr, NULL, 0), "[pnr]");
+}
+
 static void test_copy_is_deep(void **s)
 {
     apr_pool_t *sub;
@@ -156,6 +194,30 @@ static void test_audit_allow(void **s)
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "roles"), 0)),
                         "BIF;Spärradministratör");
     assert_null(json_object_get(j, "reason"));
+    json_decref(j);
+}
+
+static void test_audit_tag(void **s)
+{
+    eid_audit_rec_t rec = {0};
+    apr_size_t len;
+    const char *line;
+    json_t *j;
+
+    rec.request_id = "abc";
+    rec.decision = EID_DECISION_DENY;
+    rec.reason = "Require eid-loa 3: level of assurance 2";
+    rec.tag = "EID01101";
+    rec.status = 403;
+    line = eid_audit_format(pool, &rec, NULL, &len);
+    j = parse_line(line, len);
+    assert_string_equal(json_string_value(json_object_get(j, "tag")), "EID01101");
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), rec.reason);
+    json_decref(j);
+    rec.tag = NULL;
+    line = eid_audit_format(pool, &rec, NULL, &len);
+    j = parse_line(line, len);
+    assert_null(json_object_get(j, "tag"));
     json_decref(j);
 }
 
@@ -277,6 +339,9 @@ int main(void)
         cmocka_unit_test(test_attr_table),
         cmocka_unit_test(test_attr_values),
         cmocka_unit_test(test_pseudonym),
+        cmocka_unit_test(test_pseudonym_known_answer),
+        cmocka_unit_test(test_pnr_redact),
+        cmocka_unit_test(test_audit_tag),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_audit_allow),
         cmocka_unit_test(test_audit_time_matches_gmtime),
