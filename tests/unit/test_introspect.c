@@ -260,11 +260,42 @@ static void test_negative_cache(void **state)
     route("/introspect", 200, answer(AUD, NULL));
     assert_int_equal(at(pv, "while-down", now, NULL), EID_BEARER_OK);
     assert_int_equal(srv_hits, 7);
+    /* bounded: a refusal of a token whose key falls into the same slot
+     * replaces the older one, which is then asked about again */
+    {
+        unsigned char k0[EID_TOKCACHE_KEY_LEN], k[EID_TOKCACHE_KEY_LEN];
+        const char *t0 = "slot-0", *t = NULL;
+        unsigned s0, s1;
+        int i;
+        eid_tokcache_key(t0, strlen(t0), k0);
+        s0 = ((unsigned)k0[0] | (unsigned)k0[1] << 8 | (unsigned)k0[2] << 16 |
+              (unsigned)k0[3] << 24) % EID_INTROSPECT_NEG_SLOTS;
+        for (i = 1; !t && i < 200000; i++) {
+            const char *c = apr_psprintf(pool, "slot-%d", i);
+            eid_tokcache_key(c, strlen(c), k);
+            s1 = ((unsigned)k[0] | (unsigned)k[1] << 8 | (unsigned)k[2] << 16 |
+                  (unsigned)k[3] << 24) % EID_INTROSPECT_NEG_SLOTS;
+            if (s1 == s0)
+                t = c;
+        }
+        assert_non_null(t);
+        route("/introspect", 200, "{\"active\":false}");
+        srv_hits = 0;
+        assert_int_equal(at(pv, t0, now, "EID03504"), EID_BEARER_INVALID);
+        assert_int_equal(at(pv, t0, now, "EID03504"), EID_BEARER_INVALID);
+        assert_int_equal(srv_hits, 1);
+        assert_int_equal(at(pv, t, now, "EID03504"), EID_BEARER_INVALID);
+        assert_int_equal(at(pv, t, now, "EID03504"), EID_BEARER_INVALID);
+        assert_int_equal(srv_hits, 2);
+        assert_int_equal(at(pv, t0, now, "EID03504"), EID_BEARER_INVALID);
+        assert_int_equal(srv_hits, 3);
+    }
     /* off: every refusal is asked again */
     route("/introspect", 200, "{\"active\":false}");
+    srv_hits = 0;
     assert_int_equal(at(none, "unknown-3", now, "EID03504"), EID_BEARER_INVALID);
     assert_int_equal(at(none, "unknown-3", now, "EID03504"), EID_BEARER_INVALID);
-    assert_int_equal(srv_hits, 9);
+    assert_int_equal(srv_hits, 2);
 }
 
 /* ---- the bound on calls in flight ---------------------------------------------------- */
