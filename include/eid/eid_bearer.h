@@ -84,6 +84,8 @@ const char *eid_provider_issuer(const eid_provider_t *pv);
  *                       0 = off, at most 300)
  *   introspect_max_inflight    calls to the endpoint at once per process
  *                       (default 8); beyond: EID03505, UNAVAILABLE
+ *   introspect_rate     calls to the endpoint per second per process
+ *                       (default 100, 0 = no limit); beyond: EID03506
  *   ca_file             PEM trust anchors for https fetches (default: system)
  * Not thread-safe (configuration time).
  */

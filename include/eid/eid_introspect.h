@@ -19,10 +19,11 @@
  * Both hold decisions that depend on the provider's checks (rules, claim
  * map, require); those are bound to the client at creation and never change,
  * so an entry is only ever reused under the checks that produced it.
- * At most `max_inflight` calls to the endpoint run at once per process;
- * beyond that a token that is in neither cache is refused at once as
- * "unavailable" (EID03505, 503 + Retry-After) instead of tying up another
- * worker thread.  An unreachable or misbehaving endpoint is "unavailable",
+ * At most `max_inflight` calls to the endpoint run at once per process, and
+ * at most `max_rate` start per second (a token bucket holding one second's
+ * worth); beyond that a token that is in neither cache is refused at once as
+ * "unavailable" (EID03505 / EID03506, 503 + Retry-After) instead of tying up
+ * another worker thread or the endpoint.  An unreachable or misbehaving endpoint is "unavailable",
  * not "invalid token", and is never remembered as a refusal.
  */
 #ifndef EID_INTROSPECT_H
@@ -55,6 +56,7 @@ typedef struct eid_introspect_conf {
     int cache_entries;
     apr_interval_time_t negative_ttl; /* 0: refusals are not remembered */
     int max_inflight;                 /* calls at once per process; <= 0: 1 */
+    int max_rate;                     /* calls per second per process; 0: no limit */
     unsigned require;                 /* EID_INTROSPECT_REQ_* bits */
     const eid_jwt_rules_t *rules;     /* the checks (copied) */
     const eid_claims_map_t *map;      /* claims -> identity (kept: must outlive the client
@@ -83,7 +85,8 @@ int eid_introspect_query(eid_introspect_t *in, apr_pool_t *p, const char *token,
 
 /*
  * The whole path: the answer cache and the refusal cache (by `key`, the
- * token's SHA-256), else - within the in-flight bound (EID03505) -
+ * token's SHA-256), else - within the in-flight bound (EID03505) and the
+ * rate limit (EID03506), measured with `now` -
  * eid_introspect_query(), the required members (EID03303 aud, EID03301 iss,
  * EID03306 exp missing), eid_jwt_check_claims(EID_JWT_INTROSPECTED) with the
  * client's rules, eid_claims_to_identity() with its map, and caching.  A

@@ -19,6 +19,7 @@
 #define INTROSPECT_CACHE_ENTRIES 4096
 #define INTROSPECT_NEGATIVE_DEFAULT 10 /* seconds a refusal is remembered */
 #define INTROSPECT_INFLIGHT_DEFAULT 8  /* calls at once per provider and process */
+#define INTROSPECT_RATE_DEFAULT 100    /* calls per second per provider and process */
 
 struct eid_provider {
     apr_pool_t *pool;
@@ -37,7 +38,7 @@ struct eid_provider {
     eid_claims_map_t *map;
     const char *introspect, *client_id, *client_secret;
     apr_interval_time_t introspect_cache, introspect_negative;
-    int introspect_inflight;
+    int introspect_inflight, introspect_rate;
     unsigned introspect_require;   /* EID_INTROSPECT_REQ_* */
     /* built by eid_provider_check() */
     int checked;
@@ -67,6 +68,7 @@ eid_provider_t *eid_provider_create(apr_pool_t *pconf, const char *name)
     pv->introspect_cache = apr_time_from_sec(60);
     pv->introspect_negative = apr_time_from_sec(INTROSPECT_NEGATIVE_DEFAULT);
     pv->introspect_inflight = INTROSPECT_INFLIGHT_DEFAULT;
+    pv->introspect_rate = INTROSPECT_RATE_DEFAULT;
     pv->introspect_require = EID_INTROSPECT_REQ_ALL;
     return pv;
 }
@@ -346,6 +348,11 @@ const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
             return err;
         pv->introspect_inflight = (int)n;
     }
+    else if (!strcmp(key, "introspect_rate")) {
+        if ((err = parse_num(p, key, value, 0, 100000, &n)) != NULL)
+            return err;
+        pv->introspect_rate = (int)n;
+    }
     else if (!strcmp(key, "introspect_require"))
         return set_require(pv, p, value);
     else if (!strcmp(key, "ca_file")) {
@@ -481,6 +488,7 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
         ic.cache_entries = INTROSPECT_CACHE_ENTRIES;
         ic.negative_ttl = pv->introspect_negative;
         ic.max_inflight = pv->introspect_inflight;
+        ic.max_rate = pv->introspect_rate;
         ic.require = pv->introspect_require;
         /* The checks are bound to the client: its caches only ever hold
          * decisions made under them. */

@@ -25,9 +25,12 @@ struct eid_introspect {
     eid_jwt_rules_t rules;   /* a copy: the checks cannot change under the caches */
     const char *user, *pass; /* form-encoded once, at configuration */
     eid_tokcache_t *cache;   /* active answers (NULL: off or before child init) */
-    /* Refusals: a fixed table in pchild, guarded by neg_lock (NULL: off). */
-    apr_thread_mutex_t *neg_lock;
+    /* Refusals: a fixed table in pchild (NULL: off), and the rate limit's
+     * bucket; both guarded by `lock`. */
+    apr_thread_mutex_t *lock;
     neg_slot_t *neg;
+    double bucket;           /* calls that may start now (at most max_rate) */
+    apr_time_t bucket_at;    /* when `bucket` was last filled */
     atomic_int inflight;     /* calls to the endpoint running now */
 };
 
@@ -64,12 +67,13 @@ apr_status_t eid_introspect_child_init(eid_introspect_t *in, apr_pool_t *pchild)
         if (!in->cache)
             return APR_ENOMEM;
     }
-    if (in->conf.negative_ttl > 0) {
-        rv = apr_thread_mutex_create(&in->neg_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
-        if (rv != APR_SUCCESS)
-            return rv;
+    rv = apr_thread_mutex_create(&in->lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (in->conf.negative_ttl > 0)
         in->neg = apr_pcalloc(pchild, EID_INTROSPECT_NEG_SLOTS * sizeof(neg_slot_t));
-    }
+    in->bucket = in->conf.max_rate;
+    in->bucket_at = 0;
     return APR_SUCCESS;
 }
 
@@ -157,13 +161,13 @@ static int neg_get(eid_introspect_t *in, apr_pool_t *p, const unsigned char *key
     if (!in->neg)
         return 0;
     s = neg_slot(in, key);
-    apr_thread_mutex_lock(in->neg_lock);
+    apr_thread_mutex_lock(in->lock);
     hit = s->until > now && !memcmp(s->key, key, EID_TOKCACHE_KEY_LEN);
     if (hit) {
         memcpy(tag, s->tag, sizeof(tag));
         memcpy(reason, s->reason, sizeof(reason));
     }
-    apr_thread_mutex_unlock(in->neg_lock);
+    apr_thread_mutex_unlock(in->lock);
     if (!hit)
         return 0;
     return eid_result_set(res, p, atoi(tag + 3), apr_pstrdup(p, tag), "%s (remembered refusal)",
@@ -181,12 +185,36 @@ static void neg_put(eid_introspect_t *in, const unsigned char *key, apr_time_t n
     if (!in->neg || r->cls != EID_CLASS_INVALID || !r->tag || strlen(r->tag) != 8)
         return;
     s = neg_slot(in, key);
-    apr_thread_mutex_lock(in->neg_lock);
+    apr_thread_mutex_lock(in->lock);
     memcpy(s->key, key, EID_TOKCACHE_KEY_LEN);
     s->until = now + in->conf.negative_ttl;
     memcpy(s->tag, r->tag, sizeof(s->tag));
     apr_cpystrn(s->reason, r->reason ? r->reason : "", sizeof(s->reason));
-    apr_thread_mutex_unlock(in->neg_lock);
+    apr_thread_mutex_unlock(in->lock);
+}
+
+/* May one more call start at `now`?  A token bucket of max_rate calls,
+ * refilled at max_rate per second; off when max_rate is 0 or before child
+ * init.  Request times may arrive slightly out of order: an earlier `now`
+ * refills nothing. */
+static int rate_ok(eid_introspect_t *in, apr_time_t now)
+{
+    int ok;
+
+    if (in->conf.max_rate <= 0 || !in->lock)
+        return 1;
+    apr_thread_mutex_lock(in->lock);
+    if (now > in->bucket_at) {
+        in->bucket += (double)(now - in->bucket_at) * in->conf.max_rate / APR_USEC_PER_SEC;
+        if (in->bucket > in->conf.max_rate)
+            in->bucket = in->conf.max_rate;
+        in->bucket_at = now;
+    }
+    ok = in->bucket >= 1.0;
+    if (ok)
+        in->bucket -= 1.0;
+    apr_thread_mutex_unlock(in->lock);
+    return ok;
 }
 
 int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *token,
@@ -210,6 +238,12 @@ int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *tok
     if (atomic_fetch_add(&in->inflight, 1) >= in->conf.max_inflight) {
         atomic_fetch_sub(&in->inflight, 1);
         return eid_fail(res, "EID03505", "too many introspection calls in flight");
+    }
+    /* ... and the endpoint is not asked more than max_rate times a second,
+     * however fast it answers. */
+    if (!rate_ok(in, now)) {
+        atomic_fetch_sub(&in->inflight, 1);
+        return eid_fail(res, "EID03506", "introspection rate limit reached");
     }
     rc = eid_introspect_query(in, p, token, len, &claims, &r);
     atomic_fetch_sub(&in->inflight, 1);

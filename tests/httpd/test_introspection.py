@@ -1,8 +1,8 @@
 """Opaque tokens by RFC 7662 introspection, hardened: an answer must carry
 `aud` naming this service, `iss` and `exp`; refusals are remembered for a
 short time (keyed by the token's SHA-256); calls to the introspection
-endpoint in flight are bounded per provider and child, beyond that 503 at
-once.  Real httpd with the module, the real test OP (tests/op) on loopback;
+endpoint in flight and per second are bounded per provider and child, beyond
+that 503 at once.  Real httpd with the module, the real test OP (tests/op) on loopback;
 the OP's counter of introspection calls is the measure of outbound calls."""
 import concurrent.futures
 import os
@@ -63,7 +63,7 @@ def strict(op):
 
 @pytest.fixture(scope="module")
 def short_negative(op):
-    s = server(op, "intro-neg", "introspect_negative_cache=1")
+    s = server(op, "intro-neg", "introspect_negative_cache=1 introspect_rate=5")
     s.start()
     yield s
     s.stop()
@@ -190,3 +190,21 @@ def test_flood_of_random_tokens_is_bounded(strict, op, logcheck):
     assert max(r[2] for r in busy) < 1.5, sorted(r[2] for r in busy)
     # the others: the slow endpoint's "not active" (401)
     assert all(r[0] in (401, 503) for r in results), results
+
+
+def test_rate_of_calls_is_bounded(short_negative, op, logcheck):
+    # A fast endpoint: the bound in flight alone would let every made-up
+    # token through to it; introspect_rate=5 caps the calls per second.
+    logcheck(short_negative)
+    short_negative.expect_log(r"EID03506")
+    time.sleep(1.1)  # a full bucket
+    op.reset_stats()
+    t0 = time.monotonic()
+    results = [call(short_negative, random_token()) for _ in range(30)]
+    elapsed = time.monotonic() - t0
+    calls = op.stats()["introspections"]
+    assert calls <= 5 + 5 * elapsed + 1, (calls, elapsed)
+    busy = [r for r in results if r.status_code == 503]
+    assert len(busy) >= 30 - calls
+    assert all(r.headers.get("Retry-After") for r in busy)
+    assert all(r.status_code in (401, 503) for r in results)

@@ -1,9 +1,9 @@
 /*
  * Unit tests: the error model (result classes, eid_bearer_code() by class)
  * and introspection hardening - required answer members (aud, iss, exp), the
- * refusal cache, the bound on calls in flight, caches bound to one
- * provider's checks - through eid_bearer_validate() against the loopback
- * HTTP server.
+ * refusal cache, the bound on calls in flight, the rate limit, caches bound
+ * to one provider's checks - through eid_bearer_validate() against the
+ * loopback HTTP server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -351,6 +351,51 @@ static void test_inflight_bound(void **state)
     assert_int_equal(srv_hits, 2);
 }
 
+/* ---- the rate limit --------------------------------------------------------------------- */
+
+static void test_rate_limit(void **state)
+{
+    const char *o[] = {"introspect_rate", "2", NULL};
+    const char *off[] = {"introspect_rate", "0", NULL};
+    eid_provider_t *pv = intro_provider("rate", AUD, o);
+    eid_provider_t *free_pv = intro_provider("no-rate", AUD, off);
+    eid_provider_t *bad = eid_provider_create(pool, "bad-rate");
+    int i;
+
+    route("/introspect", 200, "{\"active\":false}");
+    srv_hits = 0;
+    /* a second's worth (2) at once, then refused without a call */
+    assert_int_equal(at(pv, "r1", now, "EID03504"), EID_BEARER_INVALID);
+    assert_int_equal(at(pv, "r2", now, "EID03504"), EID_BEARER_INVALID);
+    assert_int_equal(at(pv, "r3", now, "EID03506"), EID_BEARER_UNAVAILABLE);
+    assert_int_equal(at(pv, "r4", now + apr_time_from_msec(400), "EID03506"),
+                     EID_BEARER_UNAVAILABLE);
+    assert_int_equal(srv_hits, 2);
+    /* refilled at 2 per second; a refused token is not remembered */
+    assert_int_equal(at(pv, "r3", now + apr_time_from_msec(600), "EID03504"),
+                     EID_BEARER_INVALID);
+    assert_int_equal(srv_hits, 3);
+    /* a remembered refusal costs no call and is not limited */
+    for (i = 0; i < 5; i++)
+        assert_int_equal(at(pv, "r1", now + apr_time_from_msec(600), "EID03504"),
+                         EID_BEARER_INVALID);
+    assert_int_equal(srv_hits, 3);
+    /* never more than a second's worth, however long it was idle */
+    assert_int_equal(at(pv, "i1", now + apr_time_from_sec(60), "EID03504"), EID_BEARER_INVALID);
+    assert_int_equal(at(pv, "i2", now + apr_time_from_sec(60), "EID03504"), EID_BEARER_INVALID);
+    assert_int_equal(at(pv, "i3", now + apr_time_from_sec(60), "EID03506"),
+                     EID_BEARER_UNAVAILABLE);
+    /* 0: no limit */
+    srv_hits = 0;
+    for (i = 0; i < 150; i++)
+        assert_int_equal(at(free_pv, apr_psprintf(pool, "f%d", i), now, "EID03504"),
+                         EID_BEARER_INVALID);
+    assert_int_equal(srv_hits, 150);
+    assert_non_null(eid_provider_set(bad, pool, "introspect_rate", "-1"));
+    assert_non_null(eid_provider_set(bad, pool, "introspect_rate", "100001"));
+    assert_null(eid_provider_set(bad, pool, "introspect_rate", "0"));
+}
+
 /* ---- caches bound to one provider's checks --------------------------------------------- */
 
 static void test_cache_per_checks(void **state)
@@ -376,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_required_members),
         cmocka_unit_test(test_negative_cache),
         cmocka_unit_test(test_inflight_bound),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_cache_per_checks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
