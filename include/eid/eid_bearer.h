@@ -13,14 +13,17 @@
  *     provider of this location is the answer
  *  4. a token with exactly two dots is a JWS: parsed once, the provider is
  *     the one whose issuer equals the token's `iss` exactly; validated with
- *     its keys (eid_jwt), or by introspection when it has no key source
+ *     its keys (eid_jwt), or by introspection when it has no key source.
+ *     Two providers of the list with that issuer: MISCONFIGURED (EID03008),
+ *     also for a cache hit - never "the first that accepts"
  *  5. any other token is opaque: introspected at the FIRST provider of the
  *     list that has an introspection endpoint (a bearer token is never sent
  *     to several parties to see who knows it)
  *  6. claims -> identity (eid_claims), cached until min(exp, max_ttl)
  * Key sets that cannot be had and introspection endpoints that fail give
  * UNAVAILABLE (503), never INVALID, so a client is not told to drop a good
- * token because the provider is down.
+ * token because the provider is down.  The code follows the result's class
+ * (eid_result.h), never its number.
  */
 #ifndef EID_BEARER_H
 #define EID_BEARER_H
@@ -75,6 +78,14 @@ const char *eid_provider_issuer(const eid_provider_t *pv);
  *   client_secret_file  file holding the client secret (read now)
  *   introspect_cache    seconds an introspection answer is reused, 0 = never
  *                       (default 60; never past the token's exp)
+ *   introspect_require  members an answer must carry: comma list of aud, iss,
+ *                       exp (default all three; aud cannot be waived)
+ *   introspect_negative_cache  seconds a refusal is remembered (default 10,
+ *                       0 = off, at most 300)
+ *   introspect_max_inflight    calls to the endpoint at once per process
+ *                       (default 8); beyond: EID03505, UNAVAILABLE
+ *   introspect_rate     calls to the endpoint per second per process
+ *                       (default 100, 0 = no limit); beyond: EID03506
  *   ca_file             PEM trust anchors for https fetches (default: system)
  * Not thread-safe (configuration time).
  */
@@ -106,9 +117,10 @@ eid_jwks_t *eid_provider_jwks(eid_provider_t *pv);
 
 typedef enum {
     EID_BEARER_OK,
-    EID_BEARER_MALFORMED,  /* 400 invalid_request */
-    EID_BEARER_INVALID,    /* 401 invalid_token */
-    EID_BEARER_UNAVAILABLE /* 503 */
+    EID_BEARER_MALFORMED,     /* 400 invalid_request */
+    EID_BEARER_INVALID,       /* 401 invalid_token */
+    EID_BEARER_UNAVAILABLE,   /* 503 with Retry-After */
+    EID_BEARER_MISCONFIGURED  /* 500: the location's providers cannot decide */
 } eid_bearer_code_e;
 
 /* The result codes of a credential that is not RFC 6750 2.1 b64token syntax
@@ -117,8 +129,11 @@ typedef enum {
 #define EID_BEARER_EMPTY 3001
 #define EID_BEARER_NOT_TOKEN68 3002
 
-/* How a result code of the token units maps to a bearer code. */
-eid_bearer_code_e eid_bearer_code(int result_code);
+/* The bearer code of a result of the token units, by its class (never by
+ * its number): code 0 is OK; MALFORMED, UNAVAILABLE and MISCONFIGURED map to
+ * their namesakes; every other class (INVALID, FORBIDDEN, NONE with a code)
+ * to EID_BEARER_INVALID.  `res` NULL is OK.  Pure. */
+eid_bearer_code_e eid_bearer_code(const eid_result_t *res);
 
 /*
  * Validate `token` (`len` bytes, need not be NUL-terminated) against `provs`

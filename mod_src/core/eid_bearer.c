@@ -17,6 +17,9 @@
 
 #define MAX_SECRET 4096
 #define INTROSPECT_CACHE_ENTRIES 4096
+#define INTROSPECT_NEGATIVE_DEFAULT 10 /* seconds a refusal is remembered */
+#define INTROSPECT_INFLIGHT_DEFAULT 8  /* calls at once per provider and process */
+#define INTROSPECT_RATE_DEFAULT 100    /* calls per second per provider and process */
 
 struct eid_provider {
     apr_pool_t *pool;
@@ -34,7 +37,9 @@ struct eid_provider {
     eid_http_opts_t http;
     eid_claims_map_t *map;
     const char *introspect, *client_id, *client_secret;
-    apr_interval_time_t introspect_cache;
+    apr_interval_time_t introspect_cache, introspect_negative;
+    int introspect_inflight, introspect_rate;
+    unsigned introspect_require;   /* EID_INTROSPECT_REQ_* */
     /* built by eid_provider_check() */
     int checked;
     eid_jwt_rules_t rules;
@@ -61,6 +66,10 @@ eid_provider_t *eid_provider_create(apr_pool_t *pconf, const char *name)
     eid_http_opts_default(&pv->http);
     pv->map = eid_claims_map_create(pconf);
     pv->introspect_cache = apr_time_from_sec(60);
+    pv->introspect_negative = apr_time_from_sec(INTROSPECT_NEGATIVE_DEFAULT);
+    pv->introspect_inflight = INTROSPECT_INFLIGHT_DEFAULT;
+    pv->introspect_rate = INTROSPECT_RATE_DEFAULT;
+    pv->introspect_require = EID_INTROSPECT_REQ_ALL;
     return pv;
 }
 
@@ -203,6 +212,34 @@ static const char *read_small(apr_pool_t *p, const char *key, const char *path,
     return NULL;
 }
 
+/* introspect_require: the members an introspection answer must carry.  aud
+ * cannot be waived: an answer without it admits tokens issued for any other
+ * service of the same server. */
+static const char *set_require(eid_provider_t *pv, apr_pool_t *p, const char *v)
+{
+    apr_array_header_t *a = split_list(p, v);
+    unsigned bits = 0;
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        const char *m = APR_ARRAY_IDX(a, i, const char *);
+        if (!strcmp(m, "aud"))
+            bits |= EID_INTROSPECT_REQ_AUD;
+        else if (!strcmp(m, "iss"))
+            bits |= EID_INTROSPECT_REQ_ISS;
+        else if (!strcmp(m, "exp"))
+            bits |= EID_INTROSPECT_REQ_EXP;
+        else
+            return apr_psprintf(p, "introspect_require: unknown member '%s' (aud, iss, exp)",
+                                m);
+    }
+    if (!(bits & EID_INTROSPECT_REQ_AUD))
+        return "introspect_require: aud cannot be waived (an answer without aud would admit "
+               "tokens issued for any service of the server)";
+    pv->introspect_require = bits;
+    return NULL;
+}
+
 static const char *set_secret_file(eid_provider_t *pv, apr_pool_t *p, const char *path)
 {
     char *buf;
@@ -304,6 +341,20 @@ const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
         return set_secret_file(pv, p, value);
     else if (!strcmp(key, "introspect_cache"))
         return parse_secs(p, key, value, 0, 3600, &pv->introspect_cache);
+    else if (!strcmp(key, "introspect_negative_cache"))
+        return parse_secs(p, key, value, 0, 300, &pv->introspect_negative);
+    else if (!strcmp(key, "introspect_max_inflight")) {
+        if ((err = parse_num(p, key, value, 1, 1024, &n)) != NULL)
+            return err;
+        pv->introspect_inflight = (int)n;
+    }
+    else if (!strcmp(key, "introspect_rate")) {
+        if ((err = parse_num(p, key, value, 0, 100000, &n)) != NULL)
+            return err;
+        pv->introspect_rate = (int)n;
+    }
+    else if (!strcmp(key, "introspect_require"))
+        return set_require(pv, p, value);
     else if (!strcmp(key, "ca_file")) {
         if (!*value)
             return "ca_file: a path is required";
@@ -435,6 +486,14 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
         ic.client_secret = pv->client_secret;
         ic.cache_ttl = pv->introspect_cache;
         ic.cache_entries = INTROSPECT_CACHE_ENTRIES;
+        ic.negative_ttl = pv->introspect_negative;
+        ic.max_inflight = pv->introspect_inflight;
+        ic.max_rate = pv->introspect_rate;
+        ic.require = pv->introspect_require;
+        /* The checks are bound to the client: its caches only ever hold
+         * decisions made under them. */
+        ic.rules = &pv->rules;
+        ic.map = pv->map;
         ic.http = pv->http;
         pv->intro = eid_introspect_create(pv->pool, &ic);
     }
@@ -470,17 +529,21 @@ apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
 
 /* ---- validation ------------------------------------------------------------- */
 
-eid_bearer_code_e eid_bearer_code(int code)
+eid_bearer_code_e eid_bearer_code(const eid_result_t *res)
 {
-    if (code == 0)
+    if (!res || res->code == 0)
         return EID_BEARER_OK;
-    if (code == EID_BEARER_EMPTY || code == EID_BEARER_NOT_TOKEN68)
+    switch (res->cls) {
+    case EID_CLASS_MALFORMED:
         return EID_BEARER_MALFORMED;
-    /* The provider could not be asked: not the client's fault. */
-    if (code == 3207 || code == 3502 || code == 3503 || code == 3007 ||
-        (code >= 3601 && code <= 3699))
+    case EID_CLASS_UNAVAILABLE:
+        /* The provider could not be asked: not the client's fault. */
         return EID_BEARER_UNAVAILABLE;
-    return EID_BEARER_INVALID;
+    case EID_CLASS_MISCONFIGURED:
+        return EID_BEARER_MISCONFIGURED;
+    default:
+        return EID_BEARER_INVALID;
+    }
 }
 
 typedef struct provs {
@@ -546,51 +609,61 @@ static int introspect_with(eid_provider_t *pv, apr_pool_t *p, const char *token,
                            apr_size_t len, const unsigned char *key, apr_time_t now,
                            eid_identity_t **id, eid_result_t *res)
 {
-    int rc = eid_introspect_validate(pv->intro, p, token, len, key, &pv->rules, pv->map, now,
-                                     id, res);
+    int rc = eid_introspect_validate(pv->intro, p, token, len, key, now, id, res);
     if (!rc && !(*id)->issuer)
         (*id)->issuer = pv->issuer;
     return rc;
 }
 
-/* A JWS: the provider is the one whose issuer is the token's `iss`.  Several
- * may share an issuer (e.g. other audiences): the first that accepts wins,
- * the first refusal is reported. */
+/* How many of the providers have `iss` as their issuer. */
+static int issuer_matches(const provs_t *ps, const char *iss)
+{
+    int i, n = 0;
+    for (i = 0; iss && i < ps->n; i++)
+        n += !strcmp(ps->v[i]->issuer, iss);
+    return n;
+}
+
+/* A JWS: the provider is the one whose issuer is the token's `iss`.
+ * Why no "first that accepts wins" when several share it: their profiles may
+ * differ (claims=oidc-sweden and claims=inera for one issuer), and trying
+ * them in turn admits a token by the most lenient of them.  Such a list is a
+ * configuration error (refused at start-up by the glue); here it is refused
+ * per request as well (EID03008, misconfigured) - defence in depth. */
 static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_size_t len,
                      apr_size_t max, const unsigned char *key, apr_time_t now,
                      eid_identity_t **id, eid_provider_t **used, eid_result_t *res)
 {
     eid_jwt_t *jwt;
-    eid_result_t first = {0, NULL, NULL}, r;
-    int i, rc, tried = 0;
+    eid_provider_t *pv = NULL;
+    int i, rc;
 
     if ((rc = eid_jwt_parse(p, token, len, max, &jwt, res)) != 0)
         return rc;
     if (!jwt->iss)
         return eid_fail(res, "EID03301", "iss missing or not a string");
-    for (i = 0; i < ps->n; i++) {
-        eid_provider_t *pv = ps->v[i];
-        if (strcmp(pv->issuer, jwt->iss))
-            continue;
-        r.code = 0;
-        if (len > pv->max_token_size)
-            rc = eid_fail(&r, "EID03003", "token larger than the configured maximum");
-        else if (pv->jwks)
-            rc = jwt_with(pv, p, jwt, now, id, &r);
-        else
-            rc = introspect_with(pv, p, token, len, key, now, id, &r);
-        if (!rc) {
-            *used = pv->jwks ? pv : NULL;
-            return 0;
-        }
-        if (!tried++)
-            first = r;
-    }
-    if (!tried)
+    if (issuer_matches(ps, jwt->iss) > 1)
+        return eid_fail(res, "EID03008", "several providers here have the token's issuer");
+    for (i = 0; i < ps->n && !pv; i++)
+        if (!strcmp(ps->v[i]->issuer, jwt->iss))
+            pv = ps->v[i];
+    if (!pv)
         return eid_fail(res, "EID03005", "iss names no provider accepted here");
-    if (res)
-        *res = first;
-    return first.code;
+    if (len > pv->max_token_size)
+        return eid_fail(res, "EID03003", "token larger than the configured maximum");
+    if (pv->jwks)
+        rc = jwt_with(pv, p, jwt, now, id, res);
+    else
+        rc = introspect_with(pv, p, token, len, key, now, id, res);
+    if (!rc)
+        *used = pv->jwks ? pv : NULL;
+    return rc;
+}
+
+static eid_bearer_code_e refuse(eid_result_t *res, const char *tag, const char *reason)
+{
+    eid_fail(res, tag, reason);
+    return eid_bearer_code(res);
 }
 
 eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *provs, int nprovs,
@@ -601,33 +674,41 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     eid_tokcache_t *cache = eid_tokcache_global();
     eid_provider_t *used = NULL;
     eid_identity_t *id = NULL;
+    eid_result_t scratch = {0, NULL, NULL};
     provs_t ps = {provs, nprovs};
     apr_size_t max = 0;
     int i, dots, rc, introspects = 0;
 
     *out = NULL;
+    if (!res)
+        res = &scratch;
+    *res = scratch;
     if (!token || len == 0)
-        return eid_bearer_code(eid_fail(res, "EID03001", "empty bearer token"));
+        return refuse(res, "EID03001", "empty bearer token");
     if (nprovs <= 0 || !provs)
-        return eid_bearer_code(eid_fail(res, "EID03006", "no provider accepts tokens here"));
+        return refuse(res, "EID03006", "no provider accepts tokens here");
     for (i = 0; i < nprovs; i++) {
         if (!provs[i]->checked)
-            return eid_bearer_code(eid_fail(res, "EID03007", "provider used before its check"));
+            return refuse(res, "EID03007", "provider used before its check");
         if (provs[i]->max_token_size > max)
             max = provs[i]->max_token_size;
         introspects |= provs[i]->intro != NULL;
     }
     if (len > max)
-        return eid_bearer_code(
-            eid_fail(res, "EID03003", "token larger than the configured maximum"));
+        return refuse(res, "EID03003", "token larger than the configured maximum");
     /* The key is needed by the caches only (introspection has its own). */
     if (cache || introspects)
         eid_tokcache_key(token, len, key);
-    /* The hit path: one SHA-256, one hash lookup, one identity copy. */
-    if (cache && eid_tokcache_get(cache, key, now, accept_owner, &ps, p, out))
+    /* The hit path: one SHA-256, one hash lookup, one identity copy.  A hit
+     * for a list where its issuer is ambiguous is refused like a miss. */
+    if (cache && eid_tokcache_get(cache, key, now, accept_owner, &ps, p, &id)) {
+        if (issuer_matches(&ps, id->issuer) > 1)
+            return refuse(res, "EID03008", "several providers here have the token's issuer");
+        *out = id;
         return EID_BEARER_OK;
+    }
     if (!b64token(token, len, &dots))
-        return eid_bearer_code(eid_fail(res, "EID03002", "not an RFC 6750 bearer token"));
+        return refuse(res, "EID03002", "not an RFC 6750 bearer token");
 
     if (dots == 2) {
         rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, res);
@@ -646,8 +727,11 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
         else
             rc = introspect_with(pv, p, token, len, key, now, &id, res);
     }
-    if (rc)
-        return eid_bearer_code(rc);
+    if (rc) {
+        eid_bearer_code_e c = eid_bearer_code(res);
+        /* Why: a unit that refused without filling `res` must not read as OK. */
+        return c == EID_BEARER_OK ? EID_BEARER_INVALID : c;
+    }
     /* Introspected answers live in their provider's cache (its own maximum
      * age); signed tokens go into the process-wide one. */
     if (cache && used)

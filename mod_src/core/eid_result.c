@@ -6,9 +6,54 @@
 #include <apr_strings.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+/* Written once at start-up (eid_log_set()), read by every thread after. */
 static eid_log_fn log_fn;
 static void *log_baton;
+
+/*
+ * The class of each failure that is not "the credential is invalid".  An
+ * entry names one tag ("EID03502") or a family by its prefix ("EID036": every
+ * EID036xx).  Everything else is EID_CLASS_INVALID: a tag forgotten here
+ * refuses a credential, it never admits one.  docs/errors.md gives the
+ * status of each tag; keep the two in step.
+ */
+static const struct {
+    const char *tag;
+    eid_class_e cls;
+} class_table[] = {
+    /* the Authorization header is not RFC 6750 token syntax */
+    {"EID03001", EID_CLASS_MALFORMED},
+    {"EID03002", EID_CLASS_MALFORMED},
+    /* the caller's or the configuration's fault, not the client's */
+    {"EID03006", EID_CLASS_MISCONFIGURED},
+    {"EID03007", EID_CLASS_MISCONFIGURED},
+    {"EID03008", EID_CLASS_MISCONFIGURED},
+    {"EID03217", EID_CLASS_MISCONFIGURED},
+    /* the provider's keys or its introspection endpoint cannot be had */
+    {"EID03207", EID_CLASS_UNAVAILABLE},
+    {"EID03208", EID_CLASS_UNAVAILABLE},
+    {"EID03218", EID_CLASS_UNAVAILABLE},
+    {"EID03219", EID_CLASS_UNAVAILABLE},
+    {"EID03502", EID_CLASS_UNAVAILABLE},
+    {"EID03503", EID_CLASS_UNAVAILABLE},
+    {"EID03505", EID_CLASS_UNAVAILABLE},
+    {"EID03506", EID_CLASS_UNAVAILABLE},
+    {"EID036", EID_CLASS_UNAVAILABLE},
+};
+
+eid_class_e eid_result_class(const char *tag)
+{
+    size_t i;
+
+    if (!tag)
+        return EID_CLASS_NONE;
+    for (i = 0; i < sizeof(class_table) / sizeof(class_table[0]); i++)
+        if (!strncmp(tag, class_table[i].tag, strlen(class_table[i].tag)))
+            return class_table[i].cls;
+    return EID_CLASS_INVALID;
+}
 
 int eid_result_set(eid_result_t *res, apr_pool_t *p, int code, const char *tag,
                    const char *fmt, ...)
@@ -16,6 +61,7 @@ int eid_result_set(eid_result_t *res, apr_pool_t *p, int code, const char *tag,
     if (res) {
         res->code = code;
         res->tag = tag;
+        res->cls = code ? eid_result_class(tag) : EID_CLASS_NONE;
         if (p) {
             va_list ap;
             va_start(ap, fmt);
@@ -36,6 +82,7 @@ int eid_fail(eid_result_t *res, const char *tag, const char *reason)
         res->code = code;
         res->tag = tag;
         res->reason = reason;
+        res->cls = eid_result_class(tag);
     }
     return code;
 }

@@ -242,7 +242,7 @@ static eid_bearer_code_e bearer(apr_pool_t *p, const uint8_t *d, size_t n)
     else {
         CHECK(id == NULL);
         check_refusal(&res, res.code, d, n);
-        CHECK(eid_bearer_code(res.code) == c);
+        CHECK(eid_bearer_code(&res) == c);
     }
     return c;
 }

@@ -114,127 +114,7 @@ static void write_file(const char *path, const char *text)
 
 /* ---- a loopback HTTP server ------------------------------------------------------- */
 
-typedef struct route {
-    const char *path;
-    int status;
-    const char *body;
-    int delay_ms;
-} route_t;
-
-static route_t routes[8];
-static int nroutes, srv_fd, srv_port, srv_hits, srv_stop;
-static char last_auth[256], last_body[2048];
-static apr_thread_t *srv_thread;
-
-static void *APR_THREAD_FUNC serve(apr_thread_t *t, void *data)
-{
-    (void)data;
-    while (!srv_stop) {
-        char req[8192], path[512], resp[256];
-        int c = accept(srv_fd, NULL, NULL), i, n = 0, clen = 0;
-        char *hend, *h;
-        const route_t *r = NULL;
-        if (c < 0)
-            continue;
-        while (n < (int)sizeof(req) - 1) {
-            int k = (int)read(c, req + n, sizeof(req) - 1 - (size_t)n);
-            if (k <= 0)
-                break;
-            n += k;
-            req[n] = '\0';
-            if ((hend = strstr(req, "\r\n\r\n")) != NULL) {
-                h = strcasestr(req, "Content-Length:");
-                clen = h && h < hend ? atoi(h + 15) : 0;
-                if (n >= (hend - req) + 4 + clen)
-                    break;
-            }
-        }
-        req[n] = '\0';
-        srv_hits++;
-        sscanf(req, "%*s %511s", path);
-        last_auth[0] = '\0';
-        if ((h = strcasestr(req, "Authorization: ")) != NULL)
-            sscanf(h + 15, "%255[^\r]", last_auth);
-        hend = strstr(req, "\r\n\r\n");
-        snprintf(last_body, sizeof(last_body), "%s", hend ? hend + 4 : "");
-        for (i = 0; i < nroutes; i++)
-            if (!strcmp(routes[i].path, path))
-                r = &routes[i];
-        if (!r) {
-            const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-            if (send(c, nf, strlen(nf), MSG_NOSIGNAL) < 0)
-                break;
-        }
-        else {
-            if (r->delay_ms)
-                usleep((useconds_t)r->delay_ms * 1000);
-            snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n", r->status,
-                     strlen(r->body));
-            if (send(c, resp, strlen(resp), MSG_NOSIGNAL) < 0 ||
-                send(c, r->body, strlen(r->body), MSG_NOSIGNAL) < 0) {
-                close(c);
-                continue;
-            }
-        }
-        close(c);
-    }
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
-}
-
-static void route(const char *path, int status, const char *body)
-{
-    int i;
-    for (i = 0; i < nroutes; i++)
-        if (!strcmp(routes[i].path, path))
-            break;
-    if (i == nroutes)
-        nroutes++;
-    routes[i].path = path;
-    routes[i].status = status;
-    routes[i].body = body;
-    routes[i].delay_ms = 0;
-}
-
-static const char *url(const char *path)
-{
-    return apr_psprintf(pool, "http://127.0.0.1:%d%s", srv_port, path);
-}
-
-static void start_server(void)
-{
-    struct sockaddr_in a;
-    socklen_t al = sizeof(a);
-    int one = 1;
-    srv_fd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(srv_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(srv_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(srv_fd, 16), 0);
-    getsockname(srv_fd, (struct sockaddr *)&a, &al);
-    srv_port = ntohs(a.sin_port);
-    apr_thread_create(&srv_thread, NULL, serve, NULL, pool);
-}
-
-static void stop_server(void)
-{
-    apr_status_t rv;
-    int c;
-    struct sockaddr_in a;
-    srv_stop = 1;
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)srv_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c, (struct sockaddr *)&a, sizeof(a)) == 0)
-        close(c);
-    apr_thread_join(&rv, srv_thread);
-    close(srv_fd);
-}
+#include "loopback_http.h"
 
 /* ---- fixtures ------------------------------------------------------------------------ */
 
@@ -301,7 +181,7 @@ static eid_bearer_code_e check(eid_provider_t *const *pvs, int n, const char *t,
         if (!want_tag || strcmp(res.tag, want_tag))
             fail_msg("expected %s, got %s (%s)", want_tag ? want_tag : "OK", res.tag,
                      res.reason);
-        assert_int_equal(eid_bearer_code(res.code), c);
+        assert_int_equal(eid_bearer_code(&res), c);
     }
     if (out)
         *out = id;
@@ -505,8 +385,9 @@ static void test_validate_codes(void **state)
         eid_identity_t *x;
         eid_result_t res;
         assert_int_equal(eid_bearer_validate(pool, NULL, 0, good, strlen(good), now, &x, &res),
-                         EID_BEARER_INVALID);
+                         EID_BEARER_MISCONFIGURED);
         assert_string_equal(res.tag, "EID03006");
+        assert_int_equal(res.cls, EID_CLASS_MISCONFIGURED);
     }
 }
 
@@ -523,14 +404,29 @@ static void test_multiple_providers(void **state)
     char *for_a = tok(rsa1, "k1", claims(ISS, AUD, NOW_S + 300, NULL));
 
     eid_tokcache_init(pool, 0, 0);
-    /* same issuer, two providers: the one that accepts wins */
-    assert_int_equal(check(ab, 2, for_b, NULL, &id), EID_BEARER_OK);
-    assert_string_equal(id->profile, "b");
-    assert_int_equal(check(ba, 2, for_a, NULL, &id), EID_BEARER_OK);
-    assert_string_equal(id->profile, "a");
-    /* both refuse: the first refusal is reported */
+    /* same issuer, two providers: never "the first that accepts wins" (the
+     * most lenient profile would decide) - the list is misconfigured, for a
+     * token either would accept, and for one both refuse */
+    assert_int_equal(check(&b, 1, for_b, NULL, NULL), EID_BEARER_OK);
+    assert_int_equal(check(&a, 1, for_a, NULL, NULL), EID_BEARER_OK);
+    assert_int_equal(check(ab, 2, for_b, "EID03008", NULL), EID_BEARER_MISCONFIGURED);
+    assert_int_equal(check(ba, 2, for_b, "EID03008", NULL), EID_BEARER_MISCONFIGURED);
+    assert_int_equal(check(ba, 2, for_a, "EID03008", NULL), EID_BEARER_MISCONFIGURED);
     assert_int_equal(check(ab, 2, tok(rsa1, "k1", claims(ISS, "api://none", NOW_S + 300, NULL)),
-                           "EID03305", NULL), EID_BEARER_INVALID);
+                           "EID03008", NULL), EID_BEARER_MISCONFIGURED);
+    /* ... also when the token is in the process-wide cache from a location
+     * that accepts only one of them */
+    assert_int_equal(eid_tokcache_init(pool, 16, apr_time_from_sec(60)), APR_SUCCESS);
+    assert_int_equal(check(&a, 1, for_a, NULL, NULL), EID_BEARER_OK);
+    assert_int_equal(check(&a, 1, for_a, NULL, NULL), EID_BEARER_OK);
+    assert_int_equal(check(ab, 2, for_a, "EID03008", NULL), EID_BEARER_MISCONFIGURED);
+    eid_tokcache_init(pool, 0, 0);
+    /* another issuer in the list does not make it ambiguous */
+    {
+        eid_provider_t *ca[2] = {c, a};
+        assert_int_equal(check(ca, 2, for_a, NULL, &id), EID_BEARER_OK);
+        assert_string_equal(id->profile, "a");
+    }
     /* the issuer picks the provider */
     assert_int_equal(check(ac, 2, tok(rsa2, "k2", claims("https://other.example", AUD,
                                                          NOW_S + 300, NULL)), NULL, &id),
@@ -718,13 +614,31 @@ static void test_introspection(void **state)
     ANSWER(200, "{\"active\":true,\"active\":false}", "EID03503", EID_BEARER_UNAVAILABLE);
     ANSWER(200, "<html>", "EID03503", EID_BEARER_UNAVAILABLE);
     ANSWER(401, "{\"error\":\"invalid_client\"}", "EID03502", EID_BEARER_UNAVAILABLE);
-    ANSWER(200, "{\"active\":true,\"iss\":\"https://evil\"}", "EID03302", EID_BEARER_INVALID);
-    ANSWER(200, "{\"active\":true,\"aud\":\"api://other\"}", "EID03305", EID_BEARER_INVALID);
-    ANSWER(200, "{\"active\":true,\"exp\":1600000000}", "EID03309", EID_BEARER_INVALID);
-    ANSWER(200, "{\"active\":true,\"exp\":\"1800000000\"}", "EID03307", EID_BEARER_INVALID);
-    ANSWER(200, "{\"active\":true,\"employeeHsaId\":\"bad\"}", "EID03408", EID_BEARER_INVALID);
-    /* where absent, iss/aud/exp are not demanded */
-    ANSWER(200, "{\"active\":true,\"sub\":\"y\"}", NULL, EID_BEARER_OK);
+#define ACTIVE(iss_, aud_, exp_, extra)                                                    \
+    apr_psprintf(pool, "{\"active\":true,\"iss\":%s,\"aud\":%s,\"exp\":%s%s}", iss_, aud_,    \
+                 exp_, extra)
+    {
+        const char *qiss = apr_psprintf(pool, "\"%s\"", iss), *qaud = "\"" AUD "\"";
+        const char *qexp = apr_psprintf(pool, "%ld", NOW_S + 600);
+        ANSWER(200, ACTIVE("\"https://evil\"", qaud, qexp, ""), "EID03302", EID_BEARER_INVALID);
+        ANSWER(200, ACTIVE(qiss, "\"api://other\"", qexp, ""), "EID03305", EID_BEARER_INVALID);
+        ANSWER(200, ACTIVE(qiss, qaud, "1600000000", ""), "EID03309", EID_BEARER_INVALID);
+        ANSWER(200, ACTIVE(qiss, qaud, "\"1800000000\"", ""), "EID03307", EID_BEARER_INVALID);
+        ANSWER(200, ACTIVE(qiss, qaud, qexp, ",\"employeeHsaId\":\"bad\""), "EID03408",
+               EID_BEARER_INVALID);
+        ANSWER(200, ACTIVE(qiss, qaud, qexp, ",\"sub\":\"y\""), NULL, EID_BEARER_OK);
+        /* RFC 7662 makes them optional; here aud, iss and exp are required */
+        ANSWER(200, "{\"active\":true,\"sub\":\"y\"}", "EID03303", EID_BEARER_INVALID);
+        ANSWER(200, apr_psprintf(pool, "{\"active\":true,\"iss\":%s,\"exp\":%s}", qiss, qexp),
+               "EID03303", EID_BEARER_INVALID);
+        ANSWER(200, apr_psprintf(pool, "{\"active\":true,\"aud\":%s,\"exp\":%s}", qaud, qexp),
+               "EID03301", EID_BEARER_INVALID);
+        ANSWER(200, apr_psprintf(pool, "{\"active\":true,\"iss\":%s,\"aud\":%s}", qiss, qaud),
+               "EID03306", EID_BEARER_INVALID);
+        /* a JWS whose issuer only introspects goes to introspection */
+        route("/introspect", 200, ACTIVE(qiss, qaud, qexp, ",\"sub\":\"j\""));
+    }
+#undef ACTIVE
 #undef ANSWER
     /* unreachable endpoint */
     {
@@ -734,8 +648,6 @@ static void test_introspection(void **state)
         eid_provider_t *dead = provider("dead", o2);
         assert_int_equal(check(&dead, 1, "zzz", "EID03602", NULL), EID_BEARER_UNAVAILABLE);
     }
-    /* a JWS whose issuer only introspects goes to introspection */
-    route("/introspect", 200, "{\"active\":true,\"sub\":\"j\"}");
     assert_int_equal(check(&pv, 1, tok(rsa1, "k1", claims(iss, AUD, NOW_S + 300, NULL)), NULL,
                            &id), EID_BEARER_OK);
     assert_string_equal(id->subject, "j");
