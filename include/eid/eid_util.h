@@ -95,7 +95,17 @@ int eid_b64url_valid(const char *s, size_t n);
  */
 int eid_b64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen);
 
-/* ---- level of assurance ------------------------------------------------------------ */
+/* ---- numbers and levels of assurance ------------------------------------------------ */
+
+/*
+ * A whole number written as one or more ASCII digits and nothing else (no
+ * sign, no space, no "0x"), within min..max (0 <= min <= max).  Returns 0
+ * and sets *out; -1 when `s` is NULL, empty or has another character; -2
+ * when the number is outside min..max (also when it would overflow), with
+ * *out unchanged.  Leading zeros are allowed ("007" is 7).  Pure.
+ */
+int eid_uint_parse(const char *s, apr_int64_t min, apr_int64_t max, apr_int64_t *out);
+
 
 /*
  * A level of assurance written as exactly one ASCII digit from `min` (0 or

@@ -238,7 +238,33 @@ int eid_b64url_decode(const char *s, size_t n, unsigned char *out, size_t *outle
     return 1;
 }
 
-/* ---- level of assurance --------------------------------------------------------------- */
+/* ---- numbers and levels of assurance ---------------------------------------------------- */
+
+int eid_uint_parse(const char *s, apr_int64_t min, apr_int64_t max, apr_int64_t *out)
+{
+    apr_int64_t n = 0;
+    const char *d;
+    int big = 0;
+
+    if (!s || !*s)
+        return -1;
+    for (d = s; *d; d++) {
+        int dig = *d - '0';
+        if (dig < 0 || dig > 9)
+            return -1;
+        /* n * 10 + dig is computed only when it cannot pass max, so it
+         * never overflows; past max the rest need only be digits. */
+        if (!big && (dig > max || n > (max - dig) / 10))
+            big = 1;
+        else if (!big)
+            n = n * 10 + dig;
+    }
+    if (big || n < min)
+        return -2;
+    *out = n;
+    return 0;
+}
+
 
 int eid_loa_parse(const char *s, int min)
 {

@@ -374,6 +374,43 @@ static void test_loa_parse(void **state)
     assert_int_equal(eid_loa_parse("4", 4), 4);
 }
 
+static void test_uint_parse(void **state)
+{
+    static const char *const syntax[] = {"", " 1", "1 ", "+1", "-1", "1a", "0x10", "1.0",
+                                         "1\n", "\xef\xbc\x91", "1,000"};
+    apr_int64_t n = 42;
+    size_t i;
+
+    assert_int_equal(eid_uint_parse("0", 0, 10, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(eid_uint_parse("10", 0, 10, &n), 0);
+    assert_int_equal(n, 10);
+    assert_int_equal(eid_uint_parse("007", 0, 10, &n), 0);
+    assert_int_equal(n, 7);
+    assert_int_equal(eid_uint_parse("1024", 1024, 16777216, &n), 0);
+    assert_int_equal(eid_uint_parse("16777216", 1024, 16777216, &n), 0);
+    assert_int_equal(n, 16777216);
+    n = 42;
+    assert_int_equal(eid_uint_parse("16777217", 1024, 16777216, &n), -2);
+    assert_int_equal(eid_uint_parse("1023", 1024, 16777216, &n), -2);
+    assert_int_equal(eid_uint_parse("11", 0, 10, &n), -2);
+    assert_int_equal(eid_uint_parse("5", 0, 3, &n), -2); /* a digit above a small max */
+    assert_int_equal(eid_uint_parse("0", 1, 3, &n), -2);
+    assert_int_equal(n, 42); /* untouched on error */
+    /* far beyond 64 bits: out of range, not wrapped */
+    assert_int_equal(eid_uint_parse("99999999999999999999999999", 0, 100, &n), -2);
+    assert_int_equal(eid_uint_parse("18446744073709551617", 0, APR_INT64_MAX, &n), -2);
+    assert_int_equal(eid_uint_parse("9223372036854775807", 0, APR_INT64_MAX, &n), 0);
+    assert_true(n == APR_INT64_MAX);
+    assert_int_equal(eid_uint_parse("9223372036854775808", 0, APR_INT64_MAX, &n), -2);
+    /* syntax first: a bad character anywhere, even after too many digits */
+    assert_int_equal(eid_uint_parse("99999999999999999999999x", 0, 100, &n), -1);
+    assert_int_equal(eid_uint_parse(NULL, 0, 10, &n), -1);
+    for (i = 0; i < sizeof(syntax) / sizeof(syntax[0]); i++)
+        if (eid_uint_parse(syntax[i], 0, 100, &n) != -1)
+            fail_msg("'%s' accepted as a number", syntax[i]);
+}
+
 /* ---- dates ----------------------------------------------------------------------- */
 
 static void test_days_fixed(void **state)
@@ -556,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_b64url_strict),
         cmocka_unit_test(test_b64url_valid_is_decodable),
         cmocka_unit_test(test_b64url_matches_pseudonym),
+        cmocka_unit_test(test_uint_parse),
         cmocka_unit_test(test_loa_parse),
         cmocka_unit_test(test_days_fixed),
         cmocka_unit_test(test_days_walk),
