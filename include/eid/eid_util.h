@@ -10,6 +10,7 @@
 #ifndef EID_UTIL_H
 #define EID_UTIL_H
 
+#include <apr_errno.h>
 #include <apr_pools.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,15 +139,19 @@ void eid_civil_from_days(apr_int64_t days, apr_int64_t *y, unsigned *m, unsigned
  * Read the regular file at `path` whole into `p`: *buf gets its bytes and a
  * NUL, *len their count (0 for an empty file).  At most `max` bytes are
  * accepted (exactly `max` is fine).  A directory, FIFO, device or socket is
- * refused without blocking.  Returns NULL on success, else a one-line error
- * in `p` that names the path and the reason but never quotes the content:
+ * refused without blocking.  Returns APR_SUCCESS, or
+ *   the OS error of open()/read() (APR_ENOENT, APR_EACCES, ...),
+ *   APR_EINVAL   not a regular file, or no path given,
+ *   APR_ENOSPC   larger than `max`,
+ * with *err (when `err` is not NULL) set to a one-line text in `p` that
+ * names the path and the reason but never quotes the content:
  *   "cannot open PATH: <strerror>", "PATH is not a regular file",
  *   "cannot read PATH: <strerror>", "PATH is larger than MAX bytes",
  *   "no file name given".
  * On error *buf and *len are left unchanged.  The pool receives about
  * min(size, max) + 1 bytes.
  */
-const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsigned flags,
-                          char **buf, apr_size_t *len);
+apr_status_t eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsigned flags,
+                           char **buf, apr_size_t *len, const char **err);
 
 #endif

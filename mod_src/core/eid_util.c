@@ -311,22 +311,38 @@ static void wipe(char *b, apr_size_t n, unsigned flags)
         explicit_bzero(b, n);
 }
 
-static const char *os_error(apr_pool_t *p, const char *fmt, const char *path, int e)
+/* Sets *err (if wanted) to fmt with the path and the text of OS error e. */
+static apr_status_t os_error(apr_pool_t *p, const char **err, const char *fmt,
+                             const char *path, int e)
 {
     char ebuf[128];
-    return apr_psprintf(p, fmt, path, apr_strerror(APR_FROM_OS_ERROR(e), ebuf, sizeof(ebuf)));
+    apr_status_t rv = APR_FROM_OS_ERROR(e);
+    if (err)
+        *err = apr_psprintf(p, fmt, path, apr_strerror(rv, ebuf, sizeof(ebuf)));
+    return rv;
 }
 
-const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsigned flags,
-                          char **buf, apr_size_t *len)
+static apr_status_t too_large(apr_pool_t *p, const char **err, const char *path,
+                              apr_size_t max)
+{
+    if (err)
+        *err = apr_psprintf(p, "%s is larger than %" APR_SIZE_T_FMT " bytes", path, max);
+    return APR_ENOSPC;
+}
+
+apr_status_t eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsigned flags,
+                           char **buf, apr_size_t *len, const char **err)
 {
     struct stat st;
     apr_size_t cap, n = 0;
     char *b;
     int fd, e;
 
-    if (!path || !*path)
-        return "no file name given";
+    if (!path || !*path) {
+        if (err)
+            *err = "no file name given";
+        return APR_EINVAL;
+    }
     if (max > APR_SIZE_MAX / 2)
         max = APR_SIZE_MAX / 2; /* so that max + 2 cannot wrap */
     /* Why O_NONBLOCK: opening a FIFO for reading would wait for a writer
@@ -334,15 +350,17 @@ const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsig
      * On a regular file the flag changes nothing. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return os_error(p, "cannot open %s: %s", path, errno);
+        return os_error(p, err, "cannot open %s: %s", path, errno);
     if (fstat(fd, &st) != 0) {
         e = errno;
         close(fd);
-        return os_error(p, "cannot read %s: %s", path, e);
+        return os_error(p, err, "cannot read %s: %s", path, e);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return apr_psprintf(p, "%s is not a regular file", path);
+        if (err)
+            *err = apr_psprintf(p, "%s is not a regular file", path);
+        return APR_EINVAL;
     }
     /* Refused before a byte of it is read (which, for a secret, is none in
      * memory at all).  The size is only a hint otherwise: the file may
@@ -350,7 +368,7 @@ const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsig
      * the bytes read, and the buffer grows to max + 1 if the file did. */
     if (st.st_size > 0 && (apr_uint64_t)st.st_size > (apr_uint64_t)max) {
         close(fd);
-        return apr_psprintf(p, "%s is larger than %" APR_SIZE_T_FMT " bytes", path, max);
+        return too_large(p, err, path, max);
     }
     cap = (st.st_size > 0 ? (apr_size_t)st.st_size : 0) + 1;
     b = apr_palloc(p, cap + 1);
@@ -374,7 +392,7 @@ const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsig
             e = errno;
             close(fd);
             wipe(b, n, flags);
-            return os_error(p, "cannot read %s: %s", path, e);
+            return os_error(p, err, "cannot read %s: %s", path, e);
         }
         if (r == 0)
             break;
@@ -383,10 +401,10 @@ const char *eid_file_read(apr_pool_t *p, const char *path, apr_size_t max, unsig
     close(fd);
     if (n > max) {
         wipe(b, n, flags);
-        return apr_psprintf(p, "%s is larger than %" APR_SIZE_T_FMT " bytes", path, max);
+        return too_large(p, err, path, max);
     }
     b[n] = '\0';
     *buf = b;
     *len = n;
-    return NULL;
+    return APR_SUCCESS;
 }

@@ -505,61 +505,72 @@ static void test_file_read(void **state)
 {
     char *buf = NULL, *missing;
     apr_size_t len = 99;
-    const char *path, *err;
+    const char *path, *err = NULL;
 
     /* exactly max, and its NUL */
     path = write_file("ten", "0123456789", 10);
-    assert_null(eid_file_read(pool, path, 10, 0, &buf, &len));
+    assert_int_equal(eid_file_read(pool, path, 10, 0, &buf, &len, &err), APR_SUCCESS);
     assert_int_equal(len, 10);
     assert_string_equal(buf, "0123456789");
-    assert_null(eid_file_read(pool, path, 1000, EID_FILE_SECRET, &buf, &len));
+    assert_int_equal(eid_file_read(pool, path, 1000, EID_FILE_SECRET, &buf, &len, NULL),
+                     APR_SUCCESS);
     assert_string_equal(buf, "0123456789");
     /* one more than max: refused, and the error quotes no content */
     buf = NULL;
     len = 99;
-    err = eid_file_read(pool, path, 9, 0, &buf, &len);
+    assert_int_equal(eid_file_read(pool, path, 9, 0, &buf, &len, &err), APR_ENOSPC);
     expect_file_err(err, apr_psprintf(pool, "%s is larger than 9 bytes", path));
     assert_null(strstr(err, "0123"));
     assert_null(buf); /* outputs untouched on error */
     assert_int_equal(len, 99);
-    expect_file_err(eid_file_read(pool, path, 0, EID_FILE_SECRET, &buf, &len), "larger than 0");
+    assert_int_equal(eid_file_read(pool, path, 0, EID_FILE_SECRET, &buf, &len, &err),
+                     APR_ENOSPC);
+    expect_file_err(err, "larger than 0");
+    assert_int_equal(eid_file_read(pool, path, 9, 0, &buf, &len, NULL), APR_ENOSPC);
     /* empty */
     path = write_file("empty", "", 0);
-    assert_null(eid_file_read(pool, path, 0, 0, &buf, &len));
+    assert_int_equal(eid_file_read(pool, path, 0, 0, &buf, &len, &err), APR_SUCCESS);
     assert_int_equal(len, 0);
     assert_string_equal(buf, "");
     /* NUL bytes are content, counted in len */
     path = write_file("nul", "a\0b", 3);
-    assert_null(eid_file_read(pool, path, 3, 0, &buf, &len));
+    assert_int_equal(eid_file_read(pool, path, 3, 0, &buf, &len, &err), APR_SUCCESS);
     assert_int_equal(len, 3);
     assert_memory_equal(buf, "a\0b", 4);
     /* missing, a directory, a FIFO (refused without waiting for a writer) */
     missing = apr_pstrcat(pool, tmpdir, "/missing", NULL);
-    err = eid_file_read(pool, missing, 10, 0, &buf, &len);
+    assert_int_equal(eid_file_read(pool, missing, 10, 0, &buf, &len, &err), APR_ENOENT);
     expect_file_err(err, apr_psprintf(pool, "cannot open %s: ", missing));
     expect_file_err(err, "No such file");
-    expect_file_err(eid_file_read(pool, tmpdir, 10, 0, &buf, &len),
-                    apr_psprintf(pool, "%s is not a regular file", tmpdir));
+    assert_int_equal(eid_file_read(pool, tmpdir, 10, 0, &buf, &len, &err), APR_EINVAL);
+    expect_file_err(err, apr_psprintf(pool, "%s is not a regular file", tmpdir));
     path = apr_pstrcat(pool, tmpdir, "/fifo", NULL);
     assert_int_equal(mkfifo(path, 0600), 0);
-    expect_file_err(eid_file_read(pool, path, 10, 0, &buf, &len), "is not a regular file");
-    assert_string_equal(eid_file_read(pool, NULL, 10, 0, &buf, &len), "no file name given");
-    assert_string_equal(eid_file_read(pool, "", 10, 0, &buf, &len), "no file name given");
+    assert_int_equal(eid_file_read(pool, path, 10, 0, &buf, &len, &err), APR_EINVAL);
+    expect_file_err(err, "is not a regular file");
+    assert_int_equal(eid_file_read(pool, NULL, 10, 0, &buf, &len, &err), APR_EINVAL);
+    assert_string_equal(err, "no file name given");
+    assert_int_equal(eid_file_read(pool, "", 10, 0, &buf, &len, &err), APR_EINVAL);
+    assert_string_equal(err, "no file name given");
+    assert_int_equal(len, 3); /* still from the last success */
 }
 
 /* A file whose size fstat() gets wrong (procfs says 0): read to the end,
  * still under the cap. */
 static void test_file_read_size_hint(void **state)
 {
+    const char *err;
     char *buf;
     apr_size_t len;
 
-    assert_null(eid_file_read(pool, "/proc/self/status", 1 << 20, 0, &buf, &len));
+    assert_int_equal(eid_file_read(pool, "/proc/self/status", 1 << 20, 0, &buf, &len, &err),
+                     APR_SUCCESS);
     assert_true(len > 20);
     assert_int_equal(strlen(buf), len);
     assert_non_null(strstr(buf, "Name:"));
-    expect_file_err(eid_file_read(pool, "/proc/self/status", 20, EID_FILE_SECRET, &buf, &len),
-                    "is larger than 20 bytes");
+    assert_int_equal(eid_file_read(pool, "/proc/self/status", 20, EID_FILE_SECRET, &buf, &len,
+                                   &err), APR_ENOSPC);
+    expect_file_err(err, "is larger than 20 bytes");
 }
 
 static int file_setup(void **state)
