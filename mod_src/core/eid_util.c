@@ -265,7 +265,6 @@ int eid_uint_parse(const char *s, apr_int64_t min, apr_int64_t max, apr_int64_t 
     return 0;
 }
 
-
 int eid_loa_parse(const char *s, int min)
 {
     if (!s || s[0] < '0' || s[0] > '4' || s[1] || s[0] - '0' < min)
