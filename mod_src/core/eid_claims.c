@@ -8,6 +8,7 @@
 #include "eid/eid_hsa.h"
 #include "eid/eid_jwt.h"
 #include "eid/eid_pnr.h"
+#include "eid/eid_util.h"
 
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -205,14 +206,14 @@ const char *eid_claims_set_claim(eid_claims_map_t *m, apr_pool_t *p, const char 
 const char *eid_claims_set_acr(eid_claims_map_t *m, apr_pool_t *p, const char *uri,
                                const char *level)
 {
-    int *lv;
+    int *lv, n;
 
     if (!uri || !*uri)
         return "acr.<uri>: the URI is missing";
-    if (!level || level[0] < '0' || level[0] > '4' || level[1])
+    if ((n = eid_loa_parse(level, 0)) < 0)
         return apr_psprintf(p, "acr.%s: the level must be 0, 1, 2, 3 or 4", uri);
     lv = apr_palloc(m->pool, sizeof(*lv));
-    *lv = level[0] - '0';
+    *lv = n;
     apr_hash_set(m->acr, apr_pstrdup(m->pool, uri), APR_HASH_KEY_STRING, lv);
     return NULL;
 }

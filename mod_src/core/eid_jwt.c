@@ -7,6 +7,7 @@
  * claims.  Nothing is done twice and nothing is compiled per request.
  */
 #include "eid/eid_jwt.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -23,31 +24,6 @@ void eid_jwt_rules_default(eid_jwt_rules_t *r)
     r->ntypes = 3;
     r->typ_absent_ok = 1;
     r->leeway = EID_JWT_DEFAULT_LEEWAY;
-}
-
-/* ---- base64url ---------------------------------------------------------------- */
-
-static apr_size_t b64_len(apr_size_t n)
-{
-    return n / 4 * 3 + (n % 4 == 2 ? 1 : n % 4 == 3 ? 2 : 0);
-}
-
-/* Decode a segment that passed eid_jwks_b64url_ok(); returns the byte count. */
-static apr_size_t b64_decode(const char *s, apr_size_t n, unsigned char *out)
-{
-    apr_size_t i, o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    for (i = 0; i < n; i++) {
-        acc = (acc << 6) | (unsigned)eid_jwks_b64val((unsigned char)s[i]);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return o;
 }
 
 /* ---- parse ---------------------------------------------------------------------- */
@@ -109,6 +85,7 @@ int eid_jwt_parse(apr_pool_t *p, const char *token, apr_size_t len, apr_size_t m
     apr_size_t d1 = 0, d2 = 0, i, hlen, plen, slen;
     int dots = 0, dup, rc;
     unsigned char *hbuf;
+    size_t hbuf_len;
     uint8_t *pt = NULL;
     size_t ptlen = 0;
     cjose_err err;
@@ -126,21 +103,23 @@ int eid_jwt_parse(apr_pool_t *p, const char *token, apr_size_t len, apr_size_t m
     slen = len - d2 - 1;
     if (hlen == 0 || plen == 0)
         return eid_fail(res, "EID03102", "empty header or payload segment");
-    if (!eid_jwks_b64url_ok(token, hlen))
+    /* The header is decoded while it is checked (it is the only segment we
+     * decode ourselves; cjose decodes the payload and the signature). */
+    hbuf = apr_palloc(p, eid_b64url_decoded_len(hlen) + 1);
+    if (!eid_b64url_decode(token, hlen, hbuf, &hbuf_len))
         return eid_fail(res, "EID03103", "header segment is not base64url");
-    if (!eid_jwks_b64url_ok(token + d1 + 1, plen))
+    if (!eid_b64url_valid(token + d1 + 1, plen))
         return eid_fail(res, "EID03104", "payload segment is not base64url");
-    if (!eid_jwks_b64url_ok(token + d2 + 1, slen))
+    if (!eid_b64url_valid(token + d2 + 1, slen))
         return eid_fail(res, "EID03105", "signature segment is not base64url");
 
     jwt = apr_pcalloc(p, sizeof(*jwt));
     jwt->token = token;
     jwt->len = len;
-    jwt->sig_len = b64_len(slen);
+    jwt->sig_len = eid_b64url_decoded_len(slen);
     apr_pool_cleanup_register(p, jwt, jwt_cleanup, apr_pool_cleanup_null);
 
-    hbuf = apr_palloc(p, b64_len(hlen) + 1);
-    jwt->header = eid_jwt_json_object((const char *)hbuf, b64_decode(token, hlen, hbuf), &dup);
+    jwt->header = eid_jwt_json_object((const char *)hbuf, hbuf_len, &dup);
     if (!jwt->header)
         return dup ? eid_fail(res, "EID03107", "header has a duplicate member")
                    : eid_fail(res, "EID03106", "header is not a JSON object");

@@ -14,6 +14,7 @@
  * The fuzz target compares the two.
  */
 #include "eid/eid_jwt.h"
+#include "eid/eid_util.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -49,38 +50,6 @@ static void ws(jp_t *p)
         p->s++;
 }
 
-/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), or 0. */
-static int utf8_seq(const unsigned char *s, const unsigned char *end)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    int n, i;
-
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f; /* no UTF-16 surrogates */
-    }
-    else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* nothing above U+10FFFF */
-    }
-    else
-        return 0;
-    if (end - s < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 static int hex4(const unsigned char *s, const unsigned char *end, unsigned *out)
 {
     unsigned v = 0;
@@ -101,30 +70,6 @@ static int hex4(const unsigned char *s, const unsigned char *end, unsigned *out)
     }
     *out = v;
     return 1;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
 }
 
 /* An escape after the backslash at p->s; appends to out, advances. */
@@ -160,7 +105,8 @@ static int escape(jp_t *p, char *out, size_t *o)
         p->s += 6;
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
     }
-    *o += put_utf8(out + *o, cp);
+    /* cp is a scalar value here: lone surrogates were refused above. */
+    *o += eid_utf8_put(out + *o, cp);
     return 1;
 }
 
@@ -180,7 +126,7 @@ static int string(jp_t *p, const char **str, size_t *len)
         while (p->s < p->end && *p->s >= 0x20 && *p->s < 0x80 && *p->s != '"' && *p->s != '\\')
             p->s++;
         if (p->s < p->end && *p->s >= 0x80) {
-            if (!(n = utf8_seq(p->s, p->end)))
+            if (!(n = eid_utf8_seq(p->s, (size_t)(p->end - p->s), NULL)))
                 return 0;
             p->s += n;
         }
