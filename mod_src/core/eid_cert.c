@@ -300,8 +300,9 @@ static const char *check_issuer_cert(apr_pool_t *p, X509 *x, int i, const char *
 
 const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
                                          const char *path, int loa,
-                                         unsigned id_kinds, int is_function)
+                                         unsigned id_kinds, unsigned flags)
 {
+    const int is_function = (flags & EID_ISSUER_FUNCTION) != 0;
     STACK_OF(X509) *certs = NULL;
     const char *err = NULL;
     struct stat st;
@@ -318,6 +319,8 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
         return apr_psprintf(p, "level of assurance %d is not in 0-4", loa);
     if (id_kinds & ~(unsigned)EID_IDK_ANY)
         return "unknown identifier kind";
+    if (flags & ~(unsigned)(EID_ISSUER_FUNCTION | EID_ISSUER_ROOT))
+        return "unknown issuer flag";
     if (!is_function && !id_kinds)
         return "a person-certificate issuer must vouch for at least one identifier kind";
     /* fopen() also "opens" a directory; fstat() tells it from a file. */
@@ -356,9 +359,33 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
         err = apr_psprintf(p, "no PEM certificate in %s", path);
         goto leave;
     }
+    /* Why exactly one: a bundle (roots, other issuing CAs) made every CA in
+     * it an issuer of this profile, at this level and for these identifier
+     * kinds - a reserve-card CA got LoA 3, an HSA-ID CA vouched for
+     * personnummer.  One directive per issuing CA says what each one is. */
+    if (sk_X509_num(certs) != 1) {
+        err = apr_psprintf(p, "%s holds %d certificates: the file must hold exactly one "
+                           "issuing CA certificate (one EidTrustIssuer line per issuing "
+                           "CA; roots belong in SSLCACertificateFile only)", path,
+                           sk_X509_num(certs));
+        goto leave;
+    }
     for (i = 0; i < sk_X509_num(certs); i++)
         if ((err = check_issuer_cert(p, sk_X509_value(certs, i), i + 1, path)))
             goto leave;
+    /* A root issues CAs, not people: as an issuer it refuses every card at
+     * run time (they are issued by the CA below it), unless the operator says
+     * that this root signs end-entity certificates itself. */
+    x = sk_X509_value(certs, 0);
+    if (!(flags & EID_ISSUER_ROOT) &&
+        X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0) {
+        const char *subj = dn_string(p, X509_get_subject_name(x));
+        err = apr_psprintf(p, "the certificate in %s (%s) is self-signed: a root CA. Name "
+                           "the issuing CA below it, or add the option root-issuer if this "
+                           "root itself issues the end-entity certificates", path,
+                           subj ? subj : "(unprintable subject)");
+        goto leave;
+    }
 
     /* All good: move the certificates into the profile.  X509_check_ca()
      * above also filled OpenSSL's extension cache, so the shared objects are
@@ -888,4 +915,40 @@ eid_cert_code_e eid_cert_identify_pem(apr_pool_t *p, const char *pem, size_t len
     rc = eid_cert_identify(p, x, profiles, nprofiles, now, out, res);
     X509_free(x);
     return rc;
+}
+
+/* A DN for a log line: clean UTF-8 (dn_string), cut at a character boundary. */
+static const char *dn_bounded(apr_pool_t *p, const X509_NAME *name)
+{
+    const char *s = dn_string(p, name);
+    size_t n;
+
+    if (!s || strlen(s) <= EID_CERT_REF_DN_MAX)
+        return s;
+    n = EID_CERT_REF_DN_MAX - 3;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* not inside a multi-byte sequence */
+    return apr_pstrcat(p, apr_pstrmemdup(p, s, n), "...", NULL);
+}
+
+int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t *out)
+{
+    X509 *x = NULL;
+    BIO *b;
+
+    memset(out, 0, sizeof(*out));
+    if (pem && len > 0 && len <= INT_MAX && (b = BIO_new_mem_buf(pem, (int)len))) {
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    if (!x) {
+        ERR_clear_error();
+        return -1;
+    }
+    out->issuer = dn_bounded(p, X509_get_issuer_name(x));
+    out->subject = dn_bounded(p, X509_get_subject_name(x));
+    out->serial = serial_hex(p, X509_get0_serialNumber(x));
+    X509_free(x);
+    ERR_clear_error();
+    return 0;
 }
