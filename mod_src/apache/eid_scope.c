@@ -18,7 +18,9 @@
  * refused: the section itself, the sections around it, its virtual host's and
  * the main server's top level, and any other section that might merge with it
  * (any regex, <If> or nested section; a <Directory> for a <Location> and vice
- * versa; the same kind of section at a prefix of its path).
+ * versa; the same kind of section at a prefix of its path).  A section of the
+ * main server is merged into every virtual host, so what a virtual host names
+ * counts for it; a virtual host's sections never count for another's.
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
@@ -158,8 +160,11 @@ static const sec_t *outermost(const sec_t *s)
 static int may_merge(const sec_t *t, const sec_t *x)
 {
     const sec_t *to, *xo;
-    if (t->top != x->top && t->top != x->main)
-        return 0; /* another virtual host's section */
+    int x_in_main = !x->main || x->main == x->top;
+    /* A section of the main server is merged into every virtual host too; a
+     * virtual host's section applies to that virtual host only. */
+    if (t->top != x->top && t->top != x->main && !x_in_main)
+        return 0;
     if (x->kind == SEC_TOP || t->kind == SEC_TOP)
         return 1;
     to = outermost(t);

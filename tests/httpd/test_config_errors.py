@@ -150,6 +150,10 @@ GOOD_MORE = [
     GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n<Location />\n"
     "EidCertProfiles e\n</Location>\n<Location /x/>\nAuthType eid\nRequire valid-user\n"
     "</Location>",
+    # a main-server location is merged into each virtual host, which names its own
+    GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n<Location /x>\nAuthType eid\n"
+    "Require valid-user\n</Location>\n<VirtualHost 127.0.0.1:9>\nEidCertProfiles e\n"
+    "</VirtualHost>",
     # two providers for one issuer, never in reach of one location together
     PROVIDERS + SAME_ISSUER + "<Location /x>\nAuthType eid\nEidMethods bearer\n"
     "EidBearerProviders a b\nRequire valid-user\n</Location>\n<Location /y>\n"
