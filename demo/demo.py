@@ -28,11 +28,13 @@ M = manifest()
 NURSE, DOCTOR = M["nurse-kommun"], M["doctor-region"]
 
 POLICIES = [
-    ("/whoami/", "any accepted e-ID", "Require valid-user"),
+    ("/whoami/", "any accepted e-ID", "EidCertProfiles siths eid\nRequire valid-user"),
     ("/vard/", "care staff, LoA3 card", "EidCertProfiles siths\nRequire eid-loa 3"),
     ("/kommun/", "staff of the municipality, LoA2+",
-     "<RequireAll>\nRequire eid-loa 2\nRequire eid-org %s\n</RequireAll>" % NURSE["org_number"]),
-    ("/region/", "staff of Region (SE2321000016-)", "Require eid-org SE2321000016-"),
+     "EidCertProfiles siths\n<RequireAll>\nRequire eid-loa 2\nRequire eid-org %s\n"
+     "</RequireAll>" % NURSE["org_number"]),
+    ("/region/", "staff of Region (SE2321000016-)",
+     "EidCertProfiles siths\nRequire eid-org SE2321000016-"),
     ("/invanare/", "citizens with e-legitimation", "EidCertProfiles eid\nRequire eid-loa 3"),
 ]
 USERS = [
@@ -80,8 +82,8 @@ ScriptAliasMatch "^/[a-z-]+/" "{root}/cgi/service.py"
         conf += "<Location %s>\nAuthType eid\nEidExportHeaders on\n%s\n</Location>\n" % (
             path, rules)
     for path, _, rules in API_POLICIES:
-        conf += ("<Location %s>\nAuthType eid\nEidMethods bearer\nEidRealm incident-api\n"
-                 "%s\n</Location>\n" % (path, rules))
+        conf += ("<Location %s>\nAuthType eid\nEidMethods bearer\nEidBearerProviders inera "
+                 "region\nEidRealm incident-api\n%s\n</Location>\n" % (path, rules))
     return conf
 
 

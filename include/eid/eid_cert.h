@@ -78,17 +78,25 @@ eid_trust_profile_t *eid_trust_profile_create(apr_pool_t *p, const char *name);
 
 const char *eid_trust_profile_name(const eid_trust_profile_t *tp);
 
+/* Flags of eid_trust_profile_add_issuer(). */
+#define EID_ISSUER_FUNCTION 0x1 /* a function-certificate CA: never a person */
+#define EID_ISSUER_ROOT 0x2     /* allow a self-signed (root) CA that issues
+                                   end-entity certificates directly */
+
 /*
- * Add the issuing CA certificate(s) in the PEM file `path`.  Each certificate
- * in the file is an issuer with level `loa` (0-4) vouching for the identifier
- * kinds in `id_kinds`; `is_function` marks a function-certificate CA.
- * The certificates are copied into OpenSSL objects freed by a cleanup on `p`.
- * Returns NULL or an error message in `p` (unreadable file, no certificate,
- * not a CA certificate).
+ * Add the issuing CA certificate in the PEM file `path`: an issuer with level
+ * `loa` (0-4) vouching for the identifier kinds in `id_kinds`.  The file must
+ * hold exactly one certificate, a CA certificate: a bundle would make every CA
+ * in it (roots included) an issuer of people's certificates.  A self-signed
+ * certificate (a root) is refused unless `flags` has EID_ISSUER_ROOT; with
+ * EID_ISSUER_FUNCTION it is a function-certificate CA.  The certificate is
+ * kept in an OpenSSL object freed by a cleanup on `p`.  Returns NULL or an
+ * error message in `p` (unreadable file, no or several certificates, not a
+ * CA certificate, a root without EID_ISSUER_ROOT).
  */
 const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
                                          const char *path, int loa,
-                                         unsigned id_kinds, int is_function);
+                                         unsigned id_kinds, unsigned flags);
 
 /*
  * Map certificate policy `oid` (dotted form) to level `loa` (1-4), or with
@@ -112,6 +120,25 @@ eid_cert_code_e eid_cert_identify(apr_pool_t *p, X509 *cert,
                                   const eid_trust_profile_t *const *profiles,
                                   int nprofiles, apr_time_t now,
                                   eid_identity_t **out, eid_result_t *res);
+
+/* What names a certificate in a log line or an audit record. */
+typedef struct {
+    const char *issuer;  /* RFC 2253 issuer DN, clean UTF-8, at most
+                            EID_CERT_REF_DN_MAX bytes (longer ones are cut and
+                            end in "..."); NULL when it cannot be rendered */
+    const char *serial;  /* certificate serial number, upper-case hex */
+    const char *subject; /* subject DN as `issuer`.  It may hold a personnummer
+                            (serialNumber): never log it as it is */
+} eid_cert_ref_t;
+
+#define EID_CERT_REF_DN_MAX 256
+
+/*
+ * Fill `out` (strings in `p`) for the certificate in `pem`.  Returns 0, or -1
+ * when the PEM cannot be parsed (then every field is NULL).  For refusals:
+ * the verdict itself never depends on it.
+ */
+int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t *out);
 
 /* As eid_cert_identify(), from a PEM text (e.g. mod_ssl's SSL_CLIENT_CERT). */
 eid_cert_code_e eid_cert_identify_pem(apr_pool_t *p, const char *pem, size_t len,

@@ -8,6 +8,7 @@
  */
 #include "eid_bearer_glue.h"
 
+#include "apr_atomic.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_core.h"
@@ -26,6 +27,11 @@ const char *eid_set_provider(cmd_parms *cmd, void *dc, int argc, char *const arg
 
     if (err)
         return err;
+    /* One registry for the whole server: a provider defined inside one
+     * <VirtualHost> used to be accepted by every other one. */
+    if (cmd->server->is_virtual)
+        return "EidProvider: define it at server level, outside <VirtualHost>, and name it "
+               "in the virtual host (or its locations) with EidBearerProviders";
     if (argc < 2)
         return "EidProvider: needs a name and at least one key=value option";
     for (i = 0; argv[0][i]; i++)
@@ -86,19 +92,33 @@ const char *eid_set_token_cache(cmd_parms *cmd, void *dc, int argc, char *const 
     return NULL;
 }
 
+/* Also read from .htaccess, at request time: it only reads the registry, and
+ * what it makes lives in that request's pool (cmd->pool). */
 const char *eid_set_bearer_providers(cmd_parms *cmd, void *dcv, int argc,
                                      char *const argv[])
 {
     eid_dir_conf_t *d = dcv;
-    int i;
+    int i, j;
     if (argc < 1)
         return "EidBearerProviders: name at least one provider";
     d->providers = apr_array_make(cmd->pool, argc, sizeof(eid_provider_t *));
     for (i = 0; i < argc; i++) {
         eid_provider_t *pv = apr_hash_get(eid_g->providers, argv[i], APR_HASH_KEY_STRING);
+        const char *iss;
         if (!pv)
             return apr_psprintf(cmd->pool, "EidBearerProviders: unknown provider '%s' "
                                 "(define it with EidProvider before this line)", argv[i]);
+        /* Two providers for one issuer: the first to accept a token would
+         * decide which claim rules apply (eid_scope.c checks the lists again
+         * at the end of the configuration, when every issuer= is known). */
+        iss = eid_provider_issuer(pv);
+        for (j = 0; iss && j < d->providers->nelts; j++) {
+            eid_provider_t *o = APR_ARRAY_IDX(d->providers, j, eid_provider_t *);
+            if (eid_provider_issuer(o) && !strcmp(iss, eid_provider_issuer(o)))
+                return apr_psprintf(cmd->pool, "EidBearerProviders: providers '%s' and "
+                                    "'%s' have the same issuer %s: name one provider per "
+                                    "issuer", eid_provider_name(o), argv[i], iss);
+        }
         APR_ARRAY_PUSH(d->providers, eid_provider_t *) = pv;
     }
     return NULL;
@@ -109,16 +129,22 @@ const char *eid_set_bearer_providers(cmd_parms *cmd, void *dcv, int argc,
 int eid_bearer_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
+    const char *err;
     int i;
     for (i = 0; i < eid_g->provider_defs->nelts; i++) {
         eid_provider_def_t *def = &APR_ARRAY_IDX(eid_g->provider_defs, i, eid_provider_def_t);
-        const char *err = eid_provider_check(def->pv, ptemp);
+        err = eid_provider_check(def->pv, ptemp);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          "Syntax error on line %d of %s: EidProvider %s: %s", def->line,
                          def->file, eid_provider_name(def->pv), err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+    /* What each location may accept (profiles and providers): eid_scope.c. */
+    if ((err = eid_scope_check(ptemp))) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL, "%s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
@@ -167,6 +193,7 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
 {
     const char *h = apr_table_get(r->headers_in, "Authorization");
     const apr_array_header_t *provs = d->providers ? d->providers : eid_g->all_providers;
+    static apr_uint32_t misconfig_logged;
     eid_result_t res = {0, NULL, NULL};
     eid_bearer_code_e rc;
 
@@ -178,6 +205,18 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     if (provs->nelts == 0) {
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01502",
                    "bearer token presented but no EidProvider is configured");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* Naming nothing means "the only provider"; with several, nothing is
+     * guessed.  `apachectl -t` refuses this wherever it can see it
+     * (eid_scope.c); .htaccess it cannot.  Logged at error once per process,
+     * then at debug: the 500 itself is per request. */
+    if (!d->providers && provs->nelts > 1) {
+        int first = apr_atomic_cas32(&misconfig_logged, 1, 0) == 0;
+        eid_refuse(r, st, EID_DECISION_ERROR, first ? APLOG_ERR : APLOG_DEBUG, "EID01520",
+                   apr_psprintf(r->pool, "misconfigured: this location accepts bearer tokens "
+                                "but names no EidBearerProviders, and %d providers are "
+                                "defined", provs->nelts));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* The credential's syntax (RFC 6750 2.1) is checked by the core after

@@ -27,8 +27,10 @@ const char *eid_set_bearer_providers(cmd_parms *cmd, void *dc, int argc,
                       "tokens (default 10000 entries, 300 s)"),
 
 #define EID_BEARER_DIR_CMDS                                                              \
-    AP_INIT_TAKE_ARGV("EidBearerProviders", eid_set_bearer_providers, NULL, OR_AUTHCFG,  \
-                      "<provider> ... - token providers accepted here (default: all)"),
+    AP_INIT_TAKE_ARGV("EidBearerProviders", eid_set_bearer_providers, NULL,              \
+                      OR_AUTHCFG | RSRC_CONF,                                            \
+                      "<provider> ... - token providers accepted here (default: the "   \
+                      "only one, if exactly one is defined)"),
 
 int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    eid_identity_t **id);

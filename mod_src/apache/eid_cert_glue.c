@@ -9,18 +9,27 @@
  */
 #include "mod_auth_eid.h"
 
+#include "apr_atomic.h"
 #include "apr_strings.h"
 #include "http_connection.h"
 #include "http_ssl.h"
 
 #define EID_CONN_SLOTS 4
+/* SSL_CLIENT_VERIFY is "FAILED:" + OpenSSL's verify error text (the longest
+ * is about 80 bytes): quoted up to this length, marked when cut. */
+#define VERIFY_TEXT_MAX 160
 
-/* One verdict per distinct profile list used on this connection. */
+/* One verdict per distinct profile list used on this connection.  Why keyed
+ * by the list's content (the profiles' names, in order) and never by its
+ * address: a list from .htaccess lives in the request pool, and the next
+ * request on the connection gets its list at the same address - a verdict
+ * under one directory's profiles was reused under another's. */
 typedef struct {
-    const apr_array_header_t *profiles;
+    const char *profiles_key; /* in the connection pool */
     eid_cert_code_e code;
     eid_identity_t *id;
     eid_result_t res;
+    eid_cert_ref_t ref; /* a refused certificate's issuer and serial */
 } conn_slot_t;
 
 typedef struct {
@@ -54,7 +63,7 @@ static const char *cert_key(request_rec *r)
 }
 
 static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
-                             const apr_array_header_t *profiles)
+                             const apr_array_header_t *profiles, const char *key)
 {
     conn_rec *c = r->connection;
     conn_slot_t *s;
@@ -63,7 +72,7 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
 
     s = &cc->slot[i];
     memset(s, 0, sizeof(*s));
-    s->profiles = profiles;
+    s->profiles_key = apr_pstrdup(c->pool, key);
     if (!pem || !*pem) {
         s->code = EID_CERT_PARSE;
         eid_result_set(&s->res, NULL, EID_CERT_PARSE, "EID01003",
@@ -74,7 +83,26 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
     s->code = eid_cert_identify_pem(c->pool, pem, strlen(pem),
                                     (const eid_trust_profile_t *const *)profiles->elts,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
+    if (s->code != EID_CERT_OK)
+        eid_cert_ref_pem(c->pool, pem, strlen(pem), &s->ref);
     return s;
+}
+
+/* A refused certificate in the log line and the audit record: issuer and
+ * serial.  The subject is left out on purpose: it may hold a personnummer.
+ * Hook: once eid_identity offers a pseudonymised DN, add ref->subject here,
+ * pseudonymised, never in clear. */
+static void refuse_cert(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref,
+                        eid_decision_e decision, const char *tag, const char *reason)
+{
+    const char *issuer = ref && ref->issuer ? ref->issuer : "?";
+    const char *serial = ref && ref->serial ? ref->serial : "?";
+
+    eid_refuse(r, st, decision, APLOG_WARNING, tag,
+               apr_psprintf(r->pool, "%s [issuer \"%s\", serial %s]", reason, issuer, serial));
+    st->reason = reason; /* the audit record has the certificate in fields of its own */
+    st->cert_issuer = ref ? ref->issuer : NULL;
+    st->cert_serial = ref ? ref->serial : NULL;
 }
 
 int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
@@ -82,6 +110,8 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
 {
     conn_rec *c = r->connection;
     const apr_array_header_t *profiles = d->profiles ? d->profiles : eid_all_profiles();
+    const char *profiles_key = d->profiles_key;
+    static apr_uint32_t misconfig_logged;
     eid_conn_t *cc;
     conn_slot_t *s = NULL;
     const char *verify, *key;
@@ -101,9 +131,16 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
             return EID_TRY_ABSENT;
         if (strcmp(verify, "SUCCESS")) {
             /* GENEROUS (optional_no_ca) or FAILED: mod_ssl did not vouch for it. */
-            eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01002",
-                       apr_psprintf(r->pool, "client certificate not verified by mod_ssl "
-                                    "(SSL_CLIENT_VERIFY=%.40s)", verify));
+            const char *pem = ssl_var(r, "SSL_CLIENT_CERT");
+            size_t vlen = strlen(verify);
+            eid_cert_ref_t ref;
+            if (eid_cert_ref_pem(r->pool, pem, pem ? strlen(pem) : 0, &ref) != 0)
+                memset(&ref, 0, sizeof(ref));
+            refuse_cert(r, st, &ref, EID_DECISION_AUTHN, "EID01002",
+                        apr_psprintf(r->pool, "client certificate not verified by mod_ssl "
+                                     "(SSL_CLIENT_VERIFY=%.*s%s)",
+                                     (int)(vlen > VERIFY_TEXT_MAX ? VERIFY_TEXT_MAX : vlen),
+                                     verify, vlen > VERIFY_TEXT_MAX ? "...[cut]" : ""));
             return HTTP_FORBIDDEN;
         }
         if (!cc) {
@@ -119,18 +156,34 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    "(EidTrustIssuer)");
         return HTTP_FORBIDDEN;
     }
+    if (!d->profiles) {
+        /* Naming nothing means "the only profile"; with several, nothing is
+         * guessed.  `apachectl -t` refuses this wherever it can see it
+         * (eid_scope.c); .htaccess it cannot.  Logged at error once per
+         * process, then at debug: the 500 itself is per request. */
+        if (profiles->nelts > 1) {
+            int first = apr_atomic_cas32(&misconfig_logged, 1, 0) == 0;
+            eid_refuse(r, st, EID_DECISION_ERROR, first ? APLOG_ERR : APLOG_DEBUG,
+                       "EID01020", apr_psprintf(r->pool, "misconfigured: this location "
+                                                "accepts client certificates but names no "
+                                                "EidCertProfiles, and %d trust profiles are "
+                                                "defined", profiles->nelts));
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        profiles_key = eid_trust_profile_name(APR_ARRAY_IDX(profiles, 0,
+                                                            const eid_trust_profile_t *));
+    }
     for (i = 0; i < cc->nslots; i++)
-        if (cc->slot[i].profiles == profiles) {
+        if (!strcmp(cc->slot[i].profiles_key, profiles_key)) {
             s = &cc->slot[i];
             break;
         }
     if (!s)
-        s = evaluate(r, cc, profiles);
+        s = evaluate(r, cc, profiles, profiles_key);
 
     if (s->code != EID_CERT_OK) {
-        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, s->res.tag,
-                   apr_pstrcat(r->pool, "client certificate refused: ", s->res.reason,
-                               NULL));
+        refuse_cert(r, st, &s->ref, EID_DECISION_AUTHN, s->res.tag,
+                    apr_pstrcat(r->pool, "client certificate refused: ", s->res.reason, NULL));
         return HTTP_FORBIDDEN;
     }
     /* The connection may outlive the certificate. */

@@ -68,8 +68,10 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         memcpy(d->methods, base->methods, sizeof(d->methods));
         d->nmethods = base->nmethods;
     }
-    if (!add->profiles)
+    if (!add->profiles) {
         d->profiles = base->profiles;
+        d->profiles_key = base->profiles_key;
+    }
     if (!add->providers)
         d->providers = base->providers;
     if (!add->nuser_attrs) {
@@ -175,18 +177,31 @@ static const char *check_name(cmd_parms *cmd, const char *name)
     return *name ? NULL : apr_psprintf(cmd->pool, "%s: empty name", cmd->cmd->name);
 }
 
+/* Named objects are defined once for the whole server, and virtual hosts and
+ * locations name the ones they accept.  Why not per virtual host: httpd keeps
+ * one registry per process, so a CA or a provider defined inside one
+ * <VirtualHost> used to be accepted by every other one. */
+static const char *not_in_vhost(cmd_parms *cmd, const char *how)
+{
+    if (!cmd->server->is_virtual)
+        return NULL;
+    return apr_psprintf(cmd->pool, "%s: define it at server level, outside <VirtualHost>, "
+                        "and name it in the virtual host (or its locations) with %s",
+                        cmd->cmd->name, how);
+}
+
 /* ---- server-level directives --------------------------------------------- */
 
-/* EidTrustIssuer <profile> <ca-file> [loa=N] [ids=...] [function] */
+/* EidTrustIssuer <profile> <ca-file> [loa=N] [ids=...] [function] [root-issuer] */
 static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     eid_trust_profile_t *tp;
-    unsigned ids = EID_IDK_ANY;
+    unsigned ids = 0, flags = 0;
     int loa = 0, function = 0, i;
     const char *path;
 
-    if (err)
+    if (err || (err = not_in_vhost(cmd, "EidCertProfiles")))
         return err;
     if (argc < 2)
         return "EidTrustIssuer: needs a profile name and a CA certificate file";
@@ -199,19 +214,29 @@ static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *co
             err = parse_id_kinds(cmd->pool, argv[i] + 4, &ids);
         else if (!strcasecmp(argv[i], "function"))
             function = 1;
+        else if (!strcasecmp(argv[i], "root-issuer"))
+            flags |= EID_ISSUER_ROOT;
         else
-            err = apr_psprintf(cmd->pool, "unknown option '%s' "
-                               "(expected loa=N, ids=LIST or function)", argv[i]);
+            err = apr_psprintf(cmd->pool, "unknown option '%s' (expected loa=N, ids=LIST, "
+                               "function or root-issuer)", argv[i]);
         if (err)
             return apr_pstrcat(cmd->pool, "EidTrustIssuer: ", err, NULL);
     }
     if (!function && loa == 0)
         return "EidTrustIssuer: a person-certificate issuer needs loa=1..4";
+    /* No silent "any": an issuer vouches for the identifier kinds it is
+     * configured for, so a personnummer from an HSA-ID CA is refused. */
+    if (!function && !ids)
+        return "EidTrustIssuer: a person-certificate issuer needs ids= (the identifier "
+               "kinds it vouches for: hsa-id, pnr, coord; ids=any only if it really "
+               "vouches for all)";
+    if (function)
+        flags |= EID_ISSUER_FUNCTION;
     path = ap_server_root_relative(cmd->pool, argv[1]);
     if (!path)
         return apr_pstrcat(cmd->pool, "EidTrustIssuer: invalid path ", argv[1], NULL);
     tp = profile_get(cmd, argv[0], 1);
-    err = eid_trust_profile_add_issuer(tp, cmd->pool, path, loa, ids, function);
+    err = eid_trust_profile_add_issuer(tp, cmd->pool, path, loa, ids, flags);
     return err ? apr_pstrcat(cmd->pool, "EidTrustIssuer: ", err, NULL) : NULL;
 }
 
@@ -220,20 +245,24 @@ static const char *set_trust_policy(cmd_parms *cmd, void *dc, const char *name,
                                     const char *oid, const char *what)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    eid_trust_profile_t *tp;
     int loa = 0, function = 0;
 
-    if (err)
+    if (err || (err = not_in_vhost(cmd, "EidCertProfiles")))
         return err;
     if ((err = check_name(cmd, name)))
         return err;
+    /* Only for a profile that exists: a typo used to create an empty one. */
+    if (!(tp = profile_get(cmd, name, 0)))
+        return apr_psprintf(cmd->pool, "EidTrustPolicy: unknown trust profile '%s' (define "
+                            "it with EidTrustIssuer before this line)", name);
     if (!strcasecmp(what, "function"))
         function = 1;
     else if (strncasecmp(what, "loa=", 4) ||
              (err = parse_loa(cmd->pool, what + 4, 1, &loa)))
         return apr_pstrcat(cmd->pool, "EidTrustPolicy: ",
                            err ? err : "third argument must be loa=N or function", NULL);
-    err = eid_trust_profile_add_policy(profile_get(cmd, name, 1), cmd->pool, oid, loa,
-                                       function);
+    err = eid_trust_profile_add_policy(tp, cmd->pool, oid, loa, function);
     return err ? apr_pstrcat(cmd->pool, "EidTrustPolicy: ", err, NULL) : NULL;
 }
 
@@ -328,6 +357,8 @@ static const char *set_methods(cmd_parms *cmd, void *dcv, int argc, char *const 
     return NULL;
 }
 
+/* Also read from .htaccess, at request time: it only reads the registry, and
+ * everything it makes lives in that request's pool (cmd->pool). */
 static const char *set_cert_profiles(cmd_parms *cmd, void *dcv, int argc,
                                      char *const argv[])
 {
@@ -336,6 +367,11 @@ static const char *set_cert_profiles(cmd_parms *cmd, void *dcv, int argc,
     if (argc < 1)
         return "EidCertProfiles: name at least one trust profile";
     d->profiles = apr_array_make(cmd->pool, argc, sizeof(const eid_trust_profile_t *));
+    /* The key of the list is its content: profile names are unique and stable
+     * for the life of the configuration and cannot hold a space. */
+    d->profiles_key = apr_pstrdup(cmd->pool, argv[0]);
+    for (i = 1; i < argc; i++)
+        d->profiles_key = apr_pstrcat(cmd->pool, d->profiles_key, " ", argv[i], NULL);
     for (i = 0; i < argc; i++) {
         eid_trust_profile_t *tp =
             apr_hash_get(eid_g->profiles, argv[i], APR_HASH_KEY_STRING);
@@ -440,8 +476,9 @@ static const char *set_realm(cmd_parms *cmd, void *dcv, const char *realm)
 
 const command_rec eid_cmds[] = {
     AP_INIT_TAKE_ARGV("EidTrustIssuer", set_trust_issuer, NULL, RSRC_CONF,
-                      "<profile> <CA PEM file> [loa=1..4] [ids=hsa-id,pnr,coord|any] "
-                      "[function] - an issuing CA whose certificates the profile accepts"),
+                      "<profile> <CA PEM file> loa=1..4 ids=hsa-id,pnr,coord|any | "
+                      "function [root-issuer] - an issuing CA whose certificates the "
+                      "profile accepts"),
     AP_INIT_TAKE3("EidTrustPolicy", set_trust_policy, NULL, RSRC_CONF,
                   "<profile> <policy OID> loa=N|function - level of assurance (or "
                   "function certificate) by certificate policy"),
@@ -456,8 +493,9 @@ const command_rec eid_cmds[] = {
     AP_INIT_TAKE_ARGV("EidMethods", set_methods, NULL, OR_AUTHCFG,
                       "cert | bearer ... - credentials accepted here, tried in order "
                       "(default: cert)"),
-    AP_INIT_TAKE_ARGV("EidCertProfiles", set_cert_profiles, NULL, OR_AUTHCFG,
-                      "<profile> ... - trust profiles accepted here (default: all)"),
+    AP_INIT_TAKE_ARGV("EidCertProfiles", set_cert_profiles, NULL, OR_AUTHCFG | RSRC_CONF,
+                      "<profile> ... - trust profiles accepted here (default: the only "
+                      "one, if exactly one is defined)"),
     AP_INIT_TAKE_ARGV("EidUserAttribute", set_user_attr, NULL, OR_AUTHCFG,
                       "<attribute> ... - the first present one becomes REMOTE_USER "
                       "(default: hsa-id pnr-pseudonym subject)"),

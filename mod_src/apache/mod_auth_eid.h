@@ -65,7 +65,9 @@ typedef struct eid_dir_conf {
     eid_method_e methods[EID_MAX_METHODS];
     int nmethods; /* 0: unset */
     apr_array_header_t *profiles;  /* const eid_trust_profile_t *; NULL unset */
-    apr_array_header_t *providers; /* eid_provider_t *; NULL unset (all) */
+    const char *profiles_key;      /* the profiles' names in order: what a cached
+                                      verdict is keyed by (never the address) */
+    apr_array_header_t *providers; /* eid_provider_t *; NULL unset (the only one) */
     eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
     int nuser_attrs; /* 0: unset */
     int export_env;     /* -1 unset */
@@ -88,6 +90,10 @@ typedef struct eid_req {
     const char *reason;      /* short, safe */
     const char *scope_needed; /* set by eid-scope when it denies */
     const char *tag;         /* EIDxxxxx of the log line behind `reason` */
+    /* A refused client certificate: its issuer DN (RFC 2253) and serial (hex),
+     * for the audit record; NULL otherwise. */
+    const char *cert_issuer;
+    const char *cert_serial;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
 } eid_req_t;
 
@@ -109,8 +115,13 @@ int eid_dir_audit(const eid_dir_conf_t *d);
  * st->reason and st->decision set. */
 #define EID_TRY_ABSENT (-1)
 
-/* eid_config.c: every profile, in definition order (default for a location). */
+/* eid_config.c: every profile, in definition order.  A location that names
+ * none uses the only one, if exactly one exists (eid_cert_glue.c). */
 const apr_array_header_t *eid_all_profiles(void);
+
+/* eid_scope.c: refuse a location that could accept what it did not name (see
+ * there); NULL or "Syntax error on line N of FILE: ...".  For check_config. */
+const char *eid_scope_check(apr_pool_t *ptemp);
 
 /* eid_cert_glue.c */
 int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,

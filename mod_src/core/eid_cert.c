@@ -7,16 +7,16 @@
  * the shape of the subject, and only then its strings.  Every refusal has
  * its own tag; reasons name the attribute at fault but never quote a value
  * from the certificate, which may be hostile or a personnummer.
+ * Trust profiles are built in eid_cert_trust.c; strings are read as text in
+ * eid_cert_str.c (eid_cert_int.h is what the three share).
  */
-#include "eid/eid_cert.h"
+#include "eid_cert_int.h"
 
 #include "eid/eid_hsa.h"
 #include "eid/eid_pnr.h"
 
 #include <apr_strings.h>
-#include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -24,204 +24,9 @@
 #include <openssl/x509v3.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#define OID_TEXT_MAX 128   /* a configured policy OID, dotted */
 #define POLICY_TEXT_MAX 200 /* a policy OID read from a certificate, dotted */
-
-typedef struct {
-    X509 *cert; /* owned; freed by a cleanup on the pool given to add_issuer */
-    int loa;
-    unsigned id_kinds;
-    int is_function;
-} cert_issuer_t;
-
-typedef struct {
-    const unsigned char *der; /* OID content octets, compared byte for byte */
-    int der_len;
-    const char *oid; /* canonical dotted text */
-    int loa;
-    int is_function;
-} cert_policy_t;
-
-struct eid_trust_profile {
-    const char *name;
-    apr_array_header_t *issuers;  /* cert_issuer_t */
-    apr_array_header_t *policies; /* cert_policy_t */
-};
-
-/* ---- strings --------------------------------------------------------------- */
-
-typedef enum { STR_OK = 0, STR_BAD_TYPE, STR_BAD_ENCODING, STR_CONTROL } str_err_e;
-
-static const char *const str_err_text[] = {"ok", "has a string type that is not allowed",
-                                           "is not valid in its encoding",
-                                           "contains NUL or a control character"};
-static const char *const str_err_tag[] = {NULL, "EID02021", "EID02022", "EID02023"};
-
-/* C0, DEL and C1.  Why C1 as well: U+0085 (NEL) is a line break to some
- * consumers, and none of these has a place in a name or an identifier. */
-static int is_control(unsigned long cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF, no truncated sequence; and no control character. */
-static str_err_e utf8_check(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i], lo = 0x80, hi = 0xBF;
-        unsigned long cp;
-        size_t need, k;
-
-        if (c < 0x80) {
-            if (is_control(c))
-                return STR_CONTROL;
-            i++;
-            continue;
-        }
-        /* The second byte's range rules out overlong forms (E0, F0),
-         * surrogates (ED) and code points above U+10FFFF (F4). */
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        }
-        else {
-            return STR_BAD_ENCODING;
-        }
-        cp = c & (0x3F >> need);
-        if (n - i - 1 < need)
-            return STR_BAD_ENCODING;
-        for (k = 1; k <= need; k++) {
-            unsigned char cc = s[i + k];
-            if (cc < lo || cc > hi)
-                return STR_BAD_ENCODING;
-            lo = 0x80;
-            hi = 0xBF;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (is_control(cp))
-            return STR_CONTROL;
-        i += need + 1;
-    }
-    return STR_OK;
-}
-
-static char *utf8_put(char *o, unsigned long cp)
-{
-    static const unsigned char lead[] = {0x00, 0xC0, 0xE0, 0xF0};
-    int n = cp < 0x80 ? 0 : cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;
-
-    *o++ = (char)(lead[n] | (cp >> (6 * n)));
-    while (n-- > 0)
-        *o++ = (char)(0x80 | ((cp >> (6 * n)) & 0x3F));
-    return o;
-}
-
-/* Fixed-width encodings: Latin-1 (T61 as OpenSSL and mod_ssl read it),
- * UCS-2 (BMPString) and UCS-4 (UniversalString), big-endian. */
-static str_err_e wide_to_utf8(apr_pool_t *p, const unsigned char *d, size_t n, size_t width,
-                              const char **out)
-{
-    char *buf, *o;
-    size_t i;
-
-    if (n % width)
-        return STR_BAD_ENCODING;
-    o = buf = apr_palloc(p, n / width * 4 + 1);
-    for (i = 0; i < n; i += width) {
-        unsigned long cp = 0;
-        size_t k;
-        for (k = 0; k < width; k++)
-            cp = (cp << 8) | d[i + k];
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return STR_BAD_ENCODING;
-        if (is_control(cp))
-            return STR_CONTROL;
-        o = utf8_put(o, cp);
-    }
-    *o = '\0';
-    *out = buf;
-    return STR_OK;
-}
-
-static str_err_e utf8_copy(apr_pool_t *p, const unsigned char *d, size_t n, const char **out)
-{
-    str_err_e e = utf8_check(d, n);
-    if (e == STR_OK)
-        *out = n ? apr_pstrmemdup(p, (const char *)d, n) : "";
-    return e;
-}
-
-/*
- * An ASN.1 string as UTF-8 in `p`.  Only the string types a name may use are
- * accepted.  Why the 7-bit types are checked for bytes >= 0x80 instead of
- * being read as Latin-1: the same bytes would then mean one text to us and
- * another to a consumer that reads them as UTF-8.
- */
-static str_err_e asn1_to_utf8(apr_pool_t *p, const ASN1_STRING *a, const char **out)
-{
-    const unsigned char *d = ASN1_STRING_get0_data(a);
-    int len = ASN1_STRING_length(a);
-    size_t n, i;
-
-    *out = NULL;
-    if (len < 0 || (len > 0 && !d))
-        return STR_BAD_ENCODING;
-    n = (size_t)len;
-    switch (ASN1_STRING_type(a)) {
-    case V_ASN1_PRINTABLESTRING:
-    case V_ASN1_IA5STRING:
-    case V_ASN1_NUMERICSTRING:
-    case V_ASN1_VISIBLESTRING:
-        for (i = 0; i < n; i++)
-            if (d[i] >= 0x80)
-                return STR_BAD_ENCODING;
-        return utf8_copy(p, d, n, out); /* 7-bit ASCII is UTF-8 */
-    case V_ASN1_UTF8STRING:
-        return utf8_copy(p, d, n, out);
-    case V_ASN1_T61STRING:
-        return wide_to_utf8(p, d, n, 1, out);
-    case V_ASN1_BMPSTRING:
-        return wide_to_utf8(p, d, n, 2, out);
-    case V_ASN1_UNIVERSALSTRING:
-        return wide_to_utf8(p, d, n, 4, out);
-    default:
-        return STR_BAD_TYPE;
-    }
-}
-
-/* RFC 2253 text of a name, UTF-8 with non-ASCII kept; NULL when OpenSSL
- * cannot render it or the result is not clean UTF-8. */
-static const char *dn_string(apr_pool_t *p, const X509_NAME *name)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    const char *s = NULL;
-    char *data;
-    long n;
-
-    if (!b)
-        return NULL;
-    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-        (n = BIO_get_mem_data(b, &data)) >= 0 &&
-        utf8_check((const unsigned char *)data, (size_t)n) == STR_OK)
-        s = apr_pstrmemdup(p, n ? data : "", (apr_size_t)n);
-    BIO_free(b);
-    return s;
-}
 
 /* ---- identifiers ---------------------------------------------------------- */
 
@@ -250,202 +55,6 @@ eid_serial_kind_e eid_cert_classify_serial(const char *s, size_t len, char out[3
     return k == EID_PNR_SAMORDNINGSNUMMER ? EID_SERIAL_COORD : EID_SERIAL_PNR;
 }
 
-/* ---- trust profiles ---------------------------------------------------------- */
-
-eid_trust_profile_t *eid_trust_profile_create(apr_pool_t *p, const char *name)
-{
-    eid_trust_profile_t *tp = apr_pcalloc(p, sizeof(*tp));
-    tp->name = apr_pstrdup(p, name ? name : "");
-    tp->issuers = apr_array_make(p, 4, sizeof(cert_issuer_t));
-    tp->policies = apr_array_make(p, 4, sizeof(cert_policy_t));
-    return tp;
-}
-
-const char *eid_trust_profile_name(const eid_trust_profile_t *tp)
-{
-    return tp->name;
-}
-
-int eid_trust_profile_issuer_count(const eid_trust_profile_t *tp)
-{
-    return tp ? tp->issuers->nelts : 0;
-}
-
-static apr_status_t x509_cleanup(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-/* Why X509_check_ca() == 1 exactly: only basicConstraints cA=TRUE (with
- * keyCertSign if keyUsage is present) makes an issuer; OpenSSL's lenient
- * answers (v1 self-signed, keyUsage alone, Netscape types) do not. */
-static const char *check_issuer_cert(apr_pool_t *p, X509 *x, int i, const char *path)
-{
-    const char *subj = dn_string(p, X509_get_subject_name(x));
-
-    if (!subj)
-        subj = "(unprintable subject)";
-    if (X509_get_extension_flags(x) & EXFLAG_INVALID)
-        return apr_psprintf(p, "certificate %d in %s (%s) has extensions that cannot be "
-                            "decoded", i, path, subj);
-    if (X509_check_ca(x) != 1)
-        return apr_psprintf(p, "certificate %d in %s (%s) is not a CA certificate "
-                            "(basicConstraints cA=TRUE required)", i, path, subj);
-    if (!X509_get0_pubkey(x))
-        return apr_psprintf(p, "certificate %d in %s (%s) has an unusable public key", i,
-                            path, subj);
-    return NULL;
-}
-
-const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
-                                         const char *path, int loa,
-                                         unsigned id_kinds, int is_function)
-{
-    STACK_OF(X509) *certs = NULL;
-    const char *err = NULL;
-    struct stat st;
-    unsigned long e;
-    BIO *bio = NULL;
-    FILE *f = NULL;
-    X509 *x;
-    char ebuf[128];
-    int i;
-
-    if (!tp || !p || !path)
-        return "no trust profile or CA file given";
-    if (loa < 0 || loa > 4)
-        return apr_psprintf(p, "level of assurance %d is not in 0-4", loa);
-    if (id_kinds & ~(unsigned)EID_IDK_ANY)
-        return "unknown identifier kind";
-    if (!is_function && !id_kinds)
-        return "a person-certificate issuer must vouch for at least one identifier kind";
-    /* fopen() also "opens" a directory; fstat() tells it from a file. */
-    if (!(f = fopen(path, "r")) || fstat(fileno(f), &st) != 0) {
-        err = apr_psprintf(p, "cannot read CA file %s: %s", path,
-                           apr_strerror(APR_FROM_OS_ERROR(errno), ebuf, sizeof(ebuf)));
-        goto leave;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = apr_psprintf(p, "CA file %s is not a regular file", path);
-        goto leave;
-    }
-    ERR_clear_error();
-    if (!(bio = BIO_new_fp(f, BIO_CLOSE)) || !(certs = sk_X509_new_null())) {
-        err = "out of memory";
-        goto leave;
-    }
-    f = NULL; /* the BIO owns it now */
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(certs, x)) {
-            X509_free(x);
-            err = "out of memory";
-            goto leave;
-        }
-    }
-    /* The reader stops with "no start line" at the end of the file; any
-     * other error is a damaged certificate, and a file with one damaged
-     * certificate is refused as a whole rather than half-loaded. */
-    e = ERR_peek_last_error();
-    if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
-        err = apr_psprintf(p, "certificate %d in %s cannot be parsed", sk_X509_num(certs) + 1,
-                           path);
-        goto leave;
-    }
-    if (sk_X509_num(certs) == 0) {
-        err = apr_psprintf(p, "no PEM certificate in %s", path);
-        goto leave;
-    }
-    for (i = 0; i < sk_X509_num(certs); i++)
-        if ((err = check_issuer_cert(p, sk_X509_value(certs, i), i + 1, path)))
-            goto leave;
-
-    /* All good: move the certificates into the profile.  X509_check_ca()
-     * above also filled OpenSSL's extension cache, so the shared objects are
-     * only read from now on, by any number of threads. */
-    while ((x = sk_X509_shift(certs)) != NULL) {
-        cert_issuer_t *iss = apr_array_push(tp->issuers);
-        iss->cert = x;
-        iss->loa = loa;
-        iss->id_kinds = id_kinds;
-        iss->is_function = is_function ? 1 : 0;
-        apr_pool_cleanup_register(p, x, x509_cleanup, apr_pool_cleanup_null);
-    }
-
-leave:
-    sk_X509_pop_free(certs, X509_free);
-    BIO_free(bio);
-    if (f)
-        fclose(f);
-    ERR_clear_error();
-    return err;
-}
-
-/* Dotted decimal, at least two arcs, no empty arc, no leading zero, first
- * arc 0-2 and second arc 0-39 under 0 and 1.  OpenSSL's own parser accepts
- * "1..2" and "1.02", which would silently configure another OID. */
-static int oid_syntax_ok(const char *s)
-{
-    size_t len = strlen(s), i = 0, arcs = 0;
-
-    if (len == 0 || len > OID_TEXT_MAX)
-        return 0;
-    while (i <= len) {
-        size_t start = i;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start || (s[start] == '0' && i - start > 1))
-            return 0;
-        if (arcs == 0 && (i - start != 1 || s[start] > '2'))
-            return 0;
-        if (arcs == 1 && s[0] < '2' &&
-            (i - start > 2 || (i - start == 2 && s[start] > '3')))
-            return 0;
-        arcs++;
-        if (i == len)
-            break;
-        if (s[i] != '.')
-            return 0;
-        i++;
-    }
-    return arcs >= 2;
-}
-
-const char *eid_trust_profile_add_policy(eid_trust_profile_t *tp, apr_pool_t *p,
-                                         const char *oid, int loa, int is_function)
-{
-    ASN1_OBJECT *obj;
-    cert_policy_t *pol;
-    char text[OID_TEXT_MAX + 1];
-    int i, n;
-
-    if (!tp || !p || !oid)
-        return "no trust profile or policy OID given";
-    if (!is_function && (loa < 1 || loa > 4))
-        return apr_psprintf(p, "level of assurance %d is not in 1-4", loa);
-    obj = oid_syntax_ok(oid) ? OBJ_txt2obj(oid, 1) : NULL;
-    n = obj ? OBJ_obj2txt(text, sizeof(text), obj, 1) : 0;
-    if (n <= 0 || (size_t)n >= sizeof(text) || OBJ_length(obj) == 0) {
-        ASN1_OBJECT_free(obj);
-        ERR_clear_error();
-        return apr_psprintf(p, "'%s' is not a dotted-decimal OID", oid);
-    }
-    for (i = 0; i < tp->policies->nelts; i++)
-        if (!strcmp(APR_ARRAY_IDX(tp->policies, i, cert_policy_t).oid, text)) {
-            ASN1_OBJECT_free(obj);
-            return apr_psprintf(p, "policy %s is already configured in profile %s", text,
-                                tp->name);
-        }
-    pol = apr_array_push(tp->policies);
-    pol->der_len = (int)OBJ_length(obj);
-    pol->der = apr_pmemdup(p, OBJ_get0_data(obj), (apr_size_t)pol->der_len);
-    pol->oid = apr_pstrdup(p, text);
-    pol->loa = is_function ? 0 : loa;
-    pol->is_function = is_function ? 1 : 0;
-    ASN1_OBJECT_free(obj);
-    return NULL;
-}
-
 /* ---- the checks, in the order eid_cert_identify() runs them --------------------- */
 
 #define FAIL(code, tag, msg) return eid_result_set(res, NULL, (code), (tag), msg)
@@ -454,7 +63,7 @@ const char *eid_trust_profile_add_policy(eid_trust_profile_t *tp, apr_pool_t *p,
  * trust more CAs than this location (several virtual hosts, several CA
  * sets), and a name plus key-identifier match alone is something any CA
  * trusted there could forge. */
-static int issued_by(X509 *cert, const cert_issuer_t *iss, int *name_seen)
+static int issued_by(X509 *cert, const eid_cert_issuer_t *iss, int *name_seen)
 {
     EVP_PKEY *key;
 
@@ -468,7 +77,7 @@ static int issued_by(X509 *cert, const cert_issuer_t *iss, int *name_seen)
 }
 
 static int find_issuer(X509 *cert, const eid_trust_profile_t *const *profiles, int n,
-                       const eid_trust_profile_t **tp, const cert_issuer_t **iss,
+                       const eid_trust_profile_t **tp, const eid_cert_issuer_t **iss,
                        eid_result_t *res)
 {
     int i, j, name_seen = 0;
@@ -477,7 +86,7 @@ static int find_issuer(X509 *cert, const eid_trust_profile_t *const *profiles, i
         if (!profiles || !profiles[i])
             continue;
         for (j = 0; j < profiles[i]->issuers->nelts; j++) {
-            const cert_issuer_t *c = &APR_ARRAY_IDX(profiles[i]->issuers, j, cert_issuer_t);
+            const eid_cert_issuer_t *c = &APR_ARRAY_IDX(profiles[i]->issuers, j, eid_cert_issuer_t);
             if (issued_by(cert, c, &name_seen)) {
                 *tp = profiles[i];
                 *iss = c;
@@ -530,7 +139,7 @@ static int read_policies(apr_pool_t *p, X509 *cert, const eid_trust_profile_t *t
         OBJ_obj2txt(text, tlen + 1, obj, 1);
         APR_ARRAY_PUSH(pol->oids, const char *) = text;
         for (j = 0; j < tp->policies->nelts; j++) {
-            const cert_policy_t *c = &APR_ARRAY_IDX(tp->policies, j, cert_policy_t);
+            const eid_cert_policy_t *c = &APR_ARRAY_IDX(tp->policies, j, eid_cert_policy_t);
             if (c->der_len != der_len || memcmp(c->der, der, (size_t)der_len))
                 continue;
             if (c->is_function)
@@ -660,16 +269,16 @@ static int read_subject(apr_pool_t *p, X509 *cert, const char *val[A__COUNT],
                                   subject_attrs[k].label);
     }
     for (k = 0; k < A__COUNT; k++) {
-        str_err_e e;
+        eid_cert_str_err_e e;
         val[k] = NULL;
         if (!count[k])
             continue;
-        e = asn1_to_utf8(p, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, where[k])),
+        e = eid_cert_asn1_to_utf8(p, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, where[k])),
                          &val[k]);
         if (e != STR_OK)
-            return eid_result_set(res, p, EID_CERT_BAD_STRING, str_err_tag[e],
+            return eid_result_set(res, p, EID_CERT_BAD_STRING, eid_cert_str_err_tag[e],
                                   "subject attribute %s %s", subject_attrs[k].label,
-                                  str_err_text[e]);
+                                  eid_cert_str_err_text[e]);
         if (k != A_SERIAL && !*val[k])
             val[k] = NULL; /* an empty name is an absent one */
     }
@@ -685,13 +294,6 @@ static int set_once(apr_pool_t *p, const char **slot, const char *v, const char 
                               "%s occurs more than once with different values", label);
     *slot = v;
     return EID_CERT_OK;
-}
-
-static int is_string_type(int t)
-{
-    return t == V_ASN1_UTF8STRING || t == V_ASN1_PRINTABLESTRING || t == V_ASN1_IA5STRING ||
-           t == V_ASN1_NUMERICSTRING || t == V_ASN1_VISIBLESTRING || t == V_ASN1_T61STRING ||
-           t == V_ASN1_BMPSTRING || t == V_ASN1_UNIVERSALSTRING;
 }
 
 /* subjectAltName rfc822Name and otherName UPN (1.3.6.1.4.1.311.20.2.3). */
@@ -713,7 +315,7 @@ static int read_san(apr_pool_t *p, X509 *cert, const char **email, const char **
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         const ASN1_STRING *s = NULL;
         const char *label, **slot, *v = NULL;
-        str_err_e e;
+        eid_cert_str_err_e e;
 
         if (g->type == GEN_EMAIL) {
             s = g->d.rfc822Name;
@@ -723,7 +325,7 @@ static int read_san(apr_pool_t *p, X509 *cert, const char **email, const char **
         else if (g->type == GEN_OTHERNAME && OBJ_obj2nid(g->d.otherName->type_id) == NID_ms_upn) {
             const ASN1_TYPE *t = g->d.otherName->value;
             /* Only a string member of the union may be read as one. */
-            if (t && is_string_type(t->type))
+            if (t && eid_cert_is_string_type(t->type))
                 s = t->value.asn1_string;
             label = "subjectAltName UPN";
             slot = upn;
@@ -731,35 +333,15 @@ static int read_san(apr_pool_t *p, X509 *cert, const char **email, const char **
         else {
             continue;
         }
-        e = s ? asn1_to_utf8(p, s, &v) : STR_BAD_TYPE;
+        e = s ? eid_cert_asn1_to_utf8(p, s, &v) : STR_BAD_TYPE;
         if (e != STR_OK)
-            rc = eid_result_set(res, p, EID_CERT_BAD_STRING, str_err_tag[e], "%s %s", label,
-                                str_err_text[e]);
+            rc = eid_result_set(res, p, EID_CERT_BAD_STRING, eid_cert_str_err_tag[e], "%s %s",
+                                label, eid_cert_str_err_text[e]);
         else if (*v)
             rc = set_once(p, slot, v, label, res);
     }
     GENERAL_NAMES_free(gens);
     return rc;
-}
-
-static const char *serial_hex(apr_pool_t *p, const ASN1_INTEGER *sn)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *d = ASN1_STRING_get0_data(sn);
-    int n = ASN1_STRING_length(sn), i;
-    char *out, *o;
-
-    if (!d || n <= 0)
-        return "00";
-    o = out = apr_palloc(p, (apr_size_t)n * 2 + 2);
-    if (ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
-        *o++ = '-';
-    for (i = 0; i < n; i++) {
-        *o++ = hex[d[i] >> 4];
-        *o++ = hex[d[i] & 0xF];
-    }
-    *o = '\0';
-    return out;
 }
 
 /* Indexed by eid_serial_kind_e. */
@@ -771,7 +353,7 @@ static int identify(apr_pool_t *p, X509 *cert, const eid_trust_profile_t *const 
                     int nprofiles, apr_time_t now, eid_identity_t **out, eid_result_t *res)
 {
     const eid_trust_profile_t *tp = NULL;
-    const cert_issuer_t *iss = NULL;
+    const eid_cert_issuer_t *iss = NULL;
     const char *val[A__COUNT], *email, *upn, *issuer_dn, *subject_dn;
     char ident[32], orgnr[11];
     eid_serial_kind_e kind;
@@ -812,8 +394,8 @@ static int identify(apr_pool_t *p, X509 *cert, const eid_trust_profile_t *const 
     if (val[A_EMAIL] && email && strcasecmp(val[A_EMAIL], email))
         FAIL(EID_CERT_DUP_ATTR, "EID02027",
              "subject emailAddress and subjectAltName rfc822Name differ");
-    issuer_dn = dn_string(p, X509_get_issuer_name(cert));
-    subject_dn = dn_string(p, X509_get_subject_name(cert));
+    issuer_dn = eid_cert_dn_string(p, X509_get_issuer_name(cert));
+    subject_dn = eid_cert_dn_string(p, X509_get_subject_name(cert));
     if (!issuer_dn || !subject_dn)
         FAIL(EID_CERT_BAD_STRING, "EID02028",
              "issuer or subject name cannot be rendered as clean UTF-8 text");
@@ -823,7 +405,7 @@ static int identify(apr_pool_t *p, X509 *cert, const eid_trust_profile_t *const 
     id->profile = apr_pstrdup(p, tp->name);
     id->issuer = *issuer_dn ? issuer_dn : NULL;
     id->subject = *subject_dn ? subject_dn : NULL;
-    id->serial = serial_hex(p, X509_get0_serialNumber(cert));
+    id->serial = eid_cert_serial_hex(p, X509_get0_serialNumber(cert));
     if (kind == EID_SERIAL_HSA) {
         id->hsa_id = apr_pstrdup(p, ident);
         if (eid_hsa_ok(ident, strlen(ident), 0, orgnr))
@@ -888,4 +470,26 @@ eid_cert_code_e eid_cert_identify_pem(apr_pool_t *p, const char *pem, size_t len
     rc = eid_cert_identify(p, x, profiles, nprofiles, now, out, res);
     X509_free(x);
     return rc;
+}
+
+int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t *out)
+{
+    X509 *x = NULL;
+    BIO *b;
+
+    memset(out, 0, sizeof(*out));
+    if (pem && len > 0 && len <= INT_MAX && (b = BIO_new_mem_buf(pem, (int)len))) {
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    if (!x) {
+        ERR_clear_error();
+        return -1;
+    }
+    out->issuer = eid_cert_dn_bounded(p, X509_get_issuer_name(x));
+    out->subject = eid_cert_dn_bounded(p, X509_get_subject_name(x));
+    out->serial = eid_cert_serial_hex(p, X509_get0_serialNumber(x));
+    X509_free(x);
+    ERR_clear_error();
+    return 0;
 }

@@ -96,7 +96,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
              * so that the identifier-kind rule is reachable too. */
             err = eid_trust_profile_add_issuer(
                 tp, root, apr_pstrcat(root, dirs[i], "/fuzz_cert_ca.pem", NULL), 3,
-                EID_IDK_PNR | EID_IDK_HSA, 0);
+                EID_IDK_PNR | EID_IDK_HSA, EID_ISSUER_ROOT /* a self-signed test CA */);
             if (!err)
                 err = eid_trust_profile_add_policy(tp, root, "1.2.752.74.8.512", 4, 0);
             if (!err)

@@ -45,7 +45,7 @@ sys.stdout.buffer.write(body)
 
 # The trust profiles the tests and the demo use: the SITHS-style CAs of the test
 # PKI, with the levels and identifier kinds each vouches for, and the e-ID issuer.
-TRUST_PROFILES = """
+TRUST_ISSUERS = """
 EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id
 EidTrustIssuer siths {pki}/ca/hsa2.pem loa=2 ids=hsa-id
 EidTrustIssuer siths {pki}/ca/id3.pem loa=3 ids=pnr
@@ -53,6 +53,9 @@ EidTrustIssuer siths {pki}/ca/function.pem function
 EidTrustPolicy siths 1.2.752.74.8.512 loa=3
 EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
 """
+# ... and named at server level: with two profiles, a location must name what it
+# accepts (or inherit it from here); see EidCertProfiles in docs/directives.md.
+TRUST_PROFILES = TRUST_ISSUERS + "EidCertProfiles siths eid\n"
 
 
 def unique_path(base):

@@ -69,6 +69,7 @@ def conf(op_a, op_b):
           "introspect=%s client_id=incident-api client_secret_file={root}/secret "
           "introspect_cache=1\n"
           % (op_b.issuer, op_b.jwks_uri, AUD, op_b.introspection_uri))
+    c += "EidBearerProviders inera sweden\n"  # several defined: name them (server level)
     c += 'ScriptAliasMatch "^/[a-z0-9-]+/echo(/[a-z0-9-]+)?$" "{root}/cgi/hits.py$1"\n'
     locs = {
         "api": "EidMethods bearer\nRequire valid-user",

@@ -256,3 +256,59 @@ def test_hostile_certificates_never_admitted(srv, logcheck, user):
         return
     assert r.status_code == 403, (user, r.status_code)
     assert "EID_HSA_ID" not in r.text and "REMOTE_USER" not in r.json()
+
+
+def cert_serial(user):
+    from cryptography import x509
+    with open(pki("users", user + ".pem"), "rb") as f:
+        return x509.load_pem_x509_certificate(f.read()).serial_number
+
+
+def test_refused_certificate_is_identified(srv, logcheck):
+    """The refusal names the certificate: issuer DN and serial (not the subject)."""
+    logcheck(srv)
+    srv.expect_log(r"EID02004.*client certificate refused")
+    before = len(srv.read_error_log())
+    assert get(srv, "/open/echo", "other-ca").status_code == 403
+    text = srv.read_error_log()[before:]
+    m = re.search(r'EID02004: client certificate refused: [^\n]*\[issuer "([^"\n]*)", '
+                  r'serial ([0-9A-F]+)\]', text)
+    assert m, text
+    assert "CN=Other Issuing CA" in m.group(1), m.group(1)
+    assert int(m.group(2), 16) == cert_serial("other-ca")
+
+
+def test_unverified_certificate_is_identified(logcheck, tmp_path):
+    """EID01002 (mod_ssl did not vouch for it) names the certificate too, and quotes
+    mod_ssl's verdict in full (it used to be cut at 40 bytes, mid-word)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    # A leaf from a CA that mod_ssl does not know, sent without its CA.
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nobody Knows Me CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some One")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(0x5C0FE)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(ca_key, hashes.SHA256()))
+    cf, kf = tmp_path / "c.pem", tmp_path / "k.pem"
+    cf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    body = TRUST_PROFILES + "<Location />\nAuthType eid\nRequire valid-user\n</Location>\n"
+    with Httpd(body, verify_client="optional_no_ca", name="nover") as h:
+        logcheck(h)
+        h.expect_log(r"EID01002", r"AH02039|AH02008")
+        r = requests.get(h.url("/index.html"), cert=(str(cf), str(kf)), verify=CA, timeout=20)
+        assert r.status_code == 403
+        text = h.read_error_log()
+    h.cleanup()
+    m = re.search(r'EID01002: [^\n]*\(SSL_CLIENT_VERIFY=FAILED:unable to (verify the first|'
+                  r'get local issuer) certificate\) \[issuer "CN=Nobody Knows Me CA", serial ([0-9A-F]+)\]', text)
+    assert m, text
+    assert int(m.group(2), 16) == 0x5C0FE

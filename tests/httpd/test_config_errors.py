@@ -9,15 +9,22 @@ import pytest
 from eidtest import HTTPD, Httpd, REPO, pki
 
 GOOD = "EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n"
+PROVIDERS = ("EidProvider a issuer=https://a.example audience=api://x "
+             "jwks_uri=https://a.example/jwks claims=oidc-sweden\n"
+             "EidProvider b issuer=https://b.example audience=api://x "
+             "jwks_uri=https://b.example/jwks\n")
+SAME_ISSUER = ("EidProvider c issuer=https://a.example audience=api://x "
+               "jwks_uri=https://a.example/jwks claims=inera\n")
 
 BAD = [
     ("EidCertProfiles", "<Location /x>\nAuthType eid\nEidCertProfiles nosuch\n"
      "Require valid-user\n</Location>", r"unknown trust profile 'nosuch'"),
-    ("EidTrustIssuer", "EidTrustIssuer p /nonexistent/ca.pem loa=3", r"ca\.pem"),
+    ("EidTrustIssuer", "EidTrustIssuer p /nonexistent/ca.pem loa=3 ids=hsa-id", r"ca\.pem"),
     ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem", r"loa=1\.\.4"),
     ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem loa=9", r"loa"),
     ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem loa=3 ids=nothing", r"ids"),
-    ("EidTrustIssuer", "EidTrustIssuer p {pki}/users/nurse-kommun.pem loa=3", r"CA"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/users/nurse-kommun.pem loa=3 ids=hsa-id",
+     r"CA"),
     ("EidTrustPolicy", "EidTrustPolicy siths 1..2 loa=3", r"OID|oid"),
     ("EidTrustPolicy", "EidTrustPolicy siths notanoid loa=3", r"OID|oid"),
     ("EidTrustPolicy", "EidTrustPolicy siths 1.2.3 loa=0", r"loa"),
@@ -72,6 +79,44 @@ BAD = [
     ("EidAuditLog", "EidAuditLog /nonexistent/dir/audit.log", r"EidAuditLog"),
     ("EidTrustIssuer", "<Location /x>\nEidTrustIssuer p {pki}/ca/hsa3.pem loa=3\n"
      "</Location>", r"EidTrustIssuer"),
+] + [
+    # Issue 9, item 10: unsafe trust definitions that used to pass.
+    # No ids=: the issuer would silently vouch for every identifier kind.
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/eid.pem loa=3", r"ids="),
+    # A bundle (roots included): every CA in it would become an issuer.
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/client-trust.pem loa=3 ids=pnr",
+     r"exactly one"),
+    # A root alone refuses every card at run time (it issues CAs, not people).
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/root.pem loa=3 ids=hsa-id",
+     r"self-signed.*root-issuer"),
+    # A policy for a profile no EidTrustIssuer defined used to create it, empty.
+    ("EidTrustPolicy", "EidTrustPolicy nosuch 1.2.752.74.8.512 loa=3",
+     r"unknown trust profile 'nosuch'.*EidTrustIssuer"),
+    # Item 6: definitions are server-level; a vhost names what it accepts.
+    ("EidTrustIssuer", "<VirtualHost 127.0.0.1:9>\nEidTrustIssuer v {pki}/ca/eid.pem loa=3 "
+     "ids=pnr\n</VirtualHost>", r"outside <VirtualHost>.*EidCertProfiles"),
+    ("EidTrustPolicy", "<VirtualHost 127.0.0.1:9>\nEidTrustPolicy siths 1.2.3.4 loa=3\n"
+     "</VirtualHost>", r"outside <VirtualHost>"),
+    ("EidProvider", "<VirtualHost 127.0.0.1:9>\nEidProvider v issuer=https://op.example "
+     "audience=api://x jwks_uri=https://op.example/jwks\n</VirtualHost>",
+     r"outside <VirtualHost>.*EidBearerProviders"),
+    # Several profiles / providers and a location naming none of them.
+    ("AuthType", "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n"
+     "<Location /x>\nAuthType eid\nRequire valid-user\n</Location>", r"EidCertProfiles"),
+    ("AuthType", "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n"
+     "<VirtualHost 127.0.0.1:9>\n<Location /y/>\nAuthType eid\nRequire valid-user\n"
+     "</Location>\n</VirtualHost>", r"EidCertProfiles"),
+    # ... named in another virtual host is not in reach
+    ("AuthType", "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n"
+     "<VirtualHost 127.0.0.1:9>\nEidCertProfiles e\n</VirtualHost>\n"
+     "<VirtualHost 127.0.0.1:10>\n<Location /y/>\nAuthType eid\nRequire valid-user\n"
+     "</Location>\n</VirtualHost>", r"EidCertProfiles"),
+    ("EidMethods", PROVIDERS + "<Location /x>\nAuthType eid\nEidMethods bearer\n"
+     "Require valid-user\n</Location>", r"EidBearerProviders"),
+    # Item 7: two providers for one issuer in reach of one location.
+    ("EidBearerProviders", PROVIDERS + SAME_ISSUER + "<Location /x>\nAuthType eid\n"
+     "EidMethods bearer\nEidBearerProviders a c\nRequire valid-user\n</Location>",
+     r"same issuer|issuer https://a\.example"),
 ]
 
 
@@ -93,8 +138,34 @@ def test_config_error_named(directive, snippet, msg):
         h.cleanup()
 
 
-def test_good_config_passes():
-    h = Httpd(GOOD + "<Location /x>\nAuthType eid\nRequire eid-loa 3\n</Location>", name="cfg")
+GOOD_MORE = [
+    # one profile: it is the default of every location
+    GOOD + "<Location /x>\nAuthType eid\nRequire eid-loa 3\n</Location>",
+    # several: named by the virtual host, or by an enclosing location
+    GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n<VirtualHost 127.0.0.1:9>\n"
+    "EidCertProfiles e\n<Location /x>\nAuthType eid\nRequire valid-user\n</Location>\n"
+    "</VirtualHost>",
+    GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\nEidCertProfiles siths\n"
+    "<Location /x>\nAuthType eid\nRequire valid-user\n</Location>",
+    GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n<Location />\n"
+    "EidCertProfiles e\n</Location>\n<Location /x/>\nAuthType eid\nRequire valid-user\n"
+    "</Location>",
+    # a main-server location is merged into each virtual host, which names its own
+    GOOD + "EidTrustIssuer e {pki}/ca/eid.pem loa=3 ids=pnr\n<Location /x>\nAuthType eid\n"
+    "Require valid-user\n</Location>\n<VirtualHost 127.0.0.1:9>\nEidCertProfiles e\n"
+    "</VirtualHost>",
+    # two providers for one issuer, never in reach of one location together
+    PROVIDERS + SAME_ISSUER + "<Location /x>\nAuthType eid\nEidMethods bearer\n"
+    "EidBearerProviders a b\nRequire valid-user\n</Location>\n<Location /y>\n"
+    "AuthType eid\nEidMethods bearer\nEidBearerProviders c\nRequire valid-user\n</Location>",
+    # the documented opt-ins: a root that issues people's certificates, ids=any
+    "EidTrustIssuer r {pki}/ca/root.pem loa=3 ids=any root-issuer\n",
+]
+
+
+@pytest.mark.parametrize("body", GOOD_MORE, ids=range(len(GOOD_MORE)))
+def test_good_config_passes(body):
+    h = Httpd(body, name="cfg")
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr

@@ -460,8 +460,20 @@ static void test_config_errors(void **state)
     mixed = write_tmp(apr_pstrcat(pool, slurp(pki_path("ca/hsa3.pem"), NULL),
                                   slurp(pki_path("users/nurse-kommun.pem"), NULL), NULL));
     expect_err(eid_trust_profile_add_issuer(tp, pool, mixed, 3, EID_IDK_ANY, 0),
-               "certificate 2 in");
+               "holds 2 certificates");
+    /* A bundle of CAs (roots included) likewise: exactly one CA per file. */
+    expect_err(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/client-trust.pem"), 3,
+                                            EID_IDK_PNR, 0), "exactly one");
+    /* A root alone would refuse every card: only with the explicit flag. */
+    expect_err(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/root.pem"), 3, EID_IDK_HSA,
+                                            0), "self-signed");
+    expect_err(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/hsa3.pem"), 3, EID_IDK_HSA,
+                                            0x80), "unknown issuer flag");
     assert_int_equal(eid_trust_profile_issuer_count(tp), 0);
+    assert_null(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/root.pem"), 3, EID_IDK_HSA,
+                                             EID_ISSUER_ROOT));
+    assert_int_equal(eid_trust_profile_issuer_count(tp), 1);
+    tp = eid_trust_profile_create(pool, "cfg");
     /* A function CA needs no level and no identifier kinds. */
     assert_null(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/function.pem"), 0, 0, 1));
     assert_int_equal(eid_trust_profile_issuer_count(tp), 1);
@@ -529,6 +541,18 @@ static void test_identify_pem(void **state)
     assert_int_equal(eid_cert_identify_pem(pool, buf, n, both, 2, apr_time_now(), &id, &res),
                      EID_CERT_OK);
     assert_non_null(id);
+    /* What names a refused certificate in logs: the same issuer and serial as
+     * the identity of an accepted one. */
+    {
+        eid_cert_ref_t ref;
+        assert_int_equal(eid_cert_ref_pem(pool, buf, n, &ref), 0);
+        expect_str("ref", "issuer", ref.issuer, id->issuer);
+        expect_str("ref", "serial", ref.serial, id->serial);
+        expect_str("ref", "subject", ref.subject, id->subject);
+        assert_int_equal(eid_cert_ref_pem(pool, "garbage", 7, &ref), -1);
+        assert_null(ref.issuer);
+        assert_null(ref.serial);
+    }
     assert_int_equal(eid_cert_identify_pem(pool, buf, n / 2, both, 2, apr_time_now(), &id,
                                            &res), EID_CERT_PARSE);
     assert_null(id);
@@ -843,7 +867,7 @@ static int shapes_setup(void)
     sh_ca_path = write_tmp(apr_pstrndup(pool, d, (apr_size_t)len));
     BIO_free(b);
     shp = eid_trust_profile_create(pool, "shapes");
-    if (eid_trust_profile_add_issuer(shp, pool, sh_ca_path, 3, EID_IDK_ANY, 0) ||
+    if (eid_trust_profile_add_issuer(shp, pool, sh_ca_path, 3, EID_IDK_ANY, EID_ISSUER_ROOT) ||
         eid_trust_profile_add_policy(shp, pool, "1.2.3.4", 4, 0) ||
         eid_trust_profile_add_policy(shp, pool, "1.2.3.5", 0, 1) ||
         eid_trust_profile_add_policy(shp, pool, "1.2.3.6", 2, 0))
