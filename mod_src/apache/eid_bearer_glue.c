@@ -240,6 +240,11 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, res.tag, res.reason);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return HTTP_SERVICE_UNAVAILABLE;
+    case EID_BEARER_MISCONFIGURED:
+        /* The location's providers cannot decide (e.g. two for one issuer,
+         * which -t refuses): the sysadmin's problem, never the client's. */
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, res.tag, res.reason);
+        return HTTP_INTERNAL_SERVER_ERROR;
     default:
         /* The description says only that the token was refused: the precise
          * reason goes to the log, where an attacker cannot read it. */
