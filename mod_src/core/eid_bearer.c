@@ -486,15 +486,19 @@ eid_bearer_code_e eid_bearer_code(int code)
 typedef struct provs {
     eid_provider_t *const *v;
     int n;
+    apr_time_t now;
 } provs_t;
 
-static int accept_owner(const void *owner, const void *baton)
+/* A hit needs a provider of this location, and the key set the token was
+ * verified with must not have dropped a key since (a withdrawn key's tokens
+ * must go with it) nor be older than jwks_max_stale. */
+static int accept_owner(const void *owner, apr_uint32_t gen, const void *baton)
 {
     const provs_t *ps = baton;
     int i;
     for (i = 0; i < ps->n; i++)
         if ((const void *)ps->v[i] == owner)
-            return 1;
+            return !ps->v[i]->jwks || eid_jwks_current(ps->v[i]->jwks, gen, ps->now) ? 1 : -1;
     return 0;
 }
 
@@ -530,9 +534,11 @@ static int b64token(const char *s, apr_size_t len, int *dots)
 }
 
 static int jwt_with(eid_provider_t *pv, apr_pool_t *p, eid_jwt_t *jwt, apr_time_t now,
-                    eid_identity_t **id, eid_result_t *res)
+                    eid_identity_t **id, apr_uint32_t *gen, eid_result_t *res)
 {
     int rc;
+    /* before the keys are used: a withdrawal during the check is seen */
+    *gen = eid_jwks_generation(pv->jwks);
     if ((rc = eid_jwt_check_header(jwt, &pv->rules, res)) != 0 ||
         (rc = eid_jwt_verify(jwt, pv->jwks, p, now, res)) != 0 ||
         (rc = eid_jwt_check_claims(jwt->claims, &pv->rules, now, EID_JWT_ACCESS_TOKEN,
@@ -558,7 +564,8 @@ static int introspect_with(eid_provider_t *pv, apr_pool_t *p, const char *token,
  * the first refusal is reported. */
 static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_size_t len,
                      apr_size_t max, const unsigned char *key, apr_time_t now,
-                     eid_identity_t **id, eid_provider_t **used, eid_result_t *res)
+                     eid_identity_t **id, eid_provider_t **used, apr_uint32_t *gen,
+                     eid_result_t *res)
 {
     eid_jwt_t *jwt;
     eid_result_t first = {0, NULL, NULL}, r;
@@ -576,7 +583,7 @@ static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_si
         if (len > pv->max_token_size)
             rc = eid_fail(&r, "EID03003", "token larger than the configured maximum");
         else if (pv->jwks)
-            rc = jwt_with(pv, p, jwt, now, id, &r);
+            rc = jwt_with(pv, p, jwt, now, id, gen, &r);
         else
             rc = introspect_with(pv, p, token, len, key, now, id, &r);
         if (!rc) {
@@ -601,7 +608,8 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     eid_tokcache_t *cache = eid_tokcache_global();
     eid_provider_t *used = NULL;
     eid_identity_t *id = NULL;
-    provs_t ps = {provs, nprovs};
+    provs_t ps = {provs, nprovs, now};
+    apr_uint32_t gen = 0;
     apr_size_t max = 0;
     int i, dots, rc, introspects = 0;
 
@@ -630,7 +638,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
         return eid_bearer_code(eid_fail(res, "EID03002", "not an RFC 6750 bearer token"));
 
     if (dots == 2) {
-        rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, res);
+        rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, &gen, res);
     }
     else {
         eid_provider_t *pv = NULL;
@@ -651,7 +659,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     /* Introspected answers live in their provider's cache (its own maximum
      * age); signed tokens go into the process-wide one. */
     if (cache && used)
-        eid_tokcache_put(cache, key, used, id, id->expires, now);
+        eid_tokcache_put_gen(cache, key, used, gen, id, id->expires, now);
     *out = id;
     return EID_BEARER_OK;
 }
