@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_SECRET 4096
 #define INTROSPECT_CACHE_ENTRIES 4096
@@ -461,6 +462,14 @@ apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
             eid_jwks_refresh(pv->jwks, p, apr_time_now(), &r);
         return APR_SUCCESS;
     }
+    /* Why here: the parent read jwks_file as root; a child runs as httpd's
+     * User (privileges are dropped before child_init) and re-reads it at
+     * jwks_refresh.  Say at once, once per child, when it cannot. */
+    if (pv->jwks_file && access(pv->jwks_file, R_OK) != 0)
+        eid_log(EID_LOG_ERR, "EID03220", "provider %s: key set file %s is not readable by uid "
+                "%ld (the user httpd's children run as): the keys read at start-up are used "
+                "until jwks_max_stale, then tokens get 503; make it readable by that user",
+                pv->name, pv->jwks_file, (long)geteuid());
     if (pv->jwks && (rv = eid_jwks_child_init(pv->jwks, p)) != APR_SUCCESS)
         return rv;
     if (pv->intro && (rv = eid_introspect_child_init(pv->intro, p)) != APR_SUCCESS)

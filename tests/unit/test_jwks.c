@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "eid/eid_jwks.h"
@@ -580,6 +582,58 @@ static void test_jwks_file(void **state)
     apr_pool_destroy(p);
 }
 
+/* A jwks_file the children's user may not read (httpd: read by root at
+ * start-up, re-read by www-data): a tagged error of its own (EID03220, also
+ * in the failure log line), the keys read before are kept. */
+static void test_jwks_file_not_readable(void **state)
+{
+    char dir[64], path[128];
+    FILE *f;
+    apr_pool_t *p;
+    eid_jwks_t *ks;
+    eid_result_t res;
+    pid_t pid;
+    int st = -1;
+
+    strcpy(dir, "/tmp/eid_test_jwks.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    fputs(doc_of(0, 1), f);
+    fclose(f);
+    apr_pool_create(&p, pool);
+    ks = make_set(p, path);
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0, &res), APR_SUCCESS);
+    /* only its owner may read it now */
+    assert_int_equal(chmod(path, 0600), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the child gives up root like httpd's children (no cmocka here) */
+        int bad = 0;
+        if (geteuid() == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(90);
+        }
+        else if (chmod(path, 0) != 0) /* not root: its owner may not read it either */
+            _exit(91);
+        logged[0] = '\0';
+        bad |= eid_jwks_refresh(ks, pool, T0 + SEC(100), &res) != APR_EACCES;
+        bad |= !res.tag || strcmp(res.tag, "EID03220") != 0;
+        bad |= !res.reason || !strstr(res.reason, path);
+        bad |= count_logged("EID03220") != 1 ? 2 : 0;
+        bad |= find(ks, T0 + SEC(100), "k1") != 0 ? 4 : 0;
+        _exit(bad);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    unlink(path);
+    rmdir(dir);
+    apr_pool_destroy(p);
+}
+
 /* ---- single flight ------------------------------------------------------------------- */
 
 typedef struct job {
@@ -697,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup(test_failures_and_staleness, reset),
         cmocka_unit_test_setup(test_rotation_drops_withdrawn_keys, reset),
         cmocka_unit_test_setup(test_jwks_file, reset),
+        cmocka_unit_test_setup(test_jwks_file_not_readable, reset),
         cmocka_unit_test_setup(test_single_flight, reset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
