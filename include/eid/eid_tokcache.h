@@ -33,10 +33,11 @@ void eid_tokcache_key(const char *token, apr_size_t len,
 
 /*
  * A cache of at most `entries` (> 0) tokens, each kept at most `max_ttl`.
- * Its memory is released by a cleanup of `p`; it has its own lock and its
- * own pool (a child of APR's global pool), so `p` may be a process-wide pool
- * such as pchild.  Returns
- * NULL when the lock cannot be created.
+ * Its memory is released by a cleanup of `p`; `p` is only used for the
+ * cache's fixed struct, here and now: each shard has its own lock and its own
+ * pool (a child of APR's global pool, used only under that lock), so `p` may
+ * be a process-wide pool such as pchild that other threads allocate from.
+ * Returns NULL when a pool or a lock cannot be created.
  */
 eid_tokcache_t *eid_tokcache_create(apr_pool_t *p, int entries, apr_interval_time_t max_ttl);
 

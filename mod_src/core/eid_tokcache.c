@@ -116,10 +116,10 @@ void eid_tokcache_key(const char *token, apr_size_t len,
 {
     const EVP_MD *md;
     EVP_MD_CTX *ctx = thread_md_ctx();
+    unsigned int n = 0;
 
     pthread_once(&sha256_once, sha256_fetch);
     md = sha256 ? sha256 : EVP_sha256();
-    unsigned int n = 0;
 
     if (ctx && EVP_DigestInit_ex2(ctx, md, NULL) && EVP_DigestUpdate(ctx, token, len) &&
         EVP_DigestFinal_ex(ctx, key, &n) && n == EID_TOKCACHE_KEY_LEN)
