@@ -530,6 +530,102 @@ static void test_bearer_cache_rotation(void **state)
     free_keys();
 }
 
+/* ---- the same, one step at a time -------------------------------------------- */
+
+static const char *fixed_doc; /* NULL: the source is down */
+
+static apr_status_t fixed_source(void *baton, apr_pool_t *p, const char **doc, apr_size_t *len,
+                                 eid_result_t *res)
+{
+    (void)baton;
+    if (!fixed_doc) {
+        eid_fail(res, "EID03208", "test source down");
+        return APR_EGENERAL;
+    }
+    *doc = apr_pstrdup(p, fixed_doc);
+    *len = strlen(fixed_doc);
+    return APR_SUCCESS;
+}
+
+static eid_bearer_code_e validate(eid_provider_t *pv, const char *tok, apr_time_t at,
+                                  const char **tag)
+{
+    eid_identity_t *id = NULL;
+    eid_result_t res = {0, NULL, NULL};
+    eid_bearer_code_e c = eid_bearer_validate(pool, &pv, 1, tok, strlen(tok), at, &id, &res);
+    *tag = c == EID_BEARER_OK ? (id && id->subject ? id->subject : "?") : res.tag;
+    return c;
+}
+
+/* A cached token goes with its key: withdrawn by a successful fetch, or the
+ * whole set past jwks_max_stale while fetches fail. */
+static void test_bearer_cache_follows_key_set(void **state)
+{
+    apr_pool_t *p;
+    eid_provider_t *pv;
+    eid_result_t res;
+    const char *tag, *t0, *t1, *err;
+    char dir[64], path[128];
+    FILE *f;
+    int i;
+
+    apr_pool_create(&p, pool);
+    make_keys();
+    fixed_doc = apr_pstrcat(pool, "{\"keys\":[", pub_json(skey[0]), ",", pub_json(skey[1]),
+                            "]}", NULL);
+    strcpy(dir, "/tmp/eid_test_conc.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(fixed_doc, f);
+    fclose(f);
+    pv = eid_provider_create(p, "steps");
+    const char *opts[] = {"issuer", ISS, "audience", AUD, "algs", "ES256", "jwks_file", path,
+                          "jwks_refresh", "10", "jwks_min_refetch", "1", "jwks_max_stale",
+                          "60", NULL};
+    for (i = 0; opts[i]; i += 2)
+        assert_null(eid_provider_set(pv, p, opts[i], opts[i + 1]));
+    if ((err = eid_provider_check(pv, p)) != NULL)
+        fail_msg("%s", err);
+    eid_jwks_set_source(eid_provider_jwks(pv), fixed_source, NULL);
+    assert_int_equal(eid_provider_init(pv, p, 0), APR_SUCCESS);
+    assert_int_equal(eid_provider_init(pv, p, 1), APR_SUCCESS);
+    assert_int_equal(eid_tokcache_init(p, 100, apr_time_from_sec(300)), APR_SUCCESS);
+    t0 = sign(skey[0], apr_psprintf(p, "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"k0\","
+                                    "\"exp\":%ld}", ISS, AUD, NOW_S + 3600));
+    t1 = sign(skey[1], apr_psprintf(p, "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"k1\","
+                                    "\"exp\":%ld}", ISS, AUD, NOW_S + 3600));
+    assert_int_equal(validate(pv, t0, now, &tag), EID_BEARER_OK);
+    assert_int_equal(validate(pv, t1, now, &tag), EID_BEARER_OK);
+    assert_int_equal(eid_tokcache_count(eid_tokcache_global()), 2);
+    assert_int_equal(validate(pv, t0, now + 1, &tag), EID_BEARER_OK); /* a hit */
+    assert_string_equal(tag, "k0");
+    /* the provider withdraws s0: the cached token is refused with it */
+    fixed_doc = apr_pstrcat(pool, "{\"keys\":[", pub_json(skey[1]), "]}", NULL);
+    assert_int_equal(eid_jwks_refresh(eid_provider_jwks(pv), p, now + 2, &res), APR_SUCCESS);
+    assert_int_equal(validate(pv, t0, now + 2, &tag), EID_BEARER_INVALID);
+    assert_string_equal(tag, "EID03201");
+    /* s1 was not withdrawn: its token is checked again once, then cached */
+    assert_int_equal(validate(pv, t1, now + 2, &tag), EID_BEARER_OK);
+    assert_int_equal(eid_tokcache_count(eid_tokcache_global()), 1);
+    assert_int_equal(validate(pv, t1, now + 3, &tag), EID_BEARER_OK);
+    assert_string_equal(tag, "k1");
+    /* the provider goes down: the cached token serves until jwks_max_stale
+     * (60 s) after the last successful fetch, not until the cache's 300 s */
+    fixed_doc = NULL;
+    assert_int_equal(validate(pv, t1, now + apr_time_from_sec(59), &tag), EID_BEARER_OK);
+    assert_string_equal(tag, "k1");
+    assert_int_equal(validate(pv, t1, now + apr_time_from_sec(61), &tag),
+                     EID_BEARER_UNAVAILABLE);
+    assert_string_equal(tag, "EID03207");
+    assert_int_equal(eid_tokcache_init(p, 0, 0), APR_SUCCESS);
+    apr_pool_destroy(p);
+    unlink(path);
+    rmdir(dir);
+    free_keys();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_tokcache_constant_eviction),
         cmocka_unit_test(test_keyset_rotation),
         cmocka_unit_test(test_bearer_cache_rotation),
+        cmocka_unit_test(test_bearer_cache_follows_key_set),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
