@@ -1,7 +1,7 @@
 # mod_auth_eid - build, test, demo, install.
 #   make            build the core library and the module
 #   make deps       install every build/test dependency (Debian, apt-get; idempotent)
-#   make test       unit (+valgrind) + fuzz-corpus replay + httpd suite (+ again with ASan)
+#   make test       unit (+valgrind, +ThreadSanitizer) + fuzz-corpus replay + httpd suite (+ again with ASan)
 #   make demo       run httpd with the module protecting a demo service on loopback
 #   make install    install the module and auth_eid.load/.conf (a2enmod auth_eid)
 SHELL := /bin/bash
