@@ -1,7 +1,7 @@
 # mod_auth_eid - build, test, demo, install.
 #   make            build the core library and the module
 #   make deps       install every build/test dependency (Debian, apt-get; idempotent)
-#   make test       unit (+valgrind) + fuzz-corpus replay + httpd suite (+ again with ASan)
+#   make test       unit (+valgrind, +ThreadSanitizer) + fuzz-corpus replay + httpd suite (+ again with ASan)
 #   make demo       run httpd with the module protecting a demo service on loopback
 #   make install    install the module and auth_eid.load/.conf (a2enmod auth_eid)
 SHELL := /bin/bash
@@ -37,7 +37,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   redis-server curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto
 
-.PHONY: all deps test test-unit test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
+.PHONY: all deps test test-unit test-tsan test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
         clean pki check-docs fuzz bench
 
 all: $(MODULE)
@@ -105,9 +105,21 @@ $(B)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(CORE_LIB)
 	@mkdir -p $(B)/unit
 	$(CC) $(CORE_CFLAGS) -Itests/unit $< -o $@ $(CORE_LIB) $(PKG_LIBS) -lcmocka
 
+# A unit test that hangs (a lock-up under a race) fails after 300 s.
 test-unit: $(UNIT_BINS) pki
 	@set -e; for t in $(UNIT_BINS); do \
-	  echo "== $$t"; EID_PKI=$(B)/pki $$t; done
+	  echo "== $$t"; EID_PKI=$(B)/pki timeout 300 $$t; done
+
+# The core and every unit test built with ThreadSanitizer in their own build
+# dir; the first report fails the run (halt_on_error; exit code 66).
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+test-tsan: pki
+	$(MAKE) B=$(B)/tsan EXTRA_CFLAGS="$(TSAN_FLAGS) -U_FORTIFY_SOURCE" \
+	  $(UNIT_SRCS:tests/unit/%.c=$(B)/tsan/unit/%)
+	@set -e; for t in $(UNIT_SRCS:tests/unit/%.c=$(B)/tsan/unit/%); do \
+	  echo "== tsan $$t"; EID_PKI=$(B)/pki TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/unit/tsan.supp" \
+	    timeout 600 $$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; \
+	  ! grep -q "ThreadSanitizer" $$t.log || { cat $$t.log; exit 1; }; done; echo "tsan: clean"
 
 test-valgrind: $(UNIT_BINS) pki
 	@set -e; for t in $(UNIT_BINS); do \
@@ -157,7 +169,7 @@ test-op:
 check-docs:
 	$(PYTHON) tests/check_docs.py
 
-test: all check-docs test-unit test-valgrind test-fuzz test-op test-httpd test-asan
+test: all check-docs test-unit test-tsan test-valgrind test-fuzz test-op test-httpd test-asan
 
 # ---- demo, install -----------------------------------------------------------
 demo: deps $(MODULE) pki

@@ -54,7 +54,8 @@ const char *eid_provider_issuer(const eid_provider_t *pv);
  *   discovery           URL of the discovery document, or "on" for
  *                       <issuer>/.well-known/openid-configuration
  *   jwks_uri            URL of the JWK Set
- *   jwks_file           path of a local JWK Set (re-read at jwks_refresh)
+ *   jwks_file           path of a local JWK Set (re-read at jwks_refresh, in
+ *                       the children: as httpd's User)
  *   audience            accepted `aud` value; repeatable or a comma list
  *   algs                comma list of RS256 RS384 RS512 PS256 PS384 PS512
  *                       ES256 ES384 ES512 (default RS256); HS* and none never
@@ -65,8 +66,9 @@ const char *eid_provider_issuer(const eid_provider_t *pv);
  *   jwks_refresh        seconds between key set fetches (default 3600)
  *   jwks_min_refetch    minimum seconds between two fetches, also for an
  *                       unknown kid (default 60)
- *   jwks_max_stale      seconds a key stays usable after the last fetch that
- *                       listed it (default 21600)
+ *   jwks_max_stale      seconds the keys stay usable while fetches fail
+ *                       (default 21600); a key a successful fetch no longer
+ *                       lists is gone at once, cached tokens included
  *   fetch_timeout       seconds, whole HTTP fetch (default 3)
  *   fetch_max_bytes     largest accepted HTTP answer / JWKS file (default 262144)
  *   token_types         accepted header `typ`s, comma list; "absent" accepts a

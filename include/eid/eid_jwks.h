@@ -13,9 +13,14 @@
  *    `min_refetch` (the same throttle covers the periodic refresh, so a
  *    provider that is down is not hammered either);
  *  - one thread fetches at a time; the others keep using the current set;
- *  - a failed fetch keeps the old keys; a key is dropped once it has not been
- *    listed by a successful fetch for `max_stale` (also across a rotation: a
- *    key that disappears from the document stays usable until then).
+ *  - a successful fetch replaces the set: a key the document no longer lists
+ *    is gone at once (a withdrawn key is never honoured for a grace period),
+ *    and the set's generation (eid_jwks_generation()) moves on;
+ *  - a failed fetch keeps the old keys, until `max_stale` after the last
+ *    successful fetch; then the set is unusable (EID03207).
+ * So a withdrawn key stops verifying at the first fetch after its
+ * withdrawal: within `refresh`, or within `min_refetch` when a token with an
+ * unknown kid arrives first (the provider's new key).
  */
 #ifndef EID_JWKS_H
 #define EID_JWKS_H
@@ -192,6 +197,22 @@ typedef struct eid_jwks_sel {
 int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *kid,
                     apr_size_t kid_len, eid_jws_alg_e alg, eid_jwks_sel_t *sel,
                     eid_result_t *res);
+
+/*
+ * The set's generation: it moves on whenever a successful fetch drops a key
+ * (withdrawn, or its kid now names other key material).  Read it BEFORE a
+ * decision that uses the keys, and store it with the decision.  Thread-safe,
+ * lock-free.
+ */
+apr_uint32_t eid_jwks_generation(eid_jwks_t *ks);
+
+/*
+ * Is a decision made under generation `gen` still backed by the set at `now`?
+ * 1 when no key was dropped since and the set is not older than max_stale
+ * (the rule eid_jwks_select() applies); else 0.  Thread-safe, lock-free: the
+ * token cache calls it on every hit.
+ */
+int eid_jwks_current(eid_jwks_t *ks, apr_uint32_t gen, apr_time_t now);
 
 /* Give back the snapshot held by `sel` (no-op when it holds none). */
 void eid_jwks_release(eid_jwks_t *ks, eid_jwks_sel_t *sel);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_SECRET 4096
 #define INTROSPECT_CACHE_ENTRIES 4096
@@ -520,6 +521,14 @@ apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
             eid_jwks_refresh(pv->jwks, p, apr_time_now(), &r);
         return APR_SUCCESS;
     }
+    /* Why here: the parent read jwks_file as root; a child runs as httpd's
+     * User (privileges are dropped before child_init) and re-reads it at
+     * jwks_refresh.  Say at once, once per child, when it cannot. */
+    if (pv->jwks_file && access(pv->jwks_file, R_OK) != 0)
+        eid_log(EID_LOG_ERR, "EID03220", "provider %s: key set file %s is not readable by uid "
+                "%ld (the user httpd's children run as): the keys read at start-up are used "
+                "until jwks_max_stale, then tokens get 503; make it readable by that user",
+                pv->name, pv->jwks_file, (long)geteuid());
     if (pv->jwks && (rv = eid_jwks_child_init(pv->jwks, p)) != APR_SUCCESS)
         return rv;
     if (pv->intro && (rv = eid_introspect_child_init(pv->intro, p)) != APR_SUCCESS)
@@ -549,15 +558,19 @@ eid_bearer_code_e eid_bearer_code(const eid_result_t *res)
 typedef struct provs {
     eid_provider_t *const *v;
     int n;
+    apr_time_t now;
 } provs_t;
 
-static int accept_owner(const void *owner, const void *baton)
+/* A hit needs a provider of this location, and the key set the token was
+ * verified with must not have dropped a key since (a withdrawn key's tokens
+ * must go with it) nor be older than jwks_max_stale. */
+static int accept_owner(const void *owner, apr_uint32_t gen, const void *baton)
 {
     const provs_t *ps = baton;
     int i;
     for (i = 0; i < ps->n; i++)
         if ((const void *)ps->v[i] == owner)
-            return 1;
+            return !ps->v[i]->jwks || eid_jwks_current(ps->v[i]->jwks, gen, ps->now) ? 1 : -1;
     return 0;
 }
 
@@ -593,9 +606,11 @@ static int b64token(const char *s, apr_size_t len, int *dots)
 }
 
 static int jwt_with(eid_provider_t *pv, apr_pool_t *p, eid_jwt_t *jwt, apr_time_t now,
-                    eid_identity_t **id, eid_result_t *res)
+                    eid_identity_t **id, apr_uint32_t *gen, eid_result_t *res)
 {
     int rc;
+    /* before the keys are used: a withdrawal during the check is seen */
+    *gen = eid_jwks_generation(pv->jwks);
     if ((rc = eid_jwt_check_header(jwt, &pv->rules, res)) != 0 ||
         (rc = eid_jwt_verify(jwt, pv->jwks, p, now, res)) != 0 ||
         (rc = eid_jwt_check_claims(jwt->claims, &pv->rules, now, EID_JWT_ACCESS_TOKEN,
@@ -632,7 +647,8 @@ static int issuer_matches(const provs_t *ps, const char *iss)
  * per request as well (EID03008, misconfigured) - defence in depth. */
 static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_size_t len,
                      apr_size_t max, const unsigned char *key, apr_time_t now,
-                     eid_identity_t **id, eid_provider_t **used, eid_result_t *res)
+                     eid_identity_t **id, eid_provider_t **used, apr_uint32_t *gen,
+                     eid_result_t *res)
 {
     eid_jwt_t *jwt;
     eid_provider_t *pv = NULL;
@@ -652,7 +668,7 @@ static int by_issuer(apr_pool_t *p, const provs_t *ps, const char *token, apr_si
     if (len > pv->max_token_size)
         return eid_fail(res, "EID03003", "token larger than the configured maximum");
     if (pv->jwks)
-        rc = jwt_with(pv, p, jwt, now, id, res);
+        rc = jwt_with(pv, p, jwt, now, id, gen, res);
     else
         rc = introspect_with(pv, p, token, len, key, now, id, res);
     if (!rc)
@@ -675,7 +691,8 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     eid_provider_t *used = NULL;
     eid_identity_t *id = NULL;
     eid_result_t scratch = {0, NULL, NULL};
-    provs_t ps = {provs, nprovs};
+    provs_t ps = {provs, nprovs, now};
+    apr_uint32_t gen = 0;
     apr_size_t max = 0;
     int i, dots, rc, introspects = 0;
 
@@ -711,7 +728,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
         return refuse(res, "EID03002", "not an RFC 6750 bearer token");
 
     if (dots == 2) {
-        rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, res);
+        rc = by_issuer(p, &ps, token, len, max, key, now, &id, &used, &gen, res);
     }
     else {
         eid_provider_t *pv = NULL;
@@ -735,7 +752,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     /* Introspected answers live in their provider's cache (its own maximum
      * age); signed tokens go into the process-wide one. */
     if (cache && used)
-        eid_tokcache_put(cache, key, used, id, id->expires, now);
+        eid_tokcache_put_gen(cache, key, used, gen, id, id->expires, now);
     *out = id;
     return EID_BEARER_OK;
 }

@@ -6,6 +6,7 @@
 
 #include <apr_strings.h>
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,7 +19,17 @@ typedef struct sink {
     int over;
 } sink_t;
 
-static int curl_ready;
+/* libcurl's global state is set up once per process (pthread_once: the
+ * parent does it at start-up; a late first call from a worker thread must
+ * not race with another).  After that, each fetch has its own easy handle:
+ * nothing of libcurl is shared between threads. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_ready; /* written only inside curl_once */
+
+static void curl_init_once(void)
+{
+    curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
 
 void eid_http_opts_default(eid_http_opts_t *o)
 {
@@ -31,12 +42,8 @@ void eid_http_opts_default(eid_http_opts_t *o)
 
 apr_status_t eid_http_global_init(void)
 {
-    if (curl_ready)
-        return APR_SUCCESS;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return APR_EGENERAL;
-    curl_ready = 1;
-    return APR_SUCCESS;
+    pthread_once(&curl_once, curl_init_once);
+    return curl_ready ? APR_SUCCESS : APR_EGENERAL;
 }
 
 static int is_loopback(const char *host)
@@ -138,7 +145,7 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
         eid_result_set(res, p, 3601, "EID03601", "refusing to fetch: %s", why);
         return APR_EINVAL;
     }
-    if (!curl_ready && eid_http_global_init() != APR_SUCCESS) {
+    if (eid_http_global_init() != APR_SUCCESS) {
         eid_result_set(res, NULL, 3606, "EID03606", "libcurl could not be initialised");
         return APR_EGENERAL;
     }

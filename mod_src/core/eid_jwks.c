@@ -11,11 +11,17 @@
  * the lock, then swaps `cur` under the lock and drops the set's reference on
  * the old one.  Whoever drops the last reference - the swapping thread, or
  * the last reader still verifying a signature with an old key - destroys
- * the snapshot's pool.  Snapshots share nothing (a key carried over from an
- * old set is imported again from its JSON), because cjose's own reference
- * counts are not atomic.  Snapshot pools are children of APR's global pool,
- * whose allocator carries its own mutex, so creating and destroying them
- * from any thread is safe and touches no pool of httpd's.
+ * the snapshot's pool.  Snapshots share nothing, because cjose's own
+ * reference counts are not atomic.  Snapshot pools are children of APR's
+ * global pool, whose allocator carries its own mutex, so creating and
+ * destroying them from any thread is safe and touches no pool of httpd's;
+ * a snapshot's pool is written only by the thread that builds it, before it
+ * is published under the mutex, and read-only afterwards.
+ *
+ * A key the provider withdraws is gone with the next successful fetch (no
+ * grace: max_stale only bridges FAILED fetches).  `gen` counts such
+ * withdrawals; the token cache records it with every decision, and a hit
+ * made under an older generation is a miss (eid_jwks_current()).
  *
  * Single flight: `fetching` is set under the lock by the one thread that
  * fetches; every other thread keeps using `cur` (or, when there is no set at
@@ -23,17 +29,19 @@
  */
 #include "eid/eid_jwks.h"
 
-#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <errno.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct snap {
-    volatile apr_uint32_t refs;
+    atomic_uint refs; /* C11, not apr_atomic: ThreadSanitizer must see it */
     apr_pool_t *pool;
     eid_jwks_keys_t *set;
     apr_time_t fetched;
@@ -44,6 +52,10 @@ struct eid_jwks {
     apr_thread_mutex_t *mu; /* NULL until eid_jwks_child_init() */
     apr_thread_cond_t *cv;
     snap_t *cur;
+    /* Written under `mu` when a fetch succeeds, read without it on every
+     * token-cache hit (eid_jwks_current()). */
+    atomic_uint gen;              /* withdrawals seen so far */
+    _Atomic(apr_time_t) fetched;  /* cur->fetched; 0: no set */
     int fetching;
     int attempted;
     apr_time_t last_attempt;
@@ -79,14 +91,15 @@ static void unlock(eid_jwks_t *ks)
 static snap_t *acquire(eid_jwks_t *ks)
 {
     snap_t *s = ks->cur;
-    if (s)
-        apr_atomic_inc32(&s->refs);
+    if (s) /* relaxed: the set's own reference keeps it alive under the lock */
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     return s;
 }
 
 static void snap_release(snap_t *s)
 {
-    if (s && apr_atomic_dec32(&s->refs) == 0) {
+    /* acq_rel: the last owner sees every other owner's reads finished */
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         apr_pool_t *pool = s->pool;
         apr_pool_destroy(pool);
     }
@@ -152,8 +165,19 @@ static apr_status_t read_file(apr_pool_t *p, const char *path, apr_size_t max,
     char *buf;
     size_t n;
 
+    if (!f && errno == EACCES) {
+        /* Why a tag of its own: httpd's parent reads the file as root at
+         * start-up, the children (another user) re-read it at jwks_refresh.
+         * A file only root may read works until the first refresh, then
+         * keys age out after jwks_max_stale: say so plainly. */
+        eid_result_set(res, p, 3220, "EID03220", "key set file %s is not readable by uid %ld "
+                       "(the user httpd's children run as): the keys read at start-up are "
+                       "used until jwks_max_stale", path, (long)geteuid());
+        return APR_EACCES;
+    }
     if (!f) {
-        eid_result_set(res, p, 3208, "EID03208", "key set file %s cannot be opened", path);
+        eid_result_set(res, p, 3208, "EID03208", "key set file %s cannot be opened: %s", path,
+                       strerror(errno));
         return APR_ENOENT;
     }
     buf = apr_palloc(p, max + 1);
@@ -249,44 +273,32 @@ static apr_status_t load_doc(eid_jwks_t *ks, apr_pool_t *p, const char **doc, ap
     return APR_SUCCESS;
 }
 
+/* Is the key `k` (same key material, same kid) in `s`? */
 static int has_key(const snap_t *s, const eid_jwk_t *k)
 {
     int i;
     const eid_jwks_keys_t *set = s->set;
-    for (i = 0; i < set->n; i++) {
-        if (!memcmp(set->key[i].thumb, k->thumb, sizeof(k->thumb)))
+    for (i = 0; i < set->n; i++)
+        if (!memcmp(set->key[i].thumb, k->thumb, sizeof(k->thumb)) &&
+            set->key[i].kid_len == k->kid_len && !set->key[i].kid == !k->kid &&
+            (!k->kid || !memcmp(set->key[i].kid, k->kid, k->kid_len)))
             return 1;
-        if (k->kid && set->key[i].kid && set->key[i].kid_len == k->kid_len &&
-            !memcmp(set->key[i].kid, k->kid, k->kid_len))
-            return 1;
-    }
     return 0;
 }
 
-/* Carry the keys of `old` that the new document no longer lists, unless they
- * are older than max_stale: tokens signed just before a rotation stay valid. */
-static void carry_over(eid_jwks_t *ks, snap_t *s, const snap_t *old, apr_time_t now)
+/* Does `s` lack a key that `old` had (a key withdrawn, or a kid moved to
+ * other key material)? */
+static int withdraws(const snap_t *s, const snap_t *old)
 {
     int i;
-    cjose_err err;
-    for (i = 0; old && i < old->set->n && s->set->n < EID_JWKS_MAX_KEYS; i++) {
-        const eid_jwk_t *k = &old->set->key[i];
-        eid_jwk_t *d;
-        if (now - k->seen >= ks->conf.max_stale || has_key(s, k))
-            continue;
-        d = &s->set->key[s->set->n];
-        *d = *k;
-        d->cjose = cjose_jwk_import(k->json, strlen(k->json), &err);
-        if (!d->cjose)
-            continue;
-        d->kid = k->kid ? apr_pstrmemdup(s->pool, k->kid, k->kid_len) : NULL;
-        d->json = apr_pstrdup(s->pool, k->json);
-        s->set->n++;
-    }
+    for (i = 0; old && i < old->set->n; i++)
+        if (!has_key(s, &old->set->key[i]))
+            return 1;
+    return 0;
 }
 
 static apr_status_t build_snap(eid_jwks_t *ks, const char *doc, apr_size_t len, apr_time_t now,
-                               const snap_t *old, snap_t **out, eid_result_t *res)
+                               snap_t **out, eid_result_t *res)
 {
     apr_pool_t *pool;
     snap_t *s;
@@ -309,9 +321,11 @@ static apr_status_t build_snap(eid_jwks_t *ks, const char *doc, apr_size_t len, 
         eid_fail(res, "EID03219", "key set has no usable key");
         return APR_EGENERAL;
     }
-    carry_over(ks, s, old, now);
+    /* Why no carry-over of keys the document no longer lists: a provider
+     * withdraws a key because it must not vouch any more (compromise,
+     * retirement); honouring it for hours would defeat that. */
     s->fetched = now;
-    s->refs = 1; /* the set's own reference, dropped when swapped out */
+    atomic_init(&s->refs, 1); /* the set's own reference, dropped when swapped out */
     *out = s;
     return APR_SUCCESS;
 }
@@ -330,21 +344,26 @@ static apr_status_t do_fetch(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, eid_
     unlock(ks);
     rv = load_doc(ks, p, &doc, &len, res);
     if (rv == APR_SUCCESS)
-        rv = build_snap(ks, doc, len, now, old, &s, res);
-    snap_release(old);
+        rv = build_snap(ks, doc, len, now, &s, res);
     lock(ks);
     if (rv == APR_SUCCESS) {
         prev = ks->cur;
         ks->cur = s;
+        /* after the swap: a reader that read the old generation before it
+         * verified with a withdrawn key stores that old generation */
+        if (withdraws(s, prev))
+            atomic_fetch_add_explicit(&ks->gen, 1, memory_order_seq_cst);
+        atomic_store_explicit(&ks->fetched, now, memory_order_seq_cst);
     }
     else {
         prev = NULL;
         ks->failures++;
     }
     unlock(ks);
+    snap_release(old);
     snap_release(prev);
     if (rv != APR_SUCCESS)
-        eid_log(EID_LOG_WARN, res && res->tag ? res->tag : "EID03208",
+        eid_log(rv == APR_EACCES ? EID_LOG_ERR : EID_LOG_WARN, res && res->tag ? res->tag : "EID03208",
                 "provider %s: key set not refreshed (old keys kept): %s", ks->conf.name,
                 res && res->reason ? res->reason : "error");
     return rv;
@@ -498,6 +517,19 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
     }
     sel->snap = s;
     return 0;
+}
+
+apr_uint32_t eid_jwks_generation(eid_jwks_t *ks)
+{
+    return atomic_load_explicit(&ks->gen, memory_order_seq_cst);
+}
+
+int eid_jwks_current(eid_jwks_t *ks, apr_uint32_t gen, apr_time_t now)
+{
+    apr_time_t fetched = atomic_load_explicit(&ks->fetched, memory_order_relaxed);
+    /* the same rule as usable(): no successful fetch for max_stale, no keys */
+    return atomic_load_explicit(&ks->gen, memory_order_seq_cst) == gen && fetched &&
+           now - fetched < ks->conf.max_stale;
 }
 
 void eid_jwks_release(eid_jwks_t *ks, eid_jwks_sel_t *sel)

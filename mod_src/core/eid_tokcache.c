@@ -9,12 +9,12 @@
  */
 #include "eid/eid_tokcache.h"
 
-#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +31,28 @@ typedef struct shard shard_t;
 typedef struct entry {
     unsigned char key[EID_TOKCACHE_KEY_LEN];
     const void *owner;
+    apr_uint32_t gen;          /* the owner's state the decision depended on */
     apr_time_t expires;
     struct entry *prev, *next; /* LRU: head = most recent */
     /* One reference for the table while the entry is in it, one per request
      * pool that holds its identity: the block is freed when the last goes,
-     * without the shard's lock (a request may outlive the cache at exit). */
-    apr_uint32_t refs;
+     * without the shard's lock (a request may outlive the cache at exit).
+     * C11 atomics, not apr_atomic: ThreadSanitizer must see the ordering. */
+    atomic_uint refs;
     const eid_identity_t *id;  /* inside this block */
 } entry_t;
 
 /* The table is split by key so that threads of a busy child rarely wait on
- * each other; within a shard, eviction is least-recently-used. */
+ * each other; within a shard, eviction is least-recently-used.
+ * Why a pool per shard: apr_hash_set() allocates (new entries, a doubled
+ * bucket array) from the table's pool, and an APR pool is not thread-safe -
+ * its allocator's mutex guards only the allocator's free lists, not the
+ * pool's active node.  With one pool for all shards, two threads inserting
+ * into two shards (two locks) corrupted the heap and handed out other
+ * tokens' identities.  A shard's pool is touched only under its lock. */
 struct shard {
     apr_thread_mutex_t *mu;
+    apr_pool_t *pool; /* the table's memory and the lock; a child of APR's global pool */
     apr_hash_t *h;
     entry_t *head, *tail;
     int count, max;
@@ -54,16 +63,26 @@ struct shard {
 #define MIN_SHARD_ENTRIES 256
 
 struct eid_tokcache {
-    apr_pool_t *pool; /* the tables' memory; a child of APR's global pool */
     shard_t shard[MAX_SHARDS];
     unsigned nshards; /* a power of two */
     apr_interval_time_t max_ttl;
 };
 
+/* Set by eid_tokcache_init() at child start-up, before any thread reads it. */
 static eid_tokcache_t *global;
-static EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs */
+/* Fetched once (pthread_once): an implicit fetch per digest costs.  Read-only
+ * after that; OpenSSL's EVP_MD objects may be shared between threads. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+/* A digest context per thread (thread-specific data, freed at thread exit):
+ * never shared, so never locked. */
 static pthread_key_t md_ctx_key;
 static pthread_once_t md_ctx_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 static void md_ctx_free(void *ctx)
 {
@@ -95,9 +114,12 @@ static EVP_MD_CTX *thread_md_ctx(void)
 void eid_tokcache_key(const char *token, apr_size_t len,
                       unsigned char key[EID_TOKCACHE_KEY_LEN])
 {
-    const EVP_MD *md = sha256 ? sha256 : EVP_sha256();
+    const EVP_MD *md;
     EVP_MD_CTX *ctx = thread_md_ctx();
     unsigned int n = 0;
+
+    pthread_once(&sha256_once, sha256_fetch);
+    md = sha256 ? sha256 : EVP_sha256();
 
     if (ctx && EVP_DigestInit_ex2(ctx, md, NULL) && EVP_DigestUpdate(ctx, token, len) &&
         EVP_DigestFinal_ex(ctx, key, &n) && n == EID_TOKCACHE_KEY_LEN)
@@ -213,7 +235,8 @@ static shard_t *shard_of(eid_tokcache_t *c, const unsigned char *key)
 
 static void unref(entry_t *e)
 {
-    if (!apr_atomic_dec32(&e->refs))
+    /* acq_rel: the last owner sees every other owner's reads finished */
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
         free(e);
 }
 
@@ -270,10 +293,10 @@ static apr_status_t cache_cleanup(void *data)
         }
         s->head = s->tail = NULL;
         s->count = 0;
+        apr_pool_destroy(s->pool);
     }
     if (global == c)
         global = NULL;
-    apr_pool_destroy(c->pool);
     return APR_SUCCESS;
 }
 
@@ -284,24 +307,24 @@ eid_tokcache_t *eid_tokcache_create(apr_pool_t *p, int entries, apr_interval_tim
 
     if (entries < 1)
         entries = 1;
-    if (!sha256)
-        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    /* Not a subpool of `p`: the tables grow under their own locks, while
-     * other threads may allocate from `p`; the global pool's allocator is
-     * locked. */
-    if (apr_pool_create_ex(&c->pool, NULL, NULL, NULL) != APR_SUCCESS)
-        return NULL;
+    pthread_once(&sha256_once, sha256_fetch);
     c->nshards = 1;
     while (c->nshards < MAX_SHARDS && entries / (int)(c->nshards * 2) >= MIN_SHARD_ENTRIES)
         c->nshards *= 2;
     for (i = 0; i < c->nshards; i++) {
         shard_t *s = &c->shard[i];
-        if (apr_thread_mutex_create(&s->mu, APR_THREAD_MUTEX_DEFAULT, c->pool) !=
-            APR_SUCCESS) {
-            apr_pool_destroy(c->pool);
+        /* Not subpools of `p`: other threads may allocate from `p` (pchild)
+         * while a shard grows.  Children of APR's global pool: creating and
+         * destroying them takes the global allocator's mutex. */
+        if (apr_pool_create_ex(&s->pool, NULL, NULL, NULL) != APR_SUCCESS ||
+            apr_thread_mutex_create(&s->mu, APR_THREAD_MUTEX_DEFAULT, s->pool) != APR_SUCCESS) {
+            if (s->pool)
+                apr_pool_destroy(s->pool);
+            while (i-- > 0)
+                apr_pool_destroy(c->shard[i].pool);
             return NULL;
         }
-        s->h = apr_hash_make_custom(c->pool, key_hash);
+        s->h = apr_hash_make_custom(s->pool, key_hash);
         /* the first shards take the remainder: the total is exactly `entries` */
         s->max = entries / (int)c->nshards + ((int)i < entries % (int)c->nshards);
     }
@@ -324,14 +347,20 @@ int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY
         drop(s, e);
         e = NULL;
     }
-    if (e)
-        hit = accept ? accept(e->owner, baton) : e->owner == baton;
+    if (e) {
+        hit = accept ? accept(e->owner, e->gen, baton) : e->owner == baton;
+        if (hit < 0) { /* what the decision depended on has changed */
+            drop(s, e);
+            hit = 0;
+        }
+    }
     if (hit) {
         if (s->head != e) { /* a hot token is at the head already: no writes */
             unlink_entry(s, e);
             push_front(s, e);
         }
-        apr_atomic_inc32(&e->refs);
+        /* relaxed: the table's reference keeps it alive while we hold the lock */
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     }
     apr_thread_mutex_unlock(s->mu);
     if (!hit)
@@ -347,6 +376,13 @@ int eid_tokcache_get(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY
 void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
                       const void *owner, const eid_identity_t *id, apr_time_t expires,
                       apr_time_t now)
+{
+    eid_tokcache_put_gen(c, key, owner, 0, id, expires, now);
+}
+
+void eid_tokcache_put_gen(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KEY_LEN],
+                          const void *owner, apr_uint32_t gen, const eid_identity_t *id,
+                          apr_time_t expires, apr_time_t now)
 {
     apr_time_t until = now + c->max_ttl;
     shard_t *s = shard_of(c, key);
@@ -364,9 +400,10 @@ void eid_tokcache_put(eid_tokcache_t *c, const unsigned char key[EID_TOKCACHE_KE
         return;
     memcpy(e->key, key, EID_TOKCACHE_KEY_LEN);
     e->owner = owner;
+    e->gen = gen;
     e->expires = until;
     e->prev = e->next = NULL;
-    apr_atomic_set32(&e->refs, 1);
+    atomic_init(&e->refs, 1);
     flatten((char *)e + ALIGN8(sizeof(entry_t)), id);
     e->id = (const eid_identity_t *)((char *)e + ALIGN8(sizeof(entry_t)));
 

@@ -518,3 +518,73 @@ def test_start_with_provider_down(logcheck):
         finally:
             stop_op(op)
     s.cleanup()
+
+
+# ---- a key the provider withdraws (issue 9, item 8) --------------------------------
+
+
+def test_withdrawn_key_is_refused_cached_tokens_too(srv, ops, logged):
+    """Once a successful fetch no longer lists a key, tokens signed with it are
+    refused (401 invalid_token) - also those already in the token cache; no
+    grace until jwks_max_stale (that is for a provider that cannot be
+    reached, see test_provider_down_cached_keys_keep_working)."""
+    op = ops[1]  # jwks_min_refetch=1
+    op.rotate(drop_old=False)  # K1 current, K0 still published as rsa-old
+    time.sleep(1.2)
+    k1 = op.mint(preset="oidc-sweden-citizen", claims={"jti": "wd-k1"})
+    assert call(srv, "/api/echo", k1).status_code == 200  # unknown kid: fetched
+    k0 = op.mint(preset="oidc-sweden-citizen", key="rsa-old", claims={"jti": "wd-k0"})
+    for _ in range(2):  # verified, then a hit of the token cache
+        assert call(srv, "/api/echo", k0).status_code == 200
+        assert call(srv, "/api/echo", k1).status_code == 200
+    op.rotate(drop_old=True)  # K2 current; K1 (now rsa-old) and K0 withdrawn
+    k1_fresh = op.mint(preset="oidc-sweden-citizen", key="rsa-old", claims={"jti": "wd-k1b"})
+    time.sleep(1.2)  # past jwks_min_refetch
+    # K2's kid is unknown to the module: one fetch, which drops K1 and K0
+    k2 = op.mint(preset="oidc-sweden-citizen", claims={"jti": "wd-k2"})
+    assert call(srv, "/api/echo", k2).status_code == 200
+    before = len(hits(srv))
+    for t in (k0, k1, k1_fresh):
+        r = call(srv, "/api/echo", t)
+        assert r.status_code == 401, r.text
+        assert 'error="invalid_token"' in challenge(r)
+    assert len(hits(srv)) == before  # none of them reached the backend
+    assert call(srv, "/api/echo", k2).status_code == 200
+
+
+# ---- a jwks_file the children cannot read (issue 9, item 12) -------------------------
+
+
+def test_jwks_file_not_readable_by_children(logcheck):
+    """httpd reads jwks_file as root at start-up; its children (User www-data)
+    re-read it.  A root-only file: one tagged line per child (EID03220) at
+    once, not one per request, and the keys read at start-up keep serving."""
+    op = start_op("file")
+    try:
+        doc = json.dumps(op.jwks())
+        c = ("EidProvider filed issuer=%s jwks_file={root}/jwks.json audience=%s\n"
+             "<Location />\nAuthType eid\nEidMethods bearer\nRequire valid-user\n"
+             "</Location>\n" % (op.issuer, AUD))
+        s = Httpd(c, name="jwksfile")
+        path = os.path.join(s.root, "jwks.json")
+        with open(path, "w") as f:
+            f.write(doc)
+        os.chmod(path, 0o600)  # root only
+        with s:
+            logcheck(s)
+            s.expect_log(r"EID03220")
+            tok = op.mint(preset="inera-nurse")
+            for _ in range(5):
+                assert call(s, "/index.html", tok).status_code == 200
+            for i in range(5):
+                t = op.mint(preset="inera-nurse", claims={"jti": "file-%d" % i})
+                assert call(s, "/index.html", t).status_code == 200
+            deadline = time.time() + 5
+            while "EID03220" not in s.read_error_log() and time.time() < deadline:
+                time.sleep(0.05)
+            lines = [ln for ln in s.read_error_log().splitlines() if "EID03220" in ln]
+            assert len(lines) == 1, lines
+            assert path in lines[0] and "readable" in lines[0]
+        s.cleanup()
+    finally:
+        stop_op(op)

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "eid/eid_jwks.h"
@@ -485,36 +487,59 @@ static void test_failures_and_staleness(void **state)
     apr_pool_destroy(p);
 }
 
-static void test_rotation_keeps_old_keys(void **state)
+/* A key the document no longer lists is gone with the first successful fetch
+ * (no grace until max_stale: that is for failed fetches), and the set's
+ * generation moves on so that decisions cached under it are dropped. */
+static void test_rotation_drops_withdrawn_keys(void **state)
 {
     apr_pool_t *p;
     eid_jwks_t *ks;
     eid_result_t res;
     eid_jwks_sel_t held;
+    apr_uint32_t g0, g1;
 
     apr_pool_create(&p, pool);
     ks = make_set(p, NULL);
     src_doc = doc_of(0, 1);
     assert_int_equal(eid_jwks_refresh(ks, pool, T0, &res), APR_SUCCESS);
-    /* a reader holds k0 while the set is swapped twice */
+    g0 = eid_jwks_generation(ks);
+    assert_int_equal(eid_jwks_current(ks, g0, T0 + SEC(100)), 1);
+    /* a reader holds k0 while the set is swapped */
     assert_int_equal(sel(ks, T0, "k0", EID_JWS_RS256, &held), 0);
+    /* the same keys again, in another order: nothing withdrawn */
+    src_doc = doc_of(1, 0);
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(50), &res), APR_SUCCESS);
+    assert_int_equal(eid_jwks_generation(ks), g0);
+    /* k0 withdrawn: gone at once, k1 and the new k2 serve */
     src_doc = doc_of(1, 2);
     assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(100), &res), APR_SUCCESS);
-    /* k0 is gone from the document but kept until max_stale after T0 */
-    assert_int_equal(find(ks, T0 + SEC(100), "k0"), 0);
+    g1 = eid_jwks_generation(ks);
+    assert_int_not_equal(g1, g0);
+    assert_int_equal(eid_jwks_current(ks, g0, T0 + SEC(100)), 0);
+    assert_int_equal(eid_jwks_current(ks, g1, T0 + SEC(100)), 1);
+    assert_int_equal(find(ks, T0 + SEC(100), "k0"), 3201);
+    assert_int_equal(find(ks, T0 + SEC(100), "k1"), 0);
     assert_int_equal(find(ks, T0 + SEC(100), "k2"), 0);
-    assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(3700), &res), APR_SUCCESS);
-    assert_int_equal(find(ks, T0 + SEC(7199), "k0"), 0);
-    assert_int_equal(find(ks, T0 + SEC(7200), "k0"), 3201);
     /* the held key (old snapshot) is still intact for its reader */
     assert_string_equal(held.keys[0]->kid, "k0");
     assert_non_null(held.keys[0]->cjose);
     assert_int_equal(cjose_jwk_get_kty(held.keys[0]->cjose, NULL), CJOSE_JWK_KTY_RSA);
     eid_jwks_release(ks, &held);
-    /* the next fetch drops k0 for good; k1, k2 stay */
-    assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(7300), &res), APR_SUCCESS);
-    assert_int_equal(find(ks, T0 + SEC(7300), "k0"), 3201);
-    assert_int_equal(find(ks, T0 + SEC(7300), "k1"), 0);
+    /* a kid that now names other key material is a withdrawal too */
+    src_doc = apr_pstrcat(pool, "{\"keys\":[", key(rsa[3], "k1", NULL), ",",
+                          key(rsa[2], "k2", NULL), "]}", NULL);
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(200), &res), APR_SUCCESS);
+    assert_int_equal(eid_jwks_current(ks, g1, T0 + SEC(200)), 0);
+    g1 = eid_jwks_generation(ks);
+    /* a failed fetch keeps the keys and the generation, until max_stale
+     * (7200 s) after the last success */
+    src_fail = 1;
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(300), &res), APR_EGENERAL);
+    assert_int_equal(find(ks, T0 + SEC(300), "k2"), 0);
+    assert_int_equal(eid_jwks_generation(ks), g1);
+    assert_int_equal(eid_jwks_current(ks, g1, T0 + SEC(200 + 7199)), 1);
+    assert_int_equal(eid_jwks_current(ks, g1, T0 + SEC(200 + 7200)), 0);
+    assert_int_equal(find(ks, T0 + SEC(200 + 7200), "k2"), 3207);
     apr_pool_destroy(p);
 }
 
@@ -552,6 +577,58 @@ static void test_jwks_file(void **state)
         fputc(' ', f);
     fclose(f);
     assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(300), &res), APR_ENOSPC);
+    unlink(path);
+    rmdir(dir);
+    apr_pool_destroy(p);
+}
+
+/* A jwks_file the children's user may not read (httpd: read by root at
+ * start-up, re-read by www-data): a tagged error of its own (EID03220, also
+ * in the failure log line), the keys read before are kept. */
+static void test_jwks_file_not_readable(void **state)
+{
+    char dir[64], path[128];
+    FILE *f;
+    apr_pool_t *p;
+    eid_jwks_t *ks;
+    eid_result_t res;
+    pid_t pid;
+    int st = -1;
+
+    strcpy(dir, "/tmp/eid_test_jwks.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    fputs(doc_of(0, 1), f);
+    fclose(f);
+    apr_pool_create(&p, pool);
+    ks = make_set(p, path);
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0, &res), APR_SUCCESS);
+    /* only its owner may read it now */
+    assert_int_equal(chmod(path, 0600), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the child gives up root like httpd's children (no cmocka here) */
+        int bad = 0;
+        if (geteuid() == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(90);
+        }
+        else if (chmod(path, 0) != 0) /* not root: its owner may not read it either */
+            _exit(91);
+        logged[0] = '\0';
+        bad |= eid_jwks_refresh(ks, pool, T0 + SEC(100), &res) != APR_EACCES;
+        bad |= !res.tag || strcmp(res.tag, "EID03220") != 0;
+        bad |= !res.reason || !strstr(res.reason, path);
+        bad |= count_logged("EID03220") != 1 ? 2 : 0;
+        bad |= find(ks, T0 + SEC(100), "k1") != 0 ? 4 : 0;
+        _exit(bad);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
     unlink(path);
     rmdir(dir);
     apr_pool_destroy(p);
@@ -633,7 +710,7 @@ static void test_single_flight(void **state)
     assert_int_equal(a.done, 0);
     release_source();
     apr_thread_join(&rv, ta);
-    assert_int_equal(a.rc, 0); /* k0 carried over */
+    assert_int_equal(a.rc, 3201); /* k0 withdrawn by the new document */
     assert_int_equal(find(ks, T0 + SEC(4000), "k2"), 0);
     assert_int_equal(src_calls, 2);
     apr_pool_destroy(p);
@@ -672,8 +749,9 @@ int main(void)
         cmocka_unit_test_setup(test_kid_lookup, reset),
         cmocka_unit_test_setup(test_throttled_refetch, reset),
         cmocka_unit_test_setup(test_failures_and_staleness, reset),
-        cmocka_unit_test_setup(test_rotation_keeps_old_keys, reset),
+        cmocka_unit_test_setup(test_rotation_drops_withdrawn_keys, reset),
         cmocka_unit_test_setup(test_jwks_file, reset),
+        cmocka_unit_test_setup(test_jwks_file_not_readable, reset),
         cmocka_unit_test_setup(test_single_flight, reset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

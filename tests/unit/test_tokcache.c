@@ -230,7 +230,7 @@ static void test_expiry_replace_evict(void **state)
     apr_pool_destroy(p);
 }
 
-static int accept_b(const void *owner, const void *baton)
+static int accept_b(const void *owner, apr_uint32_t gen, const void *baton)
 {
     (void)baton;
     return owner == &owner_b;
@@ -257,6 +257,46 @@ static void test_accept_fn_and_global(void **state)
     /* the cache goes with its pool */
     apr_pool_destroy(p);
     assert_null(eid_tokcache_global());
+}
+
+/* The generation is the baton: an entry of another one is outdated. */
+static int accept_gen(const void *owner, apr_uint32_t gen, const void *baton)
+{
+    if (owner != &owner_a)
+        return 0;
+    return gen == *(const apr_uint32_t *)baton ? 1 : -1;
+}
+
+static void test_generation(void **state)
+{
+    apr_pool_t *p;
+    eid_tokcache_t *c;
+    eid_identity_t *out;
+    unsigned char k[EID_TOKCACHE_KEY_LEN], k2[EID_TOKCACHE_KEY_LEN];
+    apr_uint32_t cur = 7;
+
+    apr_pool_create(&p, pool);
+    c = eid_tokcache_create(p, 10, apr_time_from_sec(60));
+    eid_tokcache_key("t1", 2, k);
+    eid_tokcache_key("t2", 2, k2);
+    eid_tokcache_put_gen(c, k, &owner_a, 7, identity(p, "a"), 0, now);
+    eid_tokcache_put_gen(c, k2, &owner_b, 3, identity(p, "b"), 0, now);
+    assert_int_equal(eid_tokcache_get(c, k, now, accept_gen, &cur, p, &out), 1);
+    assert_string_equal(out->subject, "a");
+    /* another owner's entry is not for us, but it stays */
+    assert_int_equal(eid_tokcache_get(c, k2, now, accept_gen, &cur, p, &out), 0);
+    assert_int_equal(eid_tokcache_count(c), 2);
+    /* the owner's state moved on: a miss, and the entry is gone */
+    cur = 8;
+    assert_int_equal(eid_tokcache_get(c, k, now, accept_gen, &cur, p, &out), 0);
+    assert_int_equal(eid_tokcache_count(c), 1);
+    cur = 7;
+    assert_int_equal(eid_tokcache_get(c, k, now, accept_gen, &cur, p, &out), 0);
+    /* eid_tokcache_put() stores generation 0 */
+    eid_tokcache_put(c, k, &owner_a, identity(p, "a0"), 0, now);
+    cur = 0;
+    assert_int_equal(eid_tokcache_get(c, k, now, accept_gen, &cur, p, &out), 1);
+    apr_pool_destroy(p);
 }
 
 typedef struct job {
@@ -318,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_expiry_replace_evict),
         cmocka_unit_test(test_accept_fn_and_global),
+        cmocka_unit_test(test_generation),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_held_past_eviction),
         cmocka_unit_test(test_shards),
