@@ -16,6 +16,7 @@
 
 #include "eid/eid_hsa.h"
 #include "eid/eid_pnr.h"
+#include "eid/eid_util.h"
 
 typedef struct {
     const char *text;          /* the Require line, for logs and audit */
@@ -116,15 +117,11 @@ static authz_status method_check(request_rec *r, const char *line, const void *p
 static const char *loa_parse(cmd_parms *cmd, const char *line, const void **parsed)
 {
     req_args_t *a = split_args(cmd, line, "eid-loa");
-    char *end;
-    long n;
     if (a->words->nelts != 1)
         return "eid-loa: takes exactly one level (1-4)";
-    n = strtol(WORD(a, 0), &end, 10);
-    if (*end || n < 1 || n > 4)
+    if ((a->loa = eid_loa_parse(WORD(a, 0), 1)) < 0)
         return apr_psprintf(cmd->pool, "eid-loa: '%s' is not a level from 1 to 4",
                             WORD(a, 0));
-    a->loa = (int)n;
     *parsed = a;
     return NULL;
 }
