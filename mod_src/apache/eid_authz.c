@@ -266,7 +266,6 @@ static const req_kind_t k_hsa = {"eid-hsa-id", 0, "eid-hsa-id: name at least one
                                  hsa_word, hsa_match, {check_line, hsa_parse}};
 static const req_kind_t k_scope = {"eid-scope", 0, "eid-scope: name at least one scope",
                                    scope_word, scope_match, {check_line, scope_parse}};
-static const req_kind_t *const kinds[] = {&k_method, &k_loa, &k_org, &k_hsa, &k_scope};
 
 static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed)
 {
@@ -353,13 +352,18 @@ static int check_require_authtype(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
 
 void eid_register_authz_providers(apr_pool_t *p)
 {
-    size_t i;
-
+    /* The names as literals: make check-docs finds the providers by them. */
     ap_hook_check_config(check_require_authtype, NULL, NULL, APR_HOOK_MIDDLE);
-    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-        ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, kinds[i]->name,
-                                  AUTHZ_PROVIDER_VERSION, &kinds[i]->provider,
-                                  AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-method", AUTHZ_PROVIDER_VERSION,
+                              &k_method.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-loa", AUTHZ_PROVIDER_VERSION,
+                              &k_loa.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-org", AUTHZ_PROVIDER_VERSION,
+                              &k_org.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-hsa-id", AUTHZ_PROVIDER_VERSION,
+                              &k_hsa.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-scope", AUTHZ_PROVIDER_VERSION,
+                              &k_scope.provider, AP_AUTH_INTERNAL_PER_CONF);
 }
 
 /* A 403 caused by eid-scope on a bearer request carries RFC 6750's
