@@ -61,17 +61,6 @@ eid_jws_alg_e eid_jwks_alg_parse(const char *s, apr_size_t len);
 /* The JOSE name of `a` ("RS256"), "none", "HS*" or "unknown".  Static. */
 const char *eid_jwks_alg_name(eid_jws_alg_e a);
 
-/*
- * Strict unpadded base64url (RFC 7515 2): only the URL-safe alphabet, no
- * '=', no length of 4k+1, and the unused low bits of the last character
- * zero, so that every byte string has exactly one accepted encoding.
- * Returns 1 or 0.  Pure.
- */
-int eid_jwks_b64url_ok(const char *s, apr_size_t n);
-
-/* The 6-bit value of base64url character `c`, or -1.  Pure. */
-int eid_jwks_b64val(unsigned char c);
-
 typedef enum {
     EID_JWK_RSA = 1,
     EID_JWK_EC_P256,

@@ -6,6 +6,7 @@
  * if it dies.  Files are opened in the parent as root, like access logs.
  */
 #include "mod_auth_eid.h"
+#include "eid/eid_util.h"
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
@@ -14,9 +15,6 @@
 #include "http_core.h"
 #include "http_log.h"
 #include "http_request.h"
-
-static const unsigned char b64u[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Request ids: 8 random bytes drawn once per child process, then a counter.
  * Unique across children and restarts without a syscall per request. */
@@ -43,8 +41,6 @@ const char *eid_request_id(request_rec *r)
 {
     unsigned char raw[12];
     apr_uint32_t n;
-    char *id;
-    int i;
     /* Why the root's state and pool: a subrequest's pool dies before its main
      * request does, and an id kept there used to leave the main request (its
      * EID_REQUEST_ID, header and audit record) pointing at freed memory.  A
@@ -66,17 +62,9 @@ const char *eid_request_id(request_rec *r)
     raw[9] = (unsigned char)(n >> 16);
     raw[10] = (unsigned char)(n >> 8);
     raw[11] = (unsigned char)n;
-    id = apr_palloc(root->pool, 17);
-    for (i = 0; i < 4; i++) {
-        unsigned v = (unsigned)raw[3 * i] << 16 | (unsigned)raw[3 * i + 1] << 8 |
-                     raw[3 * i + 2];
-        id[4 * i] = (char)b64u[v >> 18];
-        id[4 * i + 1] = (char)b64u[(v >> 12) & 63];
-        id[4 * i + 2] = (char)b64u[(v >> 6) & 63];
-        id[4 * i + 3] = (char)b64u[v & 63];
-    }
-    id[16] = '\0';
-    return st->request_id = id;
+    /* 12 bytes: 16 base64url characters, no padding; in the root's pool (see
+     * above). */
+    return st->request_id = eid_b64url_pencode(root->pool, raw, sizeof(raw));
 }
 
 int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

@@ -16,13 +16,35 @@
 
 #include "eid/eid_hsa.h"
 #include "eid/eid_pnr.h"
+#include "eid/eid_util.h"
 
+typedef struct req_args req_args_t;
+
+/*
+ * One Require provider: what it adds to the shared parse (parse_line) and
+ * per-request check (check_line).  Static and read-only.
+ */
 typedef struct {
+    const char *name;      /* "eid-hsa-id" */
+    int one_word;          /* exactly one word (else: at least one) */
+    const char *count_err; /* when the line has not that many words */
+    /* One word of the line: NULL, or why it is refused (in p); may record
+     * what it read in `a`. */
+    const char *(*word)(apr_pool_t *p, req_args_t *a, const char *w);
+    /* The request's identity against the line: NULL when it grants, else
+     * why not (in r->pool). */
+    const char *(*match)(request_rec *r, eid_req_t *st, const req_args_t *a);
+    authz_provider provider;
+} req_kind_t;
+
+/* A parsed Require line; in the configuration pool, read-only afterwards. */
+struct req_args {
+    const req_kind_t *kind;
     const char *text;          /* the Require line, for logs and audit */
     apr_array_header_t *words; /* const char * */
     unsigned mask;             /* eid-method: bit per eid_method_e */
     int loa;                   /* eid-loa */
-} req_args_t;
+};
 
 static req_args_t *split_args(cmd_parms *cmd, const char *line, const char *name)
 {
@@ -80,84 +102,79 @@ static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
     return AUTHZ_DENIED;
 }
 
-/* ---- eid-method ---------------------------------------------------------- */
-
-static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed)
+/* Parse a Require line of kind `k`: its words, counted and each checked. */
+static const char *parse_line(cmd_parms *cmd, const char *line, const void **parsed,
+                              const req_kind_t *k)
 {
-    req_args_t *a = split_args(cmd, line, "eid-method");
+    req_args_t *a = split_args(cmd, line, k->name);
+    const char *err;
     int i;
-    if (a->words->nelts == 0)
-        return "eid-method: name at least one of cert, bearer, oidc";
-    for (i = 0; i < a->words->nelts; i++) {
-        eid_method_e m = eid_method_parse(WORD(a, i));
-        if (m == EID_METHOD_NONE)
-            return apr_psprintf(cmd->pool, "eid-method: unknown method '%s'", WORD(a, i));
-        a->mask |= 1u << m;
-    }
+    if (k->one_word ? a->words->nelts != 1 : a->words->nelts == 0)
+        return k->count_err;
+    for (i = 0; i < a->words->nelts; i++)
+        if ((err = k->word(cmd->pool, a, WORD(a, i))) != NULL)
+            return err;
+    a->kind = k;
     *parsed = a;
     return NULL;
 }
 
-static authz_status method_check(request_rec *r, const char *line, const void *parsed)
+/* The check of every provider: the identity, then the kind's own match. */
+static authz_status check_line(request_rec *r, const char *line, const void *parsed)
 {
     const req_args_t *a = parsed;
     eid_req_t *st = NULL;
     authz_status s = identity_of(r, a, &st);
+    const char *why;
     if (s != AUTHZ_GRANTED)
         return s;
+    why = a->kind->match(r, st, a);
+    return why ? deny(r, st, a, why) : AUTHZ_GRANTED;
+}
+
+/* ---- eid-method ---------------------------------------------------------- */
+
+static const char *method_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    eid_method_e m = eid_method_parse(w);
+    if (m == EID_METHOD_NONE)
+        return apr_psprintf(p, "eid-method: unknown method '%s'", w);
+    a->mask |= 1u << m;
+    return NULL;
+}
+
+static const char *method_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
     if (a->mask & (1u << st->id->method))
-        return AUTHZ_GRANTED;
-    return deny(r, st, a, apr_psprintf(r->pool, "authenticated by %s",
-                                       eid_method_name(st->id->method)));
+        return NULL;
+    return apr_psprintf(r->pool, "authenticated by %s", eid_method_name(st->id->method));
 }
 
 /* ---- eid-loa ------------------------------------------------------------- */
 
-static const char *loa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+static const char *loa_word(apr_pool_t *p, req_args_t *a, const char *w)
 {
-    req_args_t *a = split_args(cmd, line, "eid-loa");
-    char *end;
-    long n;
-    if (a->words->nelts != 1)
-        return "eid-loa: takes exactly one level (1-4)";
-    n = strtol(WORD(a, 0), &end, 10);
-    if (*end || n < 1 || n > 4)
-        return apr_psprintf(cmd->pool, "eid-loa: '%s' is not a level from 1 to 4",
-                            WORD(a, 0));
-    a->loa = (int)n;
-    *parsed = a;
+    if ((a->loa = eid_loa_parse(w, 1)) < 0)
+        return apr_psprintf(p, "eid-loa: '%s' is not a level from 1 to 4", w);
     return NULL;
 }
 
-static authz_status loa_check(request_rec *r, const char *line, const void *parsed)
+static const char *loa_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
-    const req_args_t *a = parsed;
-    eid_req_t *st = NULL;
-    authz_status s = identity_of(r, a, &st);
-    if (s != AUTHZ_GRANTED)
-        return s;
     if (st->id->loa >= a->loa)
-        return AUTHZ_GRANTED;
-    return deny(r, st, a, apr_psprintf(r->pool, "level of assurance %d", st->id->loa));
+        return NULL;
+    return apr_psprintf(r->pool, "level of assurance %d", st->id->loa);
 }
 
 /* ---- eid-org ------------------------------------------------------------- */
 
-static const char *org_parse(cmd_parms *cmd, const char *line, const void **parsed)
+static const char *org_word(apr_pool_t *p, req_args_t *a, const char *w)
 {
-    req_args_t *a = split_args(cmd, line, "eid-org");
-    int i;
-    if (a->words->nelts == 0)
-        return "eid-org: name at least one organisation number or HSA-ID prefix";
-    for (i = 0; i < a->words->nelts; i++) {
-        const char *w = WORD(a, i);
-        size_t n = strlen(w);
-        if (!eid_orgnr_ok(w, n) && !eid_hsa_prefix_ok(w, n))
-            return apr_psprintf(cmd->pool, "eid-org: '%s' is neither a valid organisation "
-                                "number (10 digits, Luhn) nor an HSA-ID prefix "
-                                "(SE + 10 digits + '-' ...)", w);
-    }
-    *parsed = a;
+    size_t n = strlen(w);
+    if (!eid_orgnr_ok(w, n) && !eid_hsa_prefix_ok(w, n))
+        return apr_psprintf(p, "eid-org: '%s' is neither a valid organisation "
+                            "number (10 digits, Luhn) nor an HSA-ID prefix "
+                            "(SE + 10 digits + '-' ...)", w);
     return NULL;
 }
 
@@ -166,84 +183,55 @@ static int has_prefix(const char *s, const char *prefix)
     return s && !strncasecmp(s, prefix, strlen(prefix));
 }
 
-static authz_status org_check(request_rec *r, const char *line, const void *parsed)
+static const char *org_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
-    const req_args_t *a = parsed;
-    eid_req_t *st = NULL;
-    authz_status s = identity_of(r, a, &st);
     int i;
-    if (s != AUTHZ_GRANTED)
-        return s;
     for (i = 0; i < a->words->nelts; i++) {
         const char *w = WORD(a, i);
         if (w[0] == 'S' || w[0] == 's') {
             if (has_prefix(st->id->hsa_id, w) || has_prefix(st->id->org_hsa_id, w))
-                return AUTHZ_GRANTED;
+                return NULL;
         }
         else if (st->id->org_number && !strcmp(st->id->org_number, w)) {
-            return AUTHZ_GRANTED;
+            return NULL;
         }
     }
-    return deny(r, st, a, "organisation not listed");
+    return "organisation not listed";
 }
 
 /* ---- eid-hsa-id ---------------------------------------------------------- */
 
-static const char *hsa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+static const char *hsa_word(apr_pool_t *p, req_args_t *a, const char *w)
 {
-    req_args_t *a = split_args(cmd, line, "eid-hsa-id");
-    int i;
-    if (a->words->nelts == 0)
-        return "eid-hsa-id: name at least one HSA-ID";
-    for (i = 0; i < a->words->nelts; i++)
-        if (!eid_hsa_ok(WORD(a, i), strlen(WORD(a, i)), 0, NULL))
-            return apr_psprintf(cmd->pool, "eid-hsa-id: '%s' is not an HSA-ID",
-                                WORD(a, i));
-    *parsed = a;
+    if (!eid_hsa_ok(w, strlen(w), 0, NULL))
+        return apr_psprintf(p, "eid-hsa-id: '%s' is not an HSA-ID", w);
     return NULL;
 }
 
-static authz_status hsa_check(request_rec *r, const char *line, const void *parsed)
+static const char *hsa_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
-    const req_args_t *a = parsed;
-    eid_req_t *st = NULL;
-    authz_status s = identity_of(r, a, &st);
     int i;
-    if (s != AUTHZ_GRANTED)
-        return s;
     for (i = 0; st->id->hsa_id && i < a->words->nelts; i++)
         if (!strcasecmp(st->id->hsa_id, WORD(a, i)))
-            return AUTHZ_GRANTED;
-    return deny(r, st, a, "HSA-ID not listed");
+            return NULL;
+    return "HSA-ID not listed";
 }
 
 /* ---- eid-scope ------------------------------------------------------------ */
 
-static const char *scope_parse(cmd_parms *cmd, const char *line, const void **parsed)
+static const char *scope_word(apr_pool_t *p, req_args_t *a, const char *w)
 {
-    req_args_t *a = split_args(cmd, line, "eid-scope");
-    int i;
     const char *s;
-    if (a->words->nelts == 0)
-        return "eid-scope: name at least one scope";
-    for (i = 0; i < a->words->nelts; i++)
-        for (s = WORD(a, i); *s; s++) /* RFC 6749 scope-token characters */
-            if (*s < 0x21 || *s == '"' || *s == '\\' || *s > 0x7e)
-                return apr_psprintf(cmd->pool, "eid-scope: '%s' is not a valid scope",
-                                    WORD(a, i));
-    *parsed = a;
+    for (s = w; *s; s++) /* RFC 6749 scope-token characters */
+        if (*s < 0x21 || *s == '"' || *s == '\\' || *s > 0x7e)
+            return apr_psprintf(p, "eid-scope: '%s' is not a valid scope", w);
     return NULL;
 }
 
 /* Every listed scope must be granted (use RequireAny for alternatives). */
-static authz_status scope_check(request_rec *r, const char *line, const void *parsed)
+static const char *scope_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
-    const req_args_t *a = parsed;
-    eid_req_t *st = NULL;
-    authz_status s = identity_of(r, a, &st);
     int i, j;
-    if (s != AUTHZ_GRANTED)
-        return s;
     for (i = 0; i < a->words->nelts; i++) {
         const apr_array_header_t *have = st->id->scopes;
         int found = 0;
@@ -251,18 +239,54 @@ static authz_status scope_check(request_rec *r, const char *line, const void *pa
             found = !strcmp(APR_ARRAY_IDX(have, j, const char *), WORD(a, i));
         if (!found) {
             st->scope_needed = apr_array_pstrcat(r->pool, a->words, ' ');
-            return deny(r, st, a, apr_pstrcat(r->pool, "scope ", WORD(a, i),
-                                              " not granted", NULL));
+            return apr_pstrcat(r->pool, "scope ", WORD(a, i), " not granted", NULL);
         }
     }
-    return AUTHZ_GRANTED;
+    return NULL;
 }
 
-static const authz_provider p_method = {&method_check, &method_parse};
-static const authz_provider p_loa = {&loa_check, &loa_parse};
-static const authz_provider p_org = {&org_check, &org_parse};
-static const authz_provider p_hsa = {&hsa_check, &hsa_parse};
-static const authz_provider p_scope = {&scope_check, &scope_parse};
+/* ---- the providers --------------------------------------------------------- */
+
+/* httpd's parse callback takes no context: one line of glue per kind. */
+static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *loa_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *org_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *hsa_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *scope_parse(cmd_parms *cmd, const char *line, const void **parsed);
+
+static const req_kind_t k_method = {"eid-method", 0,
+                                    "eid-method: name at least one of cert, bearer, oidc",
+                                    method_word, method_match, {check_line, method_parse}};
+static const req_kind_t k_loa = {"eid-loa", 1, "eid-loa: takes exactly one level (1-4)",
+                                 loa_word, loa_match, {check_line, loa_parse}};
+static const req_kind_t k_org = {"eid-org", 0,
+                                 "eid-org: name at least one organisation number or HSA-ID "
+                                 "prefix", org_word, org_match, {check_line, org_parse}};
+static const req_kind_t k_hsa = {"eid-hsa-id", 0, "eid-hsa-id: name at least one HSA-ID",
+                                 hsa_word, hsa_match, {check_line, hsa_parse}};
+static const req_kind_t k_scope = {"eid-scope", 0, "eid-scope: name at least one scope",
+                                   scope_word, scope_match, {check_line, scope_parse}};
+
+static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_method);
+}
+static const char *loa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_loa);
+}
+static const char *org_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_org);
+}
+static const char *hsa_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_hsa);
+}
+static const char *scope_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_scope);
+}
 
 /* ---- start-up check: Require eid-* needs AuthType eid ---------------------- */
 
@@ -328,17 +352,18 @@ static int check_require_authtype(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_
 
 void eid_register_authz_providers(apr_pool_t *p)
 {
+    /* The names as literals: make check-docs finds the providers by them. */
     ap_hook_check_config(check_require_authtype, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-method",
-                              AUTHZ_PROVIDER_VERSION, &p_method, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-method", AUTHZ_PROVIDER_VERSION,
+                              &k_method.provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-loa", AUTHZ_PROVIDER_VERSION,
-                              &p_loa, AP_AUTH_INTERNAL_PER_CONF);
+                              &k_loa.provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-org", AUTHZ_PROVIDER_VERSION,
-                              &p_org, AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-hsa-id",
-                              AUTHZ_PROVIDER_VERSION, &p_hsa, AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-scope",
-                              AUTHZ_PROVIDER_VERSION, &p_scope, AP_AUTH_INTERNAL_PER_CONF);
+                              &k_org.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-hsa-id", AUTHZ_PROVIDER_VERSION,
+                              &k_hsa.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-scope", AUTHZ_PROVIDER_VERSION,
+                              &k_scope.provider, AP_AUTH_INTERNAL_PER_CONF);
 }
 
 /* A 403 caused by eid-scope on a bearer request carries RFC 6750's

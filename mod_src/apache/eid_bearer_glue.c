@@ -15,6 +15,7 @@
 #include "http_protocol.h"
 
 #include "eid/eid_bearer.h"
+#include "eid/eid_util.h"
 
 #define DEFAULT_CACHE_ENTRIES 10000
 #define DEFAULT_CACHE_TTL_SEC 300
@@ -64,8 +65,7 @@ const char *eid_set_provider(cmd_parms *cmd, void *dc, int argc, char *const arg
 const char *eid_set_token_cache(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    long n;
+    apr_int64_t n;
     int i;
 
     if (err)
@@ -76,16 +76,14 @@ const char *eid_set_token_cache(cmd_parms *cmd, void *dc, int argc, char *const 
         eid_g->token_cache_entries = 0;
     }
     else {
-        n = strtol(argv[0], &end, 10);
-        if (*end || n < 1 || n > 10000000)
+        if (eid_uint_parse(argv[0], 1, 10000000, &n))
             return "EidTokenCache: entries must be a number from 1 to 10000000, or off";
         eid_g->token_cache_entries = (int)n;
     }
     for (i = 1; i < argc; i++) {
         if (strncasecmp(argv[i], "max_ttl=", 8))
             return apr_psprintf(cmd->pool, "EidTokenCache: unknown option '%s'", argv[i]);
-        n = strtol(argv[i] + 8, &end, 10);
-        if (*end || n < 1 || n > 86400)
+        if (eid_uint_parse(argv[i] + 8, 1, 86400, &n))
             return "EidTokenCache: max_ttl must be 1 to 86400 seconds";
         eid_g->token_cache_ttl = apr_time_from_sec(n);
     }

@@ -9,6 +9,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid/eid_util.h"
 
 #include "apr_hash.h"
 #include "apr_lib.h"
@@ -126,11 +127,8 @@ void *eid_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
 static const char *parse_loa(apr_pool_t *p, const char *v, int min, int *out)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < min || n > 4)
+    if ((*out = eid_loa_parse(v, min)) < 0)
         return apr_psprintf(p, "loa must be a level from %d to 4, not '%s'", min, v);
-    *out = (int)n;
     return NULL;
 }
 
@@ -302,31 +300,22 @@ static const char *set_pseudonym_key(cmd_parms *cmd, void *dc, const char *file)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     const char *path;
-    apr_file_t *f;
-    apr_finfo_t fi;
     apr_size_t n;
-    unsigned char *buf;
-    apr_status_t rv;
+    char *buf;
 
     if (err)
         return err;
-    path = ap_server_root_relative(cmd->pool, file);
-    if (!path || (rv = apr_file_open(&f, path, APR_READ | APR_BINARY, 0, cmd->temp_pool))
-                     != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "EidPseudonymKeyFile: cannot open '%s'", file);
-    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size < 32 ||
-        fi.size > 4096) {
-        apr_file_close(f);
+    if (!(path = ap_server_root_relative(cmd->pool, file)))
+        return apr_psprintf(cmd->pool, "EidPseudonymKeyFile: invalid path '%s'", file);
+    /* Read into cmd->pool: the key is kept for the configuration's life. */
+    if (eid_file_read(cmd->pool, path, 4096, EID_FILE_SECRET, &buf, &n, &err) != APR_SUCCESS)
+        return apr_pstrcat(cmd->pool, "EidPseudonymKeyFile: ", err, NULL);
+    if (n < 32) {
+        explicit_bzero(buf, n);
         return apr_psprintf(cmd->pool, "EidPseudonymKeyFile: '%s' must hold 32 to 4096 "
                             "bytes of secret (e.g. head -c 32 /dev/urandom)", file);
     }
-    n = (apr_size_t)fi.size;
-    buf = apr_palloc(cmd->pool, n);
-    rv = apr_file_read_full(f, buf, n, &n);
-    apr_file_close(f);
-    if (rv != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "EidPseudonymKeyFile: cannot read '%s'", file);
-    eid_g->pseudonym_key = buf;
+    eid_g->pseudonym_key = (const unsigned char *)buf;
     eid_g->pseudonym_key_len = n;
     eid_g->pseudonym_key_file = path;
     return NULL;

@@ -6,6 +6,7 @@
  * tree costs several times more than escaping a dozen strings in place.
  */
 #include "eid/eid_audit.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -37,41 +38,14 @@ static void sb_raw(sbuf_t *b, const char *s, apr_size_t n)
 
 #define SB_LIT(b, lit) sb_raw((b), (lit), sizeof(lit) - 1)
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one.
- * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int utf8_seq(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if (s[0] == 0xe0 && s[1] < 0xa0)
-            return 0;
-        if (s[0] == 0xed && s[1] >= 0xa0)
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if (s[0] == 0xf0 && s[1] < 0x90)
-            return 0;
-        if (s[0] == 0xf4 && s[1] >= 0x90)
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 static void sb_str(sbuf_t *b, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
+    apr_size_t slen = strlen(str);
+    const unsigned char *end = s + slen;
 
-    sb_reserve(b, strlen(str) + 2);
+    sb_reserve(b, slen + 2);
     b->buf[b->len++] = '"';
     while (*s) {
         int n;
@@ -92,7 +66,7 @@ static void sb_str(sbuf_t *b, const char *str)
             sb_raw(b, esc, 6);
             s++;
         }
-        else if ((n = utf8_seq(s)) > 0) {
+        else if ((n = eid_utf8_seq(s, (size_t)(end - s), NULL)) > 0) {
             sb_raw(b, (const char *)s, (apr_size_t)n);
             s += n;
         }
@@ -167,14 +141,13 @@ static void put2(char *d, unsigned v)
 /*
  * "YYYY-MM-DDThh:mm:ss.uuuuuuZ" (27 characters and a NUL) for t, in UTC.
  * Computed here rather than with gmtime_r(), which takes glibc's time-zone
- * lock: every request would queue on it.  The civil date from a day count
- * is the well-known era/day-of-era arithmetic of the proleptic Gregorian
- * calendar; years 0..9999 only (an audit time outside is not possible).
+ * lock: every request would queue on it.  Years 0..9999 only (an audit
+ * time outside is not possible).
  */
 static void utc_stamp(apr_time_t t, char out[28])
 {
     apr_int64_t us = t % APR_USEC_PER_SEC, secs = t / APR_USEC_PER_SEC;
-    apr_int64_t days, sod, era, doe, yoe, y, doy, mp;
+    apr_int64_t days, sod, y;
     unsigned d, m;
     int i;
 
@@ -188,16 +161,7 @@ static void utc_stamp(apr_time_t t, char out[28])
         sod += 86400;
         days--;
     }
-    days += 719468; /* from 1970-01-01 to 0000-03-01 */
-    era = (days >= 0 ? days : days - 146096) / 146097;
-    doe = days - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-    m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-    y += m <= 2;
+    eid_civil_from_days(days, &y, &m, &d);
     if (y < 0)
         y = 0;
     if (y > 9999)

@@ -8,6 +8,7 @@
 #include "eid/eid_http.h"
 #include "eid/eid_introspect.h"
 #include "eid/eid_jwt.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <ctype.h>
@@ -92,22 +93,17 @@ eid_jwks_t *eid_provider_jwks(eid_provider_t *pv)
 static const char *parse_num(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
                              apr_int64_t max, apr_int64_t *out)
 {
-    apr_int64_t n = 0;
-    const char *s = v;
-
-    if (!*s)
-        return apr_psprintf(p, "%s: a number is required", key);
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || n > max)
-            return apr_psprintf(p, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
-                                " to %" APR_INT64_T_FMT, key, v, min, max);
-        n = n * 10 + (*s - '0');
+    switch (eid_uint_parse(v, min, max, out)) {
+    case 0:
+        return NULL;
+    case -2:
+        return apr_psprintf(p, "%s: %s is outside %" APR_INT64_T_FMT "..%" APR_INT64_T_FMT,
+                            key, v, min, max);
+    default:
+        return *v ? apr_psprintf(p, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                                 " to %" APR_INT64_T_FMT, key, v, min, max)
+                  : apr_psprintf(p, "%s: a number is required", key);
     }
-    if (n < min || n > max)
-        return apr_psprintf(p, "%s: %" APR_INT64_T_FMT " is outside %" APR_INT64_T_FMT
-                            "..%" APR_INT64_T_FMT, key, n, min, max);
-    *out = n;
-    return NULL;
 }
 
 static const char *parse_secs(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
@@ -193,26 +189,6 @@ static const char *set_types(eid_provider_t *pv, apr_pool_t *p, const char *v)
     return NULL;
 }
 
-/* Read a small file whole; NULL on success, else an error in p. */
-static const char *read_small(apr_pool_t *p, const char *key, const char *path,
-                              apr_size_t max, char **buf, apr_size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    size_t n;
-
-    if (!f)
-        return apr_psprintf(p, "%s: cannot open %s", key, path);
-    *buf = apr_palloc(p, max + 1);
-    n = fread(*buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max)
-        return apr_psprintf(p, "%s: %s is larger than %" APR_SIZE_T_FMT " bytes", key, path,
-                            max);
-    (*buf)[n] = '\0';
-    *len = n;
-    return NULL;
-}
-
 /* introspect_require: the members an introspection answer must carry.  aud
  * cannot be waived: an answer without it admits tokens issued for any other
  * service of the same server. */
@@ -245,10 +221,10 @@ static const char *set_secret_file(eid_provider_t *pv, apr_pool_t *p, const char
 {
     char *buf;
     apr_size_t len, i;
-    const char *err = read_small(p, "client_secret_file", path, MAX_SECRET, &buf, &len);
+    const char *err;
 
-    if (err)
-        return err;
+    if (eid_file_read(p, path, MAX_SECRET, EID_FILE_SECRET, &buf, &len, &err) != APR_SUCCESS)
+        return apr_pstrcat(p, "client_secret_file: ", err, NULL);
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
         len--;
     for (i = 0; i < len; i++)
@@ -372,13 +348,14 @@ static const char *check_jwks_file(eid_provider_t *pv, apr_pool_t *p)
     apr_pool_t *tmp;
     eid_jwks_keys_t *set;
     eid_result_t r = {0, NULL, NULL};
-    const char *err;
+    const char *err = NULL;
     char *doc;
     apr_size_t len;
     int i, a, usable = 0;
 
     apr_pool_create(&tmp, p);
-    err = read_small(p, "jwks_file", pv->jwks_file, pv->http.max_bytes, &doc, &len);
+    if (eid_file_read(p, pv->jwks_file, pv->http.max_bytes, 0, &doc, &len, &err))
+        err = apr_pstrcat(p, "jwks_file: ", err, NULL);
     if (!err && eid_jwks_parse(tmp, doc, len, apr_time_now(), pv->name, &set, &r))
         err = apr_psprintf(p, "jwks_file: %s: %s", pv->jwks_file, r.reason);
     for (i = 0; !err && i < set->n; i++)

@@ -14,6 +14,7 @@
 
 #include "eid/eid_hsa.h"
 #include "eid/eid_pnr.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <limits.h>
@@ -172,28 +173,14 @@ static int check_usage(X509 *cert, eid_result_t *res)
     return EID_CERT_OK;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static apr_int64_t days_from_civil(apr_int64_t y, unsigned m, unsigned d)
-{
-    apr_int64_t era;
-    unsigned yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (apr_int64_t)doe - 719468;
-}
-
 static int asn1_time_sec(const ASN1_TIME *t, apr_int64_t *out)
 {
     struct tm tm;
 
     if (!t || !ASN1_TIME_to_tm(t, &tm))
         return 0;
-    *out = days_from_civil((apr_int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1,
-                           (unsigned)tm.tm_mday) * 86400 +
+    *out = eid_days_from_civil((apr_int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1,
+                               (unsigned)tm.tm_mday) * 86400 +
            tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
     return 1;
 }

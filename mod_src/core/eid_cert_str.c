@@ -3,6 +3,7 @@
  * clean UTF-8; distinguished names and serial numbers for identities and logs.
  */
 #include "eid_cert_int.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <openssl/bio.h>
@@ -13,75 +14,17 @@ const char *const eid_cert_str_err_text[] = {"ok", "has a string type that is no
                                              "contains NUL or a control character"};
 const char *const eid_cert_str_err_tag[] = {NULL, "EID02021", "EID02022", "EID02023"};
 
-/* C0, DEL and C1.  Why C1 as well: U+0085 (NEL) is a line break to some
- * consumers, and none of these has a place in a name or an identifier. */
-static int is_control(unsigned long cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF, no truncated sequence; and no control character. */
+/* eid_utf8_check() without control characters, as this unit's string
+ * error: strict UTF-8 (RFC 3629) and no C0, DEL or C1.  Why C1 as well:
+ * U+0085 (NEL) is a line break to some consumers, and none of these has a
+ * place in a name or an identifier. */
 static eid_cert_str_err_e utf8_check(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i], lo = 0x80, hi = 0xBF;
-        unsigned long cp;
-        size_t need, k;
-
-        if (c < 0x80) {
-            if (is_control(c))
-                return STR_CONTROL;
-            i++;
-            continue;
-        }
-        /* The second byte's range rules out overlong forms (E0, F0),
-         * surrogates (ED) and code points above U+10FFFF (F4). */
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        }
-        else {
-            return STR_BAD_ENCODING;
-        }
-        cp = c & (0x3F >> need);
-        if (n - i - 1 < need)
-            return STR_BAD_ENCODING;
-        for (k = 1; k <= need; k++) {
-            unsigned char cc = s[i + k];
-            if (cc < lo || cc > hi)
-                return STR_BAD_ENCODING;
-            lo = 0x80;
-            hi = 0xBF;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (is_control(cp))
-            return STR_CONTROL;
-        i += need + 1;
+    switch (eid_utf8_check(s, n, EID_UTF8_NO_CONTROLS)) {
+    case EID_UTF8_OK: return STR_OK;
+    case EID_UTF8_CONTROL: return STR_CONTROL;
+    default: return STR_BAD_ENCODING;
     }
-    return STR_OK;
-}
-
-static char *utf8_put(char *o, unsigned long cp)
-{
-    static const unsigned char lead[] = {0x00, 0xC0, 0xE0, 0xF0};
-    int n = cp < 0x80 ? 0 : cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;
-
-    *o++ = (char)(lead[n] | (cp >> (6 * n)));
-    while (n-- > 0)
-        *o++ = (char)(0x80 | ((cp >> (6 * n)) & 0x3F));
-    return o;
 }
 
 /* Fixed-width encodings: Latin-1 (T61 as OpenSSL and mod_ssl read it),
@@ -102,9 +45,9 @@ static eid_cert_str_err_e wide_to_utf8(apr_pool_t *p, const unsigned char *d, si
             cp = (cp << 8) | d[i + k];
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return STR_BAD_ENCODING;
-        if (is_control(cp))
+        if (eid_utf8_is_control((uint32_t)cp))
             return STR_CONTROL;
-        o = utf8_put(o, cp);
+        o += eid_utf8_put(o, (uint32_t)cp); /* cp is a scalar value: checked above */
     }
     *o = '\0';
     *out = buf;

@@ -5,19 +5,18 @@
  * read; afterwards a profile is only read, by any number of threads.
  */
 #include "eid_cert_int.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
-#include <errno.h>
-#include <stdio.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define OID_TEXT_MAX 128 /* a configured policy OID, dotted */
+#define CA_FILE_MAX (4 * 1024 * 1024) /* a CA file: far more than one PEM certificate */
 
 eid_trust_profile_t *eid_trust_profile_create(apr_pool_t *p, const char *name)
 {
@@ -72,12 +71,11 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
     const int is_function = (flags & EID_ISSUER_FUNCTION) != 0;
     STACK_OF(X509) *certs = NULL;
     const char *err = NULL;
-    struct stat st;
     unsigned long e;
     BIO *bio = NULL;
-    FILE *f = NULL;
     X509 *x;
-    char ebuf[128];
+    char *pem;
+    apr_size_t pem_len;
     int i;
 
     if (!tp || !p || !path)
@@ -90,22 +88,17 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
         return "unknown issuer flag";
     if (!is_function && !id_kinds)
         return "a person-certificate issuer must vouch for at least one identifier kind";
-    /* fopen() also "opens" a directory; fstat() tells it from a file. */
-    if (!(f = fopen(path, "r")) || fstat(fileno(f), &st) != 0) {
-        err = apr_psprintf(p, "cannot read CA file %s: %s", path,
-                           apr_strerror(APR_FROM_OS_ERROR(errno), ebuf, sizeof(ebuf)));
-        goto leave;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = apr_psprintf(p, "CA file %s is not a regular file", path);
+    /* A regular file only (a directory or a FIFO is refused by name), read
+     * whole and capped, so that a wrong path cannot hang or flood start-up. */
+    if (eid_file_read(p, path, CA_FILE_MAX, 0, &pem, &pem_len, &err) != APR_SUCCESS) {
+        err = apr_pstrcat(p, "CA file: ", err, NULL);
         goto leave;
     }
     ERR_clear_error();
-    if (!(bio = BIO_new_fp(f, BIO_CLOSE)) || !(certs = sk_X509_new_null())) {
+    if (!(bio = BIO_new_mem_buf(pem, (int)pem_len)) || !(certs = sk_X509_new_null())) {
         err = "out of memory";
         goto leave;
     }
-    f = NULL; /* the BIO owns it now */
     while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
         if (!sk_X509_push(certs, x)) {
             X509_free(x);
@@ -169,8 +162,6 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
 leave:
     sk_X509_pop_free(certs, X509_free);
     BIO_free(bio);
-    if (f)
-        fclose(f);
     ERR_clear_error();
     return err;
 }

@@ -269,19 +269,13 @@ static apr_array_header_t **arr_slot(eid_identity_t *id, eid_attr_e f)
     }
 }
 
-/* No C0 control, DEL, or C1 control (U+0080-U+009F, UTF-8 C2 80..C2 9F):
- * values end up in headers, environment variables and log lines. */
+/* No C0 control, DEL, or C1 control (U+0080-U+009F): values end up in
+ * headers, environment variables and log lines.  The values come out of a
+ * UTF-8-checking JSON parser (eid_jwt_json, jansson), so only the control
+ * characters can make this refuse. */
 static int clean(const char *s, apr_size_t n)
 {
-    apr_size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f ||
-            (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-             (unsigned char)s[i + 1] <= 0x9f))
-            return 0;
-    }
-    return 1;
+    return eid_utf8_check((const unsigned char *)s, n, EID_UTF8_NO_CONTROLS) == EID_UTF8_OK;
 }
 
 static int push_words(apr_pool_t *p, apr_array_header_t **arr, const char *s, apr_size_t n,

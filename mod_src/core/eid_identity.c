@@ -3,6 +3,7 @@
  * encoding for the backend, and personnummer pseudonyms.
  */
 #include "eid/eid_identity.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <openssl/evp.h>
@@ -173,30 +174,17 @@ const char *eid_attr_value(apr_pool_t *p, const eid_identity_t *id, eid_attr_e a
 const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_len,
                           const char *pnr)
 {
-    static const char b64u[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     char *out;
-    int i, bits = 0, o = 0;
-    /* Unsigned and masked: only the bits not yet emitted (< 14) are kept, so
-     * the shift never overflows (it used to shift a signed int past 31 bits). */
-    unsigned acc = 0;
 
     if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)pnr,
               strlen(pnr), mac, &mac_len))
         return NULL;
-    /* 22 base64url characters carry 132 bits: the first 17 bytes suffice. */
-    out = apr_palloc(p, 23);
-    for (i = 0; i < 17 && o < 22; i++) {
-        acc = ((acc << 8) | mac[i]) & 0x3fffu;
-        bits += 8;
-        while (bits >= 6 && o < 22) {
-            bits -= 6;
-            out[o++] = b64u[(acc >> bits) & 0x3f];
-        }
-    }
-    out[o] = '\0';
+    /* 22 base64url characters carry 132 bits: the first 17 bytes (23
+     * characters) encoded, cut to 22. */
+    out = eid_b64url_pencode(p, mac, 17);
+    out[22] = '\0';
     return out;
 }
 

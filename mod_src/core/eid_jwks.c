@@ -28,14 +28,13 @@
  * all yet, waits for that fetch for at most the fetch timeout).
  */
 #include "eid/eid_jwks.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,11 +160,11 @@ apr_status_t eid_jwks_child_init(eid_jwks_t *ks, apr_pool_t *pchild)
 static apr_status_t read_file(apr_pool_t *p, const char *path, apr_size_t max,
                               const char **doc, apr_size_t *len, eid_result_t *res)
 {
-    FILE *f = fopen(path, "rb");
+    const char *err;
     char *buf;
-    size_t n;
+    apr_status_t rv = eid_file_read(p, path, max, 0, &buf, len, &err);
 
-    if (!f && errno == EACCES) {
+    if (APR_STATUS_IS_EACCES(rv)) {
         /* Why a tag of its own: httpd's parent reads the file as root at
          * start-up, the children (another user) re-read it at jwks_refresh.
          * A file only root may read works until the first refresh, then
@@ -175,22 +174,11 @@ static apr_status_t read_file(apr_pool_t *p, const char *path, apr_size_t max,
                        "used until jwks_max_stale", path, (long)geteuid());
         return APR_EACCES;
     }
-    if (!f) {
-        eid_result_set(res, p, 3208, "EID03208", "key set file %s cannot be opened: %s", path,
-                       strerror(errno));
-        return APR_ENOENT;
+    if (rv != APR_SUCCESS) {
+        eid_result_set(res, p, 3208, "EID03208", "key set file: %s", err);
+        return rv;
     }
-    buf = apr_palloc(p, max + 1);
-    n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        eid_result_set(res, p, 3208, "EID03208", "key set file %s is larger than %"
-                       APR_SIZE_T_FMT " bytes", path, max);
-        return APR_ENOSPC;
-    }
-    buf[n] = '\0';
     *doc = buf;
-    *len = n;
     return APR_SUCCESS;
 }
 

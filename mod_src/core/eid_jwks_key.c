@@ -3,6 +3,7 @@
  * (the parsing half of the eid_jwks unit; the cache is in eid_jwks.c).
  */
 #include "eid/eid_jwks.h"
+#include "eid/eid_util.h"
 
 #include <apr_strings.h>
 #include <jansson.h>
@@ -12,52 +13,6 @@
 #include <string.h>
 
 /* Refusal with a static reason; the code is the tag's number. */
-/* ---- base64url --------------------------------------------------------------- */
-
-/* base64url value + 1 of every byte; 0: not in the alphabet. */
-static const unsigned char b64tab[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 63,  0,  0,
-    53, 54, 55, 56, 57, 58, 59, 60, 61, 62,  0,  0,  0,  0,  0,  0,
-     0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15,
-    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,  0,  0,  0,  0, 64,
-     0, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
-    42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-};
-
-int eid_jwks_b64val(unsigned char c)
-{
-    return (int)b64tab[c] - 1;
-}
-
-/* Strict unpadded base64url: alphabet, no length of 4k+1, and the unused low
- * bits of the last character zero - so every byte string has exactly one
- * accepted encoding. */
-int eid_jwks_b64url_ok(const char *s, apr_size_t n)
-{
-    apr_size_t i;
-    int last;
-
-    for (i = 0; i < n; i++)
-        if (!b64tab[(unsigned char)s[i]])
-            return 0;
-    if (n % 4 == 1)
-        return 0;
-    if (n % 4 == 0)
-        return 1;
-    last = eid_jwks_b64val((unsigned char)s[n - 1]);
-    return n % 4 == 2 ? (last & 0x0f) == 0 : (last & 0x03) == 0;
-}
-
 /* ---- algorithms ------------------------------------------------------------ */
 
 static const struct {
@@ -162,7 +117,7 @@ static int member_b64(json_t *k, const char *name)
 {
     json_t *v = json_object_get(k, name);
     return json_is_string(v) && json_string_length(v) > 0 &&
-           eid_jwks_b64url_ok(json_string_value(v), json_string_length(v));
+           eid_b64url_valid(json_string_value(v), json_string_length(v));
 }
 
 static int members_b64(json_t *k, eid_jwk_type_e type)

@@ -251,6 +251,36 @@ static int looks_like_id_token(json_t *c)
            (json_is_string(typ) && !strcmp(json_string_value(typ), "ID"));
 }
 
+/* An optional NumericDate that must not lie in the future (nbf, iat): its
+ * name and, for each way it can fail, the tag and reason. */
+typedef struct {
+    const char *name;
+    const char *tag[3]; /* not an integer, out of range, in the future */
+    const char *why[3];
+} future_claim_t;
+
+static const future_claim_t nbf_claim = {
+    "nbf", {"EID03310", "EID03311", "EID03312"},
+    {"nbf is not an integer", "nbf out of range", "token not valid yet (nbf)"}};
+static const future_claim_t iat_claim = {
+    "iat", {"EID03313", "EID03314", "EID03315"},
+    {"iat is not an integer", "iat out of range", "token issued in the future (iat)"}};
+
+/* 0 when the claim is absent or at most `lw` seconds after now_s, else
+ * eid_fail() with the claim's tag. */
+static int not_future(json_t *claims, const future_claim_t *c, apr_int64_t now_s,
+                      apr_int64_t lw, eid_result_t *res)
+{
+    apr_int64_t t;
+
+    switch (eid_jwt_numeric_date(claims, c->name, &t)) {
+    case -1: return eid_fail(res, c->tag[0], c->why[0]);
+    case -2: return eid_fail(res, c->tag[1], c->why[1]);
+    case 1: return t - lw > now_s ? eid_fail(res, c->tag[2], c->why[2]) : 0;
+    default: return 0;
+    }
+}
+
 int eid_jwt_check_claims(json_t *claims, const eid_jwt_rules_t *r, apr_time_t now, int mode,
                          eid_result_t *res)
 {
@@ -285,25 +315,9 @@ int eid_jwt_check_claims(json_t *claims, const eid_jwt_rules_t *r, apr_time_t no
         if (t + lw <= now_s)
             return eid_fail(res, "EID03309", "token expired");
     }
-    switch (eid_jwt_numeric_date(claims, "nbf", &t)) {
-    case -1: return eid_fail(res, "EID03310", "nbf is not an integer");
-    case -2: return eid_fail(res, "EID03311", "nbf out of range");
-    case 1:
-        if (t - lw > now_s)
-            return eid_fail(res, "EID03312", "token not valid yet (nbf)");
-        break;
-    default: break;
-    }
-    switch (eid_jwt_numeric_date(claims, "iat", &t)) {
-    case -1: return eid_fail(res, "EID03313", "iat is not an integer");
-    case -2: return eid_fail(res, "EID03314", "iat out of range");
-    case 1:
-        if (t - lw > now_s)
-            return eid_fail(res, "EID03315", "token issued in the future (iat)");
-        break;
-    default: break;
-    }
-    return 0;
+    if ((rc = not_future(claims, &nbf_claim, now_s, lw, res)) != 0)
+        return rc;
+    return not_future(claims, &iat_claim, now_s, lw, res);
 }
 
 int eid_jwt_validate(apr_pool_t *p, const char *token, apr_size_t len, apr_size_t max_size,

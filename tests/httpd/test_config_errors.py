@@ -117,6 +117,23 @@ BAD = [
     ("EidBearerProviders", PROVIDERS + SAME_ISSUER + "<Location /x>\nAuthType eid\n"
      "EidMethods bearer\nEidBearerProviders a c\nRequire valid-user\n</Location>",
      r"same issuer|issuer https://a\.example"),
+    # One shared strict reader of levels, numbers and files (eid_util): no
+    # sign, space or leading zero that strtol() let through; a directory is
+    # named as such.
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca/hsa3.pem loa=03 ids=hsa-id",
+     r"loa must be a level"),
+    ("EidTrustPolicy", "EidTrustPolicy siths 1.2.3 loa=+3", r"loa must be a level"),
+    ("Require", "<Location /x>\nAuthType eid\nRequire eid-loa +3\n</Location>",
+     r"eid-loa: '\+3' is not a level"),
+    ("EidTokenCache", "EidTokenCache +100", r"EidTokenCache: entries"),
+    ("EidTokenCache", "EidTokenCache 100 max_ttl=+60", r"max_ttl"),
+    ("EidTrustIssuer", "EidTrustIssuer p {pki}/ca loa=3 ids=hsa-id",
+     r"ca is not a regular file"),
+    ("EidPseudonymKeyFile", "EidPseudonymKeyFile {pki}/ca", r"ca is not a regular file"),
+    ("EidProvider", "EidProvider op issuer=https://op.example client_secret_file={pki}/ca",
+     r"client_secret_file: \S+ca is not a regular file"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "jwks_file={pki}/ca", r"jwks_file: \S+ca is not a regular file"),
 ]
 
 

@@ -439,7 +439,7 @@ static void test_config_errors(void **state)
     const char *mixed;
 
     expect_err(eid_trust_profile_add_issuer(tp, pool, "/nonexistent/ca.pem", 3, EID_IDK_ANY, 0),
-               "cannot read CA file /nonexistent/ca.pem");
+               "CA file: cannot open /nonexistent/ca.pem");
     expect_err(eid_trust_profile_add_issuer(tp, pool, "/tmp", 3, EID_IDK_ANY, 0),
                "not a regular file");
     expect_err(eid_trust_profile_add_issuer(tp, pool, nocert, 3, EID_IDK_ANY, 0),
@@ -461,6 +461,22 @@ static void test_config_errors(void **state)
                                   slurp(pki_path("users/nurse-kommun.pem"), NULL), NULL));
     expect_err(eid_trust_profile_add_issuer(tp, pool, mixed, 3, EID_IDK_ANY, 0),
                "holds 2 certificates");
+    /* A CA file is capped at 4 MiB (a wrong path must not flood start-up):
+     * one good CA followed by padding past the cap is refused as a whole. */
+    {
+        const char *ca = slurp(pki_path("ca/hsa3.pem"), NULL);
+        size_t calen = strlen(ca), total = 4 * 1024 * 1024 + 1;
+        char *big = apr_palloc(pool, total + 1);
+        const char *bigpath;
+
+        memcpy(big, ca, calen);
+        memset(big + calen, '\n', total - calen);
+        big[total] = '\0';
+        bigpath = write_tmp(big);
+        expect_err(eid_trust_profile_add_issuer(tp, pool, bigpath, 3, EID_IDK_HSA, 0),
+                   "is larger than 4194304 bytes");
+        unlink(bigpath);
+    }
     /* A bundle of CAs (roots included) likewise: exactly one CA per file. */
     expect_err(eid_trust_profile_add_issuer(tp, pool, pki_path("ca/client-trust.pem"), 3,
                                             EID_IDK_PNR, 0), "exactly one");
