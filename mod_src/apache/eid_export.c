@@ -256,11 +256,46 @@ static const eid_identity_t *identity_for(request_rec *r)
     return NULL;
 }
 
+/* httpd runs an internal redirect whose configuration equals its original's
+ * without authentication and copies r->user (and the auth type).  When the
+ * original was refused - it never reached fixups, which only run once access
+ * is granted - the error document must not see the refused user as
+ * REMOTE_USER/AUTH_TYPE: they are dropped from the redirect (the original's
+ * audit record keeps the user). */
+static void drop_refused_user(request_rec *r)
+{
+    const eid_req_t *pst;
+    if (!r->prev || !r->user || r->user != r->prev->user ||
+        r->per_dir_config != r->prev->per_dir_config || eid_req_get(r, 0))
+        return;
+    pst = eid_req_get(r->prev, 0);
+    if (pst && pst->tried && pst->id && !pst->fixed_cfg) {
+        r->user = NULL;
+        r->ap_auth_type = NULL;
+    }
+}
+
+int eid_fixups_final(request_rec *r)
+{
+    eid_req_t *st = eid_req_get(r, 0);
+    /* mod_dir's fast redirect (ap_internal_fast_redirect) gave r the index
+     * subrequest's per_dir_config after eid_fixups had exported under the
+     * directory's, and overlaid the subrequest's variables: what was exported
+     * for the old configuration is removed, the export is done again for the
+     * one that now serves the request (no identity where it has no AuthType
+     * eid, only the attributes it exports). */
+    if (!st || !st->fixed_cfg || st->fixed_cfg == r->per_dir_config)
+        return DECLINED;
+    scrub_table(r, r->headers_in, 0);
+    return eid_fixups(r);
+}
+
 int eid_fixups(request_rec *r)
 {
     const eid_dir_conf_t *d;
     const eid_identity_t *id;
     request_rec *root = eid_root_request(r);
+    eid_req_t *own = eid_req_get(r, 0);
     const eid_req_t *rst;
     const export_cache_t *ec = NULL;
     const char **hnames;
@@ -271,6 +306,9 @@ int eid_fixups(request_rec *r)
     void (*put)(apr_table_t *, const char *, const char *) =
         root != r ? apr_table_setn : apr_table_addn;
 
+    if (own)
+        own->fixed_cfg = r->per_dir_config;
+    drop_refused_user(r);
     scrub_env(r);
     id = identity_for(r);
     rst = eid_req_get(root, 0);

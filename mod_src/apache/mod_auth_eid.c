@@ -81,6 +81,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_authn(eid_check_authn, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(eid_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* After mod_dir's fixup (APR_HOOK_LAST), which may fast-redirect. */
+    ap_hook_fixups(eid_fixups_final, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_insert_error_filter(eid_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
