@@ -5,6 +5,7 @@ once against a few hundred directories."""
 import concurrent.futures
 import os
 
+import pytest
 import requests
 
 from conftest import server_fixture
@@ -27,12 +28,15 @@ KINDS = [
 ]
 
 PAD = max(len(k[0]) for k in KINDS) + 80  # every .htaccess file the same size
+NSWEEP = 24
 
 
 def make():
     h = Httpd(TRUST_PROFILES + """
 # one name length for every directory (d100 .. d299) and for both profiles
 EidTrustIssuer citiz {pki}/ca/eid.pem loa=3 ids=pnr,coord
+""" + "".join("EidTrustIssuer s%s {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n" % ("x" * k)
+              for k in range(NSWEEP)) + """
 
 <Directory {root}/htdocs/ht>
     AllowOverride AuthConfig
@@ -53,6 +57,22 @@ EidTrustIssuer citiz {pki}/ca/eid.pem loa=3 ids=pnr,coord
         with open(os.path.join(d, "echo.py"), "w") as f:
             f.write(echo)
         os.chmod(os.path.join(d, "echo.py"), 0o755)
+    # the sweep: SITHS-only profiles whose names grow by one character
+    for k in range(NSWEEP):
+        d = os.path.join(h.root, "htdocs", "ht", "s%02d" % k)
+        os.makedirs(d)
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write("EidCertProfiles s%s\nAuthType eid\nRequire valid-user\n" % ("x" * k))
+        with open(os.path.join(d, "echo.py"), "w") as f:
+            f.write(echo)
+        os.chmod(os.path.join(d, "echo.py"), 0o755)
+    d = os.path.join(h.root, "htdocs", "ht", "c00")
+    os.makedirs(d)
+    with open(os.path.join(d, ".htaccess"), "w") as f:
+        f.write("EidCertProfiles citiz\nAuthType eid\nRequire valid-user\n")
+    with open(os.path.join(d, "echo.py"), "w") as f:
+        f.write(echo)
+    os.chmod(os.path.join(d, "echo.py"), 0o755)
     return h
 
 
@@ -73,6 +93,30 @@ def expect(i, user, status, env):
     else:
         assert keys == {"EID_METHOD", "EID_HSA_ID"}, (i, env)
         assert env["REMOTE_USER"] == M["nurse-kommun"]["hsa_id"], env
+
+
+@pytest.mark.xfail(strict=True, reason="eid_cert_glue.c (helper 'scope'): the connection's "
+                   "verdict slots are keyed by the address of the profile list; an .htaccess "
+                   "EidCertProfiles list lives in the request pool, so the next request's "
+                   "list for another directory gets the same address and reuses the verdict "
+                   "of the other profile list: an e-ID certificate is admitted where only "
+                   "SITHS is trusted")
+def test_htaccess_profile_list_verdict_not_reused_on_keepalive(srv, logcheck):
+    logcheck(srv)
+    srv.expect_log(r"AH01630|AH01631|EID0[12]\d{3}")
+    admitted = []
+    for k in range(NSWEEP):
+        # a directory that trusts the e-ID certificate, then one whose profile
+        # list (SITHS only) does not, on one keep-alive connection; the name
+        # lengths make one of them allocate its list exactly where the first
+        # request's list was
+        with requests.Session() as s:
+            s.cert = user_cert("citizen")
+            assert s.get(srv.url("/ht/c00/echo.py"), verify=CA, timeout=20).status_code == 200
+            r = s.get(srv.url("/ht/s%02d/echo.py" % k), verify=CA, timeout=20)
+            if r.status_code != 403:
+                admitted.append((k, r.status_code))
+    assert not admitted, admitted
 
 
 def test_htaccess_profile_lists_on_one_keepalive_connection(srv, logcheck):
