@@ -3,6 +3,7 @@ mod_dir's and mod_negotiation's fast redirects, ErrorDocument into the same
 configuration after a denial, mod_rewrite [PT] in a per-directory context,
 Action handlers, ErrorDocument to a CGI after 401/500.  What the backend (the
 echo CGI) sees must follow the configuration of the location that serves it."""
+import json
 import os
 import re
 
@@ -21,6 +22,19 @@ RID = r"[A-Za-z0-9_-]{16}"
 def body():
     return TRUST_PROFILES + """
 ScriptAliasMatch "^/[a-z0-9-]+/echo(/[a-z0-9-]+)?$" "{root}/cgi/echo.py$1"
+<Directory {root}/htdocs/ssi>
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+</Directory>
+<Location /ssi/>
+    AuthType eid
+    Require valid-user
+</Location>
+<Location /eid2/>
+    AuthType eid
+    Require valid-user
+    EidExportAttributes hsa-id pnr-pseudonym
+</Location>
 <Directory {root}/htdocs>
     Options +ExecCGI +MultiViews
     MultiviewsMatch Handlers
@@ -104,6 +118,12 @@ def make():
     cgi(os.path.join(ht, "dp", "index.cgi"))
     cgi(os.path.join(ht, "mv", "page.cgi"))
     cgi(os.path.join(ht, "e500", "fail.cgi"), FAIL_CGI)
+    os.makedirs(os.path.join(ht, "ssi"))
+    with open(os.path.join(ht, "ssi", "page.shtml"), "w") as f:
+        f.write('A:<!--#include virtual="/dx/" -->\n'
+                'B:<!--#include virtual="/dp/" -->\n'
+                'C:<!--#exec cgi="/eid2/echo" -->\n'
+                'D:<!--#include virtual="/open/echo" -->\n')
     # per-directory mod_rewrite [PT] from an eid directory into an open one
     os.makedirs(os.path.join(ht, "rwpt"))
     with open(os.path.join(ht, "rwpt", ".htaccess"), "w") as f:
@@ -200,3 +220,31 @@ def test_error_document_cgi_after_401_and_500(srv, logcheck):
     r = get(srv, "/e500/fail.cgi", "citizen")
     assert r.status_code == 500
     no_identity(r.json(), "citizen")
+
+
+def test_ssi_includes_of_fast_redirecting_directories(srv, logcheck):
+    logcheck(srv)
+    path = "/ssi/page.shtml"
+    r = get(srv, path, "citizen")
+    assert r.status_code == 200, r.text
+    inc = {}
+    for line in r.text.splitlines():
+        m = re.match(r"([A-Z]):(.*)$", line)
+        if m:
+            inc[m.group(1)] = json.loads(m.group(2))
+    assert set(inc) == {"A", "B", "C", "D"}, r.text
+    rid = srv.wait_audit(path, 1)[0]["request_id"]
+    # A: /dx/ -> index.cgi without AuthType eid
+    no_identity(inc["A"], "citizen", user_ok=True)
+    # B: /dp/ -> index.cgi exporting all but pnr, no headers
+    b = inc["B"]
+    assert "EID_PNR" not in b and b["EID_PNR_PSEUDONYM"], b
+    assert not [k for k in b if k.startswith("HTTP_X_EID")], b
+    # C: exec cgi into an eid location: its own list
+    c = inc["C"]
+    assert {k for k in c if k.startswith("EID_")} == {
+        "EID_PNR_PSEUDONYM", "EID_REQUEST_ID"}, c
+    # D: an open location
+    no_identity(inc["D"], "citizen")
+    for e in inc.values():
+        assert e.get("EID_REQUEST_ID", rid) == rid, (e, rid)
