@@ -247,7 +247,9 @@ static const eid_identity_t *identity_for(request_rec *r)
     const eid_req_t *st;
     if (!eid_is_eid_location(r))
         return NULL;
-    if ((st = eid_req_get(r, 0)))
+    /* (a state that only records fixed_cfg or the root's request id is not
+     * an authentication of this request) */
+    if ((st = eid_req_get(r, 0)) && st->tried)
         return st->status == OK ? st->id : NULL;
     if (r->main && !r->prev && r->per_dir_config == r->main->per_dir_config &&
         (st = eid_req_get(r->main, 0)) && st->status == OK && st->id &&
@@ -266,7 +268,8 @@ static void drop_refused_user(request_rec *r)
 {
     const eid_req_t *pst;
     if (!r->prev || !r->user || r->user != r->prev->user ||
-        r->per_dir_config != r->prev->per_dir_config || eid_req_get(r, 0))
+        r->per_dir_config != r->prev->per_dir_config ||
+        ((pst = eid_req_get(r, 0)) && pst->tried))
         return;
     pst = eid_req_get(r->prev, 0);
     if (pst && pst->tried && pst->id && !pst->fixed_cfg) {
@@ -331,6 +334,12 @@ int eid_fixups(request_rec *r)
     hdr = eid_dir_export_headers(d);
     if (!env && !hdr)
         return DECLINED;
+    /* What is put now must be taken back should a fast redirect change the
+     * configuration later (eid_fixups_final) - also for a subrequest that
+     * shares its main request's identity and has no state of its own. */
+    if (!own)
+        own = eid_req_get(r, 1);
+    own->fixed_cfg = r->per_dir_config;
     hnames = d->header_names ? d->header_names : default_header_names;
     if (id)
         ec = encoded(r, d, id, env, hdr);

@@ -26,6 +26,18 @@ ScriptAliasMatch "^/[a-z0-9-]+/echo(/[a-z0-9-]+)?$" "{root}/cgi/echo.py$1"
     Options +Includes
     AddOutputFilter INCLUDES .shtml
 </Directory>
+<Directory {root}/htdocs/dxs>
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+</Directory>
+<Location /dxs/>
+    AuthType eid
+    Require valid-user
+</Location>
+<Location /dxs/index.cgi>
+    AuthType None
+    Require all granted
+</Location>
 <Location /ssi/>
     AuthType eid
     Require valid-user
@@ -124,6 +136,9 @@ def make():
                 'B:<!--#include virtual="/dp/" -->\n'
                 'C:<!--#exec cgi="/eid2/echo" -->\n'
                 'D:<!--#include virtual="/open/echo" -->\n')
+    cgi(os.path.join(ht, "dxs", "index.cgi"))
+    with open(os.path.join(ht, "dxs", "page.shtml"), "w") as f:
+        f.write('A:<!--#include virtual="/dxs/" -->\n')
     # per-directory mod_rewrite [PT] from an eid directory into an open one
     os.makedirs(os.path.join(ht, "rwpt"))
     with open(os.path.join(ht, "rwpt", ".htaccess"), "w") as f:
@@ -248,3 +263,15 @@ def test_ssi_includes_of_fast_redirecting_directories(srv, logcheck):
     no_identity(inc["D"], "citizen")
     for e in inc.values():
         assert e.get("EID_REQUEST_ID", rid) == rid, (e, rid)
+
+
+def test_ssi_include_sharing_the_page_config_then_fast_redirect(srv, logcheck):
+    # the include of the page's own directory runs with the page's very
+    # configuration (it shares the page's identity); mod_dir then moves it
+    # to an index script without AuthType eid
+    logcheck(srv)
+    r = get(srv, "/dxs/page.shtml", "citizen")
+    assert r.status_code == 200, r.text
+    m = re.match(r"A:(.*)$", r.text.splitlines()[0])
+    assert m, r.text
+    no_identity(json.loads(m.group(1)), "citizen", user_ok=True)
