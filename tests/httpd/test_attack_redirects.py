@@ -275,3 +275,37 @@ def test_ssi_include_sharing_the_page_config_then_fast_redirect(srv, logcheck):
     m = re.match(r"A:(.*)$", r.text.splitlines()[0])
     assert m, r.text
     no_identity(json.loads(m.group(1)), "citizen", user_ok=True)
+
+
+# ---- with mod_unique_id: one id for the request, its subrequests, its error
+# document, the backend and the audit record --------------------------------
+
+def make_uid():
+    h = Httpd(TRUST_PROFILES + """
+ScriptAliasMatch "^/[a-z0-9-]+/echo(/[a-z0-9-]+)?$" "{root}/cgi/echo.py$1"
+<Location /u/>
+    AuthType eid
+    Require eid-loa 3
+    ErrorDocument 403 /open/echo
+    ErrorDocument 404 /u/echo
+</Location>
+""", name="attack-uid", extra_modules=["unique_id"])
+    return h
+
+
+uid = server_fixture(make_uid)
+
+
+def test_unique_id_is_the_request_id_everywhere(uid, logcheck):
+    logcheck(uid)
+    uid.expect_log(r"AH01630|AH01631|EID01101")
+    for user, path, status in (("nurse-kommun", unique_path("/u/echo"), 200),
+                               ("nurse-kommun", unique_path("/u/missing"), 404),
+                               ("nurse-kommun-reserve", unique_path("/u/echo"), 403)):
+        r = get(uid, path, user)
+        assert r.status_code == status, (path, r.text)
+        rec = uid.wait_audit(path, 1)
+        assert len(rec) == 1, rec
+        env = r.json()
+        assert env["EID_REQUEST_ID"] == rec[0]["request_id"], (env, rec)
+        assert re.fullmatch(r"[A-Za-z0-9@_-]{20,32}", rec[0]["request_id"]), rec
