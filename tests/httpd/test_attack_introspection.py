@@ -89,3 +89,56 @@ def test_huge_or_garbage_answer(strict, op, mode, logcheck):
         op.behaviour(reset=True)
     # not remembered as a refusal of the token: it works once the endpoint does
     assert call(strict, tok).status_code == 200
+
+
+# ---- a flood spread over several introspecting providers ----------------------------
+
+
+def test_flood_over_two_providers_leaves_workers_free(op, logcheck):
+    # Each provider bounds its own calls in flight (8 by default); two of them
+    # must not together hold every worker thread of the child (16 here)
+    # while a slow endpoint keeps them: a request for a static page during
+    # the flood is answered at once.
+    import concurrent.futures
+    import os
+    import secrets
+    import requests
+    from eidtest import TRUST_PROFILES, pki
+    ca = pki("ca", "server-ca.pem")
+    c = TRUST_PROFILES
+    for i in range(2):
+        c += ("EidProvider p%d issuer=%s/x%d audience=%s introspect=%s "
+              "client_id=incident-api client_secret_file={root}/secret\n"
+              % (i, op.issuer, i, AUD, op.introspection_uri))
+        c += ("<Location /a%d/>\nAuthType eid\nEidMethods bearer\nEidBearerProviders p%d\n"
+              "Require valid-user\n</Location>\n" % (i, i))
+    s = Httpd(c, name="intro-two")
+    with open(os.path.join(s.root, "secret"), "w") as f:
+        f.write("incident-api-secret\n")
+    for i in range(2):
+        os.makedirs(os.path.join(s.root, "htdocs", "a%d" % i))
+    s.start()
+    try:
+        logcheck(s)
+        s.expect_log(r"EID03505", r"AH00484", r"EID03301|EID03302")
+        op.behaviour(introspect="slow", slow_seconds=3)
+
+        def one(i):
+            return requests.get(s.url("/a%d/x" % (i % 2)), verify=ca, timeout=30,
+                                headers={"Authorization": "Bearer " +
+                                         secrets.token_urlsafe(32)}).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(40) as ex:
+            futs = [ex.submit(one, i) for i in range(40)]
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            r = requests.get(s.url("/index.html"), verify=ca, timeout=30)
+            waited = time.monotonic() - t0
+            codes = [f.result() for f in futs]
+        assert r.status_code == 200
+        assert waited < 1.0, waited
+        assert all(c in (401, 503) for c in codes), codes
+    finally:
+        op.behaviour(reset=True)
+        s.stop()
+        s.cleanup()

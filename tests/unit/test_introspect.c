@@ -351,6 +351,37 @@ static void test_inflight_bound(void **state)
     assert_int_equal(srv_hits, 2);
 }
 
+/* The process-wide bound: two providers, each free to call, share it. */
+static void test_process_bound(void **state)
+{
+    eid_provider_t *a = intro_provider("all-a", AUD, NULL);
+    eid_provider_t *b = intro_provider("all-b", AUD, NULL);
+    call_t c = {a, "slow-token-a", EID_BEARER_INVALID};
+    apr_thread_t *th;
+    apr_status_t rv;
+    int i;
+
+    eid_introspect_set_process_limit(1);
+    route("/introspect", 200, answer(AUD, NULL));
+    routes[0].delay_ms = 600;
+    srv_hits = 0;
+    apr_thread_create(&th, NULL, slow_call, &c, pool);
+    for (i = 0; i < 300 && srv_hits == 0; i++)
+        usleep(5000);
+    assert_int_equal(srv_hits, 1);
+    /* provider b has no call of its own running, but the process has one */
+    assert_int_equal(at(b, "another-token-b", now, "EID03505"), EID_BEARER_UNAVAILABLE);
+    apr_thread_join(&rv, th);
+    assert_int_equal(c.code, EID_BEARER_OK);
+    assert_int_equal(srv_hits, 1);
+    routes[0].delay_ms = 0;
+    assert_int_equal(at(b, "another-token-b", now, NULL), EID_BEARER_OK);
+    /* no bound: back to the default */
+    eid_introspect_set_process_limit(0);
+    assert_int_equal(at(b, "third-token-b", now, NULL), EID_BEARER_OK);
+    assert_int_equal(srv_hits, 3);
+}
+
 /* ---- the rate limit --------------------------------------------------------------------- */
 
 static void test_rate_limit(void **state)
@@ -477,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_required_members),
         cmocka_unit_test(test_negative_cache),
         cmocka_unit_test(test_inflight_bound),
+        cmocka_unit_test(test_process_bound),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_cache_per_checks),
         cmocka_unit_test(test_hostile_answers),
