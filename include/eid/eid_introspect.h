@@ -100,4 +100,12 @@ int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *tok
 /* Calls to the endpoint running now in this process (tests, status). */
 int eid_introspect_inflight(eid_introspect_t *in);
 
+/* Bound the calls to all introspection endpoints together, per process: at
+ * most `n` at once (n <= 0: no bound, the default).  Each provider's
+ * max_inflight still applies.  Call once per child before requests run (the
+ * glue: half of the child's worker threads), so that several providers
+ * cannot together hold every worker thread while their endpoints are slow.
+ * Beyond it a call is refused like max_inflight (EID03505). */
+void eid_introspect_set_process_limit(int n);
+
 #endif

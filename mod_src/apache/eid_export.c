@@ -247,7 +247,9 @@ static const eid_identity_t *identity_for(request_rec *r)
     const eid_req_t *st;
     if (!eid_is_eid_location(r))
         return NULL;
-    if ((st = eid_req_get(r, 0)))
+    /* (a state that only records fixed_cfg or the root's request id is not
+     * an authentication of this request) */
+    if ((st = eid_req_get(r, 0)) && st->tried)
         return st->status == OK ? st->id : NULL;
     if (r->main && !r->prev && r->per_dir_config == r->main->per_dir_config &&
         (st = eid_req_get(r->main, 0)) && st->status == OK && st->id &&
@@ -256,11 +258,47 @@ static const eid_identity_t *identity_for(request_rec *r)
     return NULL;
 }
 
+/* httpd runs an internal redirect whose configuration equals its original's
+ * without authentication and copies r->user (and the auth type).  When the
+ * original was refused - it never reached fixups, which only run once access
+ * is granted - the error document must not see the refused user as
+ * REMOTE_USER/AUTH_TYPE: they are dropped from the redirect (the original's
+ * audit record keeps the user). */
+static void drop_refused_user(request_rec *r)
+{
+    const eid_req_t *pst;
+    if (!r->prev || !r->user || r->user != r->prev->user ||
+        r->per_dir_config != r->prev->per_dir_config ||
+        ((pst = eid_req_get(r, 0)) && pst->tried))
+        return;
+    pst = eid_req_get(r->prev, 0);
+    if (pst && pst->tried && pst->id && !pst->fixed_cfg) {
+        r->user = NULL;
+        r->ap_auth_type = NULL;
+    }
+}
+
+int eid_fixups_final(request_rec *r)
+{
+    eid_req_t *st = eid_req_get(r, 0);
+    /* mod_dir's fast redirect (ap_internal_fast_redirect) gave r the index
+     * subrequest's per_dir_config after eid_fixups had exported under the
+     * directory's, and overlaid the subrequest's variables: what was exported
+     * for the old configuration is removed, the export is done again for the
+     * one that now serves the request (no identity where it has no AuthType
+     * eid, only the attributes it exports). */
+    if (!st || !st->fixed_cfg || st->fixed_cfg == r->per_dir_config)
+        return DECLINED;
+    scrub_table(r, r->headers_in, 0);
+    return eid_fixups(r);
+}
+
 int eid_fixups(request_rec *r)
 {
     const eid_dir_conf_t *d;
     const eid_identity_t *id;
     request_rec *root = eid_root_request(r);
+    eid_req_t *own = eid_req_get(r, 0);
     const eid_req_t *rst;
     const export_cache_t *ec = NULL;
     const char **hnames;
@@ -271,6 +309,9 @@ int eid_fixups(request_rec *r)
     void (*put)(apr_table_t *, const char *, const char *) =
         root != r ? apr_table_setn : apr_table_addn;
 
+    if (own)
+        own->fixed_cfg = r->per_dir_config;
+    drop_refused_user(r);
     scrub_env(r);
     id = identity_for(r);
     rst = eid_req_get(root, 0);
@@ -293,6 +334,12 @@ int eid_fixups(request_rec *r)
     hdr = eid_dir_export_headers(d);
     if (!env && !hdr)
         return DECLINED;
+    /* What is put now must be taken back should a fast redirect change the
+     * configuration later (eid_fixups_final) - also for a subrequest that
+     * shares its main request's identity and has no state of its own. */
+    if (!own)
+        own = eid_req_get(r, 1);
+    own->fixed_cfg = r->per_dir_config;
     hnames = d->header_names ? d->header_names : default_header_names;
     if (id)
         ec = encoded(r, d, id, env, hdr);

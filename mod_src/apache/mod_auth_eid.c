@@ -17,6 +17,9 @@
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_mpm.h"
+
+#include "eid/eid_introspect.h"
 
 void eid_export_init(apr_pool_t *pconf);
 
@@ -61,7 +64,14 @@ static int eid_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
 static void eid_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    int threads = 0;
     eid_request_id_child_init();
+    /* Several introspecting providers each bound their own calls in flight;
+     * together they must leave worker threads for everything else while
+     * their endpoints are slow: half of this child's threads at most. */
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 2)
+        threads = 2;
+    eid_introspect_set_process_limit(threads / 2);
     eid_bearer_child_init(pchild, s);
 }
 
@@ -81,6 +91,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_authn(eid_check_authn, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(eid_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* After mod_dir's fixup (APR_HOOK_LAST), which may fast-redirect. */
+    ap_hook_fixups(eid_fixups_final, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_insert_error_filter(eid_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);

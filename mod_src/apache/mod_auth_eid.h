@@ -95,6 +95,10 @@ typedef struct eid_req {
     const char *cert_issuer;
     const char *cert_serial;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
+    /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
+     * e.g. the request was refused).  A fast redirect (mod_dir) swaps
+     * r->per_dir_config after that: eid_fixups_final redoes the export. */
+    const struct ap_conf_vector_t *fixed_cfg;
 } eid_req_t;
 
 /* eid_config.c */
@@ -149,6 +153,9 @@ void eid_insert_error_filter(request_rec *r);
 void eid_header_prefix_register(server_rec *s, apr_pool_t *p, const char *prefix);
 int eid_scrub_headers(request_rec *r);
 int eid_fixups(request_rec *r);
+/* fixups, REALLY_LAST: after mod_dir's fast redirect into another location,
+ * the export follows the configuration that now serves the request. */
+int eid_fixups_final(request_rec *r);
 
 /* eid_audit_glue.c */
 int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

@@ -34,6 +34,38 @@ struct eid_introspect {
     atomic_int inflight;     /* calls to the endpoint running now */
 };
 
+/* Calls to any introspection endpoint running now in this process, and
+ * their bound (0: none).  Process-wide on purpose: per-provider bounds add
+ * up with the number of providers.  C11 atomics, no lock; the bound is
+ * written once per child before requests run. */
+static atomic_int all_inflight;
+static atomic_int all_limit;
+
+void eid_introspect_set_process_limit(int n)
+{
+    atomic_store(&all_limit, n > 0 ? n : 0);
+}
+
+/* Take one of the process-wide call slots: 1 taken, 0 none free, -1 no
+ * bound (nothing to give back). */
+static int all_take(void)
+{
+    int lim = atomic_load(&all_limit);
+    if (lim <= 0)
+        return -1;
+    if (atomic_fetch_add(&all_inflight, 1) >= lim) {
+        atomic_fetch_sub(&all_inflight, 1);
+        return 0;
+    }
+    return 1;
+}
+
+static void all_give(int taken)
+{
+    if (taken > 0)
+        atomic_fetch_sub(&all_inflight, 1);
+}
+
 eid_introspect_t *eid_introspect_create(apr_pool_t *pconf, const eid_introspect_conf_t *c)
 {
     eid_introspect_t *in = apr_pcalloc(pconf, sizeof(*in));
@@ -225,7 +257,7 @@ int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *tok
     eid_result_t r = {0, NULL, NULL};
     json_t *claims;
     eid_identity_t *id;
-    int rc;
+    int rc, taken;
 
     *out = NULL;
     if (in->cache && eid_tokcache_get(in->cache, key, now, NULL, owner, p, out))
@@ -239,13 +271,21 @@ int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *tok
         atomic_fetch_sub(&in->inflight, 1);
         return eid_fail(res, "EID03505", "too many introspection calls in flight");
     }
+    /* ... nor, all providers together, more than the process-wide bound ... */
+    if (!(taken = all_take())) {
+        atomic_fetch_sub(&in->inflight, 1);
+        return eid_fail(res, "EID03505",
+                        "too many introspection calls in flight (all providers)");
+    }
     /* ... and the endpoint is not asked more than max_rate times a second,
      * however fast it answers. */
     if (!rate_ok(in, now)) {
+        all_give(taken);
         atomic_fetch_sub(&in->inflight, 1);
         return eid_fail(res, "EID03506", "introspection rate limit reached");
     }
     rc = eid_introspect_query(in, p, token, len, &claims, &r);
+    all_give(taken);
     atomic_fetch_sub(&in->inflight, 1);
     if (!rc && (rc = check_required(in, claims, &r)) == 0 &&
         (rc = eid_jwt_check_claims(claims, &in->rules, now, EID_JWT_INTROSPECTED, &r)) == 0)

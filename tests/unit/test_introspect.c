@@ -351,6 +351,37 @@ static void test_inflight_bound(void **state)
     assert_int_equal(srv_hits, 2);
 }
 
+/* The process-wide bound: two providers, each free to call, share it. */
+static void test_process_bound(void **state)
+{
+    eid_provider_t *a = intro_provider("all-a", AUD, NULL);
+    eid_provider_t *b = intro_provider("all-b", AUD, NULL);
+    call_t c = {a, "slow-token-a", EID_BEARER_INVALID};
+    apr_thread_t *th;
+    apr_status_t rv;
+    int i;
+
+    eid_introspect_set_process_limit(1);
+    route("/introspect", 200, answer(AUD, NULL));
+    routes[0].delay_ms = 600;
+    srv_hits = 0;
+    apr_thread_create(&th, NULL, slow_call, &c, pool);
+    for (i = 0; i < 300 && srv_hits == 0; i++)
+        usleep(5000);
+    assert_int_equal(srv_hits, 1);
+    /* provider b has no call of its own running, but the process has one */
+    assert_int_equal(at(b, "another-token-b", now, "EID03505"), EID_BEARER_UNAVAILABLE);
+    apr_thread_join(&rv, th);
+    assert_int_equal(c.code, EID_BEARER_OK);
+    assert_int_equal(srv_hits, 1);
+    routes[0].delay_ms = 0;
+    assert_int_equal(at(b, "another-token-b", now, NULL), EID_BEARER_OK);
+    /* no bound: back to the default */
+    eid_introspect_set_process_limit(0);
+    assert_int_equal(at(b, "third-token-b", now, NULL), EID_BEARER_OK);
+    assert_int_equal(srv_hits, 3);
+}
+
 /* ---- the rate limit --------------------------------------------------------------------- */
 
 static void test_rate_limit(void **state)
@@ -414,6 +445,62 @@ static void test_cache_per_checks(void **state)
     assert_int_equal(srv_hits, 2);
 }
 
+/* ---- hostile answer shapes ------------------------------------------------------------ */
+
+/* Duplicate members (which one would count?), an "active" that is not JSON
+ * true, aud/iss/exp of the wrong type or spelling: refused, never admitted. */
+static void test_hostile_answers(void **state)
+{
+    const char *off[] = {"introspect_negative_cache", "0", "introspect_cache", "0", NULL};
+    eid_provider_t *pv = intro_provider("hostile", AUD, off);
+    const char *iss = url("");
+    struct {
+        const char *body;
+        int admitted;
+    } cases[] = {
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"aud\":\"api://other\",\"exp\":%ld}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":false,\"active\":true,\"iss\":\"%s\","
+                      "\"aud\":\"%s\",\"exp\":%ld}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":\"true\",\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":%ld}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":1,\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%ld}",
+                      iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s/\",\"aud\":\"%s\","
+                      "\"exp\":%ld}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":[[\"%s\"]],"
+                      "\"exp\":%ld}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":\"%ld\"}", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":1e300}", iss, AUD), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":9223372036854775807}", iss, AUD), 0},
+        {apr_psprintf(pool, "[{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":%ld}]", iss, AUD, NOW_S + 600), 0},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":\"%s\","
+                      "\"exp\":%ld} trailing", iss, AUD, NOW_S + 600), 0},
+        /* the control: the same answer, well-formed */
+        {answer(AUD, NULL), 1},
+        {apr_psprintf(pool, "{\"active\":true,\"iss\":\"%s\",\"aud\":[\"x\",\"%s\"],"
+                      "\"exp\":%ld}", iss, AUD, NOW_S + 600), 1},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        eid_identity_t *id = NULL;
+        eid_result_t res = {0, NULL, NULL};
+        const char *tok = apr_psprintf(pool, "hostile-%d", (int)i);
+        eid_bearer_code_e c;
+
+        route("/introspect", 200, cases[i].body);
+        c = eid_bearer_validate(pool, &pv, 1, tok, strlen(tok), now, &id, &res);
+        if (cases[i].admitted != (c == EID_BEARER_OK))
+            fail_msg("case %d (%s): code %d, %s %s", (int)i, cases[i].body, (int)c,
+                     res.tag ? res.tag : "-", res.reason ? res.reason : "-");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,8 +508,10 @@ int main(void)
         cmocka_unit_test(test_required_members),
         cmocka_unit_test(test_negative_cache),
         cmocka_unit_test(test_inflight_bound),
+        cmocka_unit_test(test_process_bound),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_cache_per_checks),
+        cmocka_unit_test(test_hostile_answers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
