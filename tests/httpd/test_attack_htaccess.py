@@ -95,12 +95,6 @@ def expect(i, user, status, env):
         assert env["REMOTE_USER"] == M["nurse-kommun"]["hsa_id"], env
 
 
-@pytest.mark.xfail(strict=True, reason="eid_cert_glue.c (helper 'scope'): the connection's "
-                   "verdict slots are keyed by the address of the profile list; an .htaccess "
-                   "EidCertProfiles list lives in the request pool, so the next request's "
-                   "list for another directory gets the same address and reuses the verdict "
-                   "of the other profile list: an e-ID certificate is admitted where only "
-                   "SITHS is trusted")
 def test_htaccess_profile_list_verdict_not_reused_on_keepalive(srv, logcheck):
     logcheck(srv)
     srv.expect_log(r"AH01630|AH01631|EID0[12]\d{3}")
