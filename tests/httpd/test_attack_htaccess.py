@@ -5,7 +5,6 @@ once against a few hundred directories."""
 import concurrent.futures
 import os
 
-import pytest
 import requests
 
 from conftest import server_fixture
