@@ -100,7 +100,7 @@ int eid_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
 static eid_decision_e decide(const eid_req_t *st, int status, const char **reason)
 {
-    if (st->status != OK && st->status != EID_TRY_ABSENT && st->tried)
+    if (st->tried && st->outcome == EID_TRY_REFUSED)
         return st->decision;
     if (status == HTTP_UNAUTHORIZED || (!st->id && status == HTTP_FORBIDDEN)) {
         if (!*reason)

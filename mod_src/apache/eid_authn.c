@@ -87,7 +87,7 @@ static const char *user_name(request_rec *r, const eid_dir_conf_t *d,
     return NULL;
 }
 
-static int try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                       eid_method_e m, eid_identity_t **id)
 {
     switch (m) {
@@ -112,25 +112,25 @@ static eid_req_t *authenticate(request_rec *r)
     if (st->tried)
         return st;
     st->tried = 1;
-    st->status = EID_TRY_ABSENT;
+    st->outcome = EID_TRY_ABSENT;
     for (i = 0; i < n; i++) {
         eid_identity_t *id = NULL;
-        int rc = try_method(r, d, st, methods[i], &id);
+        eid_try_e rc = try_method(r, d, st, methods[i], &id);
         if (rc == EID_TRY_ABSENT)
             continue;
-        if (rc == OK) {
+        if (rc == EID_TRY_OK) {
             const char *user = user_name(r, d, id);
             if (!user) {
                 eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01006",
                            "the identity has none of the EidUserAttribute attributes");
-                st->status = HTTP_FORBIDDEN;
+                st->outcome = eid_try_refused(st, HTTP_FORBIDDEN);
                 return st;
             }
             st->id = id;
             r->user = (char *)user;
             r->ap_auth_type = (char *)EID_AUTH_TYPE;
         }
-        st->status = rc;
+        st->outcome = rc;
         return st;
     }
     return st;
@@ -163,9 +163,7 @@ int eid_access_checker(request_rec *r)
     st = authenticate(r);
     /* Success or nothing presented: let the Require lines decide (they ask
      * for a user through check_authn when they need one). */
-    if (st->status == OK || st->status == EID_TRY_ABSENT)
-        return DECLINED;
-    return st->status;
+    return st->outcome == EID_TRY_REFUSED ? st->status : DECLINED;
 }
 
 int eid_check_authn(request_rec *r)
@@ -177,9 +175,12 @@ int eid_check_authn(request_rec *r)
         return DECLINED;
     d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
     st = authenticate(r);
-    if (st->status == OK)
+    switch (st->outcome) {
+    case EID_TRY_OK:
         return OK;
-    if (st->status == EID_TRY_ABSENT)
+    case EID_TRY_ABSENT:
         return absent_status(r, d, st);
-    return st->status;
+    default:
+        return st->status;
+    }
 }

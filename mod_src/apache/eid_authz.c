@@ -68,7 +68,7 @@ static authz_status misconfigured(request_rec *r, const req_args_t *a)
     eid_req_t *st = eid_req_get(r, 1);
     if (!st->tried) {
         st->tried = 1;
-        st->status = HTTP_INTERNAL_SERVER_ERROR;
+        st->outcome = eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01102",
                    apr_pstrcat(r->pool, "'", a->text, "' where no AuthType eid applies",
                                NULL));

@@ -186,7 +186,7 @@ void eid_bearer_challenge(request_rec *r, const eid_dir_conf_t *d, const char *e
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
 }
 
-int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    eid_identity_t **id)
 {
     const char *h = apr_table_get(r->headers_in, "Authorization");
@@ -203,7 +203,7 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     if (provs->nelts == 0) {
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01502",
                    "bearer token presented but no EidProvider is configured");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
     }
     /* Naming nothing means "the only provider"; with several, nothing is
      * guessed.  `apachectl -t` refuses this wherever it can see it
@@ -215,7 +215,7 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    apr_psprintf(r->pool, "misconfigured: this location accepts bearer tokens "
                                 "but names no EidBearerProviders, and %d providers are "
                                 "defined", provs->nelts));
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
     }
     /* The credential's syntax (RFC 6750 2.1) is checked by the core after
      * its cache: a hit is a byte-for-byte token that passed every check. */
@@ -223,31 +223,31 @@ int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                              strlen(h), r->request_time, id, &res);
     switch (rc) {
     case EID_BEARER_OK:
-        return OK;
+        return EID_TRY_OK;
     case EID_BEARER_MALFORMED:
         if (res.code == EID_BEARER_EMPTY || res.code == EID_BEARER_NOT_TOKEN68) {
             eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01501",
                        "malformed bearer credential in Authorization");
             eid_bearer_challenge(r, d, "invalid_request", "malformed Authorization header");
-            return HTTP_BAD_REQUEST;
+            return eid_try_refused(st, HTTP_BAD_REQUEST);
         }
         eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, res.tag, res.reason);
         eid_bearer_challenge(r, d, "invalid_request", "malformed token");
-        return HTTP_BAD_REQUEST;
+        return eid_try_refused(st, HTTP_BAD_REQUEST);
     case EID_BEARER_UNAVAILABLE:
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, res.tag, res.reason);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
-        return HTTP_SERVICE_UNAVAILABLE;
+        return eid_try_refused(st, HTTP_SERVICE_UNAVAILABLE);
     case EID_BEARER_MISCONFIGURED:
         /* The location's providers cannot decide (e.g. two for one issuer,
          * which -t refuses): the sysadmin's problem, never the client's. */
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, res.tag, res.reason);
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
     default:
         /* The description says only that the token was refused: the precise
          * reason goes to the log, where an attacker cannot read it. */
         eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, res.tag, res.reason);
         eid_bearer_challenge(r, d, "invalid_token", "the access token is not valid");
-        return HTTP_UNAUTHORIZED;
+        return eid_try_refused(st, HTTP_UNAUTHORIZED);
     }
 }

@@ -32,7 +32,7 @@ const char *eid_set_bearer_providers(cmd_parms *cmd, void *dc, int argc,
                       "<provider> ... - token providers accepted here (default: the "   \
                       "only one, if exactly one is defined)"),
 
-int eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    eid_identity_t **id);
 /* Set WWW-Authenticate: Bearer [realm] [error, error_description]. */
 void eid_bearer_challenge(request_rec *r, const eid_dir_conf_t *d, const char *error,

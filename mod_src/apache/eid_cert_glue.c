@@ -105,7 +105,7 @@ static void refuse_cert(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref
     st->cert_serial = ref ? ref->serial : NULL;
 }
 
-int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                  eid_identity_t **id)
 {
     conn_rec *c = r->connection;
@@ -141,7 +141,7 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                                      "(SSL_CLIENT_VERIFY=%.*s%s)",
                                      (int)(vlen > VERIFY_TEXT_MAX ? VERIFY_TEXT_MAX : vlen),
                                      verify, vlen > VERIFY_TEXT_MAX ? "...[cut]" : ""));
-            return HTTP_FORBIDDEN;
+            return eid_try_refused(st, HTTP_FORBIDDEN);
         }
         if (!cc) {
             cc = apr_pcalloc(c->pool, sizeof(*cc));
@@ -154,7 +154,7 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID01004",
                    "client certificate presented but no trust profile is configured "
                    "(EidTrustIssuer)");
-        return HTTP_FORBIDDEN;
+        return eid_try_refused(st, HTTP_FORBIDDEN);
     }
     if (!d->profiles) {
         /* Naming nothing means "the only profile"; with several, nothing is
@@ -168,7 +168,7 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                                                 "accepts client certificates but names no "
                                                 "EidCertProfiles, and %d trust profiles are "
                                                 "defined", profiles->nelts));
-            return HTTP_INTERNAL_SERVER_ERROR;
+            return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
         }
         profiles_key = eid_trust_profile_name(APR_ARRAY_IDX(profiles, 0,
                                                             const eid_trust_profile_t *));
@@ -184,14 +184,14 @@ int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     if (s->code != EID_CERT_OK) {
         refuse_cert(r, st, &s->ref, EID_DECISION_AUTHN, s->res.tag,
                     apr_pstrcat(r->pool, "client certificate refused: ", s->res.reason, NULL));
-        return HTTP_FORBIDDEN;
+        return eid_try_refused(st, HTTP_FORBIDDEN);
     }
     /* The connection may outlive the certificate. */
     if (s->id->expires && s->id->expires < r->request_time) {
         eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID01005",
                    "client certificate expired during the connection");
-        return HTTP_FORBIDDEN;
+        return eid_try_refused(st, HTTP_FORBIDDEN);
     }
     *id = s->id;
-    return OK;
+    return EID_TRY_OK;
 }

@@ -250,9 +250,9 @@ static const eid_identity_t *identity_for(request_rec *r)
     /* (a state that only records fixed_cfg or the root's request id is not
      * an authentication of this request) */
     if ((st = eid_req_get(r, 0)) && st->tried)
-        return st->status == OK ? st->id : NULL;
+        return st->outcome == EID_TRY_OK ? st->id : NULL;
     if (r->main && !r->prev && r->per_dir_config == r->main->per_dir_config &&
-        (st = eid_req_get(r->main, 0)) && st->status == OK && st->id &&
+        (st = eid_req_get(r->main, 0)) && st->outcome == EID_TRY_OK && st->id &&
         r->user == r->main->user)
         return st->id;
     return NULL;

@@ -81,10 +81,19 @@ typedef struct eid_dir_conf {
     const char *realm;
 } eid_dir_conf_t;
 
+/* What one method, and then authentication as a whole, made of a request.
+ * Kept apart from HTTP statuses: a refusal's status is in eid_req_t.status. */
+typedef enum {
+    EID_TRY_ABSENT = 0, /* no credential of this kind (of any kind, for the request) */
+    EID_TRY_OK,         /* an identity was found */
+    EID_TRY_REFUSED     /* a credential was refused: status, reason, decision set */
+} eid_try_e;
+
 /* Per-request state (r->request_config). */
 typedef struct eid_req {
     int tried;               /* authentication ran for this request */
-    int status;              /* its HTTP outcome: OK or an error status */
+    eid_try_e outcome;       /* what it found */
+    int status;              /* the HTTP status of a refusal (outcome EID_TRY_REFUSED) */
     eid_identity_t *id;      /* set when authenticated */
     eid_decision_e decision; /* for the audit record when the request failed */
     const char *reason;      /* short, safe */
@@ -114,10 +123,13 @@ int eid_dir_export_env(const eid_dir_conf_t *d);
 int eid_dir_export_headers(const eid_dir_conf_t *d);
 int eid_dir_audit(const eid_dir_conf_t *d);
 
-/* Outcome of one method's attempt: OK (identity found), EID_TRY_ABSENT (no
- * credential of this kind in the request), or an HTTP error status with
- * st->reason and st->decision set. */
-#define EID_TRY_ABSENT (-1)
+/* A method refuses: records the HTTP status in st (reason and decision are
+ * set by eid_refuse()) and returns EID_TRY_REFUSED. */
+static inline eid_try_e eid_try_refused(eid_req_t *st, int status)
+{
+    st->status = status;
+    return EID_TRY_REFUSED;
+}
 
 /* eid_config.c: every profile, in definition order.  A location that names
  * none uses the only one, if exactly one exists (eid_cert_glue.c). */
@@ -128,7 +140,7 @@ const apr_array_header_t *eid_all_profiles(void);
 const char *eid_scope_check(apr_pool_t *ptemp);
 
 /* eid_cert_glue.c */
-int eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                  eid_identity_t **id);
 
 /* eid_authn.c */
