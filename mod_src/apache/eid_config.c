@@ -381,6 +381,21 @@ static const char *set_cert_profiles(cmd_parms *cmd, void *dcv, int argc,
                                 argv[i]);
         APR_ARRAY_PUSH(d->profiles, const eid_trust_profile_t *) = tp;
     }
+    /* Why two profiles with one CA are refused in one list: the first in the
+     * list that holds the CA decides its level and identifier kinds, so the
+     * order of the names would silently change who is admitted. */
+    for (i = 0; i < argc; i++) {
+        int j;
+        for (j = i + 1; j < argc; j++) {
+            const char *ca = eid_trust_profiles_shared_ca(
+                cmd->pool, APR_ARRAY_IDX(d->profiles, i, const eid_trust_profile_t *),
+                APR_ARRAY_IDX(d->profiles, j, const eid_trust_profile_t *));
+            if (ca)
+                return apr_psprintf(cmd->pool, "EidCertProfiles: profiles '%s' and '%s' "
+                                    "have the same issuing CA (%s): name one of them here",
+                                    argv[i], argv[j], ca);
+        }
+    }
     return NULL;
 }
 

@@ -1,0 +1,297 @@
+"""Attacks on the configuration scope of trust profiles and token providers:
+name-based virtual hosts with SNI and a Host header for another one, a CA in
+two profiles of one list, many .htaccess directories on shared keep-alive
+connections from many threads, and a graceful restart with another
+configuration."""
+import http.client
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from eidtest import TRUST_ISSUERS, Httpd, manifest, pki, user_cert
+
+CA = pki("ca", "server-ca.pem")
+M = manifest()
+
+
+def ident(user):
+    u = M[user]
+    return u.get("hsa_id") if u["serial_kind"] == "hsa" else u["pnr"]
+
+
+WHO = ('Header always set X-Who "%{{EID_HSA_ID}}e|%{{EID_PNR}}e|%{{EID_LOA}}e|'
+       '%{{EID_PROFILE}}e"\n')
+
+
+def tls_get(port, path, user=None, sni="localhost", host=None):
+    """One request on a fresh TLS connection with the given SNI and Host."""
+    ctx = ssl.create_default_context(cafile=CA)
+    ctx.check_hostname = False
+    if user:
+        ctx.load_cert_chain(*user_cert(user))
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                       % (path, host or sni)).encode())
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    status = int(head.split(" ", 2)[1])
+    m = re.search(r"(?im)^X-Who: (.*)$", head)
+    return status, (m.group(1).strip() if m else None)
+
+
+# ---- configuration: a CA in two profiles of one list ---------------------------
+
+TWO = ("EidTrustIssuer lo {pki}/ca/hsa3.pem loa=2 ids=hsa-id\n"
+       "EidTrustIssuer hi {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n")
+
+REFUSED = [
+    # the second line for the same CA in one profile was dead: the first one won
+    ("EidTrustIssuer", "EidTrustIssuer s {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n"
+     "EidTrustIssuer s {pki}/ca/hsa3.pem loa=2 ids=hsa-id,pnr", r"already.*profile s"),
+    # a list naming two profiles that hold one CA: the order decided the level
+    ("EidCertProfiles", TWO + "<Location /x>\nEidCertProfiles lo hi\n</Location>",
+     r"'lo' and 'hi'.*same|same.*'lo' and 'hi'"),
+    ("EidCertProfiles", TWO + "EidCertProfiles hi lo", r"'hi' and 'lo'"),
+]
+
+
+@pytest.mark.parametrize("directive,snippet,msg", REFUSED, ids=range(len(REFUSED)))
+def test_ca_twice_in_reach_refused(directive, snippet, msg):
+    h = Httpd(snippet, name="cfg")
+    try:
+        r = h.configtest()
+        assert r.returncode != 0, r.stderr
+        m = re.search(r"line (\d+) of (\S+?):", r.stderr)
+        assert m and m.group(2) == h.conf, r.stderr
+        assert directive in open(h.conf).read().splitlines()[int(m.group(1)) - 1]
+        assert re.search(msg, r.stderr), r.stderr
+    finally:
+        h.cleanup()
+
+
+def test_ca_in_two_profiles_of_two_lists_passes():
+    """The same CA at two levels in two profiles, each named by its own location."""
+    h = Httpd(TWO + "<Location /a>\nEidCertProfiles lo\n</Location>\n"
+              "<Location /b>\nEidCertProfiles hi\n</Location>\n", name="cfg")
+    try:
+        r = h.configtest()
+        assert r.returncode == 0, r.stderr
+    finally:
+        h.cleanup()
+
+
+# ---- name-based virtual hosts on one port: SNI for one, Host for another -----------
+
+NAMEVHOST = """<VirtualHost 127.0.0.1:{port}>
+ServerName {name}
+SSLEngine on
+SSLCertificateFile {pki}/server/localhost.pem
+SSLCertificateKeyFile {pki}/server/localhost.key
+SSLCACertificateFile {pki}/ca/client-trust.pem
+SSLVerifyClient optional
+SSLVerifyDepth 3
+EidCertProfiles {profile}
+<Location />
+AuthType eid
+Require valid-user
+{who}</Location>
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope="module")
+def nsrv():
+    s = Httpd("", name="sni")
+    body = TRUST_ISSUERS + "EidCertProfiles siths\n"
+    for name, profile in (("a.test", "eid"), ("b.test", "siths")):
+        body += NAMEVHOST.format(port=s.port, name=name, profile=profile, pki="{pki}",
+                                 who=WHO)
+    s.write_conf(body, True, "optional", (), "warn auth_eid:info")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_sni_and_host_of_other_vhost_carry_no_identity_across(nsrv, logcheck):
+    logcheck(nsrv)
+    nsrv.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"AH02032",
+                    r"AH01909")
+    # each in its own vhost
+    st, who = tls_get(nsrv.port, "/index.html", "citizen", "a.test")
+    assert st == 200 and ident("citizen") in who
+    st, who = tls_get(nsrv.port, "/index.html", "nurse-kommun", "b.test")
+    assert st == 200 and ident("nurse-kommun") in who
+    # the certificate of one vhost against the other, by SNI and Host
+    for user, sni, host in (("citizen", "b.test", "b.test"), ("citizen", "a.test", "b.test"),
+                            ("citizen", "b.test", "a.test"),
+                            ("nurse-kommun", "a.test", "a.test"),
+                            ("nurse-kommun", "b.test", "a.test"),
+                            ("nurse-kommun", "a.test", "b.test")):
+        st, who = tls_get(nsrv.port, "/index.html", user, sni, host)
+        owner = "a.test" if user == "citizen" else "b.test"
+        if sni == host == owner:
+            continue
+        if host == owner:
+            # served by the owner's vhost only if mod_ssl allowed the mismatch
+            assert st in (200, 421), (user, sni, host, st)
+        else:
+            assert st in (403, 421), (user, sni, host, st, who)
+            assert not who or ident(user) not in who, (user, sni, host, who)
+
+
+# ---- .htaccess: many directories, shared keep-alive connections, many threads -----
+
+NDIRS = 120
+USERS = ["citizen", "nurse-kommun", "nurse-kommun-reserve", "nurse-pnr", "doctor-region"]
+
+
+def dir_spec(i):
+    """(htaccess text, expected status per user, bad) for directory i."""
+    kind = i % 8
+    if kind == 0:
+        return "AuthType eid\nEidCertProfiles eid\nRequire valid-user\n", \
+            {u: 200 if u == "citizen" else 403 for u in USERS}
+    if kind == 1:
+        return "AuthType eid\nEidCertProfiles siths\nRequire valid-user\n", \
+            {u: 403 if u == "citizen" else 200 for u in USERS}
+    if kind == 2:
+        return "AuthType eid\nEidCertProfiles siths eid\nRequire eid-loa 3\n", \
+            {u: 403 if u == "nurse-kommun-reserve" else 200 for u in USERS}
+    if kind == 3:
+        return "AuthType eid\nEidCertProfiles eid siths\nEidUserAttribute pnr hsa-id\n" \
+            "EidExportAttributes -pnr\nRequire valid-user\n", {u: 200 for u in USERS}
+    if kind == 4:
+        return "AuthType eid\nEidCertProfiles nosuch\nRequire valid-user\n", \
+            {u: 500 for u in USERS}
+    if kind == 5:
+        return "AuthType eid\nRequire valid-user\n", {u: 500 for u in USERS}
+    if kind == 6:
+        return "AuthType eid\nEidMethods bearer\nEidBearerProviders p1 p2\n" \
+            "Require valid-user\n", {u: 500 for u in USERS}
+    return "AuthType eid\nEidCertProfiles siths\nEidMethods bearer cert\n" \
+        "Require eid-loa 3\n", \
+        {u: 200 if u in ("nurse-kommun", "nurse-pnr", "doctor-region") else 403
+         for u in USERS}
+
+
+@pytest.fixture(scope="module")
+def hsrv():
+    jw = os.path.join(os.path.dirname(__file__), "..", "fuzz", "fuzz_jwt_jwks.json")
+    # More workers than clients: the event MPM closes idle keep-alive
+    # connections when its workers run short (as in test_concurrency.py).
+    body = "ThreadsPerChild 48\nMaxRequestWorkers 48\nMaxSpareThreads 48\n"
+    body += TRUST_ISSUERS + (
+        "EidProvider p1 issuer=https://p1.example audience=api://h jwks_file={root}/jwks.json "
+        "algs=ES256\n"
+        "EidProvider p2 issuer=https://p1.example audience=api://h2 "
+        "jwks_file={root}/jwks.json algs=ES256\n"
+        "<Directory {root}/htdocs>\nAllowOverride AuthConfig\n</Directory>\n")
+    s = Httpd(body, name="htx")
+    with open(jw) as f, open(os.path.join(s.root, "jwks.json"), "w") as g:
+        g.write(f.read())
+    for i in range(NDIRS):
+        d = os.path.join(s.root, "htdocs", "d%03d" % i)
+        os.makedirs(d)
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write(dir_spec(i)[0])
+        with open(os.path.join(d, "x.html"), "w") as f:
+            f.write("d%03d\n" % i)
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_many_htaccess_dirs_threads_keepalive(hsrv, logcheck):
+    logcheck(hsrv)
+    hsrv.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"EID01020",
+                    r"EID01520", r"EID02026", r"AH00529|AH01797|nosuch|same issuer",
+                    r"EID01104|EID01101|AH01630")
+    errors, counts = [], []
+
+    def client(t):
+        user = USERS[t % len(USERS)]
+        rnd = random.Random(t)
+        ctx = ssl.create_default_context(cafile=CA)
+        ctx.load_cert_chain(*user_cert(user))
+        ok = 0
+        for _conn in range(3):
+            conn = http.client.HTTPSConnection("localhost", hsrv.port, context=ctx,
+                                               timeout=30)
+            try:
+                prev = None
+                for _ in range(40):
+                    i = rnd.randrange(NDIRS)
+                    text, want = dir_spec(i)
+                    try:
+                        conn.request("GET", "/d%03d/x.html" % i)
+                        r = conn.getresponse()
+                        body = r.read()
+                    except (OSError, http.client.HTTPException) as e:
+                        errors.append("%s d%03d: %r after %r" % (user, i, e, prev))
+                        break
+                    if r.status != want[user]:
+                        errors.append("%s d%03d: %d, want %d" % (user, i, r.status,
+                                                                 want[user]))
+                    elif r.status == 200 and body != b"d%03d\n" % i:
+                        errors.append("%s d%03d: body %r" % (user, i, body))
+                    else:
+                        ok += 1
+                    prev = (i, r.status, r.getheader("Connection"))
+            finally:
+                conn.close()
+        counts.append(ok)
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    assert not errors, "%d wrong answers, e.g. %s" % (len(errors), errors[:6])
+    assert sum(counts) == 12 * 3 * 40
+
+
+# ---- graceful restart with another configuration --------------------------------
+
+GR = TRUST_ISSUERS + "EidCertProfiles {use}\n<Location />\nAuthType eid\n" \
+    "Require valid-user\n</Location>\n"
+
+
+def test_graceful_restart_drops_old_profile_list(logcheck):
+    s = Httpd(GR.replace("{use}", "eid"), name="graceful")
+    try:
+        s.start()
+        logcheck(s)
+        s.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"AH00493")
+        assert tls_get(s.port, "/index.html", "citizen")[0] == 200
+        assert tls_get(s.port, "/index.html", "nurse-kommun")[0] == 403
+        s.write_conf(GR.replace("{use}", "siths"), True, "optional", (), "warn auth_eid:info")
+        assert s.configtest().returncode == 0
+        gen = s.read_error_log().count("resuming normal operations")
+        s.proc.send_signal(signal.SIGUSR1)
+        deadline = time.time() + 15
+        while s.read_error_log().count("resuming normal operations") <= gen:
+            assert time.time() < deadline, s.read_error_log()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        for _ in range(5):
+            assert tls_get(s.port, "/index.html", "citizen")[0] == 403
+            assert tls_get(s.port, "/index.html", "nurse-kommun")[0] == 200
+    finally:
+        s.stop()
+        s.cleanup()
