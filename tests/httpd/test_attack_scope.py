@@ -7,15 +7,21 @@ import http.client
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import ssl
+import sys
+import tempfile
 import threading
 import time
 
 import pytest
 
-from eidtest import TRUST_ISSUERS, Httpd, manifest, pki, user_cert
+from eidtest import REPO, TRUST_ISSUERS, Httpd, manifest, pki, user_cert
+
+sys.path.insert(0, os.path.join(REPO, "tests", "op"))
+from opctl import TestOP  # noqa: E402
 
 CA = pki("ca", "server-ca.pem")
 M = manifest()
@@ -268,19 +274,73 @@ def test_many_htaccess_dirs_threads_keepalive(hsrv, logcheck):
 
 # ---- graceful restart with another configuration --------------------------------
 
-GR = TRUST_ISSUERS + "EidCertProfiles {use}\n<Location />\nAuthType eid\n" \
-    "Require valid-user\n</Location>\n"
+GR = TRUST_ISSUERS + """EidProvider p issuer={iss} jwks_uri={jwks} audience={aud}
+EidCertProfiles {use}
+<Location />
+AuthType eid
+EidMethods bearer cert
+Require valid-user
+</Location>
+"""
 
 
-def test_graceful_restart_drops_old_profile_list(logcheck):
-    s = Httpd(GR.replace("{use}", "eid"), name="graceful")
+@pytest.fixture(scope="module")
+def op():
+    o = TestOP(tempfile.mkdtemp(prefix="eid-op-graceful-")).start()
+    yield o
+    o.stop()
+    shutil.rmtree(o.state_dir, ignore_errors=True)
+
+
+def keepalive(port, user):
+    ctx = ssl.create_default_context(cafile=CA)
+    ctx.load_cert_chain(*user_cert(user))
+    return http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+
+
+def ka_get(conn, headers=None):
+    """A status on this connection, or None when the server closed it."""
+    try:
+        conn.request("GET", "/index.html", headers=headers or {})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def bearer(port, token):
+    conn = http.client.HTTPSConnection("localhost", port, timeout=20,
+                                       context=ssl.create_default_context(cafile=CA))
+    try:
+        return ka_get(conn, {"Authorization": "Bearer " + token})
+    finally:
+        conn.close()
+
+
+def gr_conf(op, use, aud):
+    return (GR.replace("{iss}", op.issuer).replace("{jwks}", op.jwks_uri)
+            .replace("{use}", use).replace("{aud}", aud))
+
+
+def test_graceful_restart_drops_old_profiles_and_providers(op, logcheck):
+    s = Httpd(gr_conf(op, "eid", "api://one"), name="graceful")
     try:
         s.start()
         logcheck(s)
-        s.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"AH00493")
+        s.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"AH00493",
+                     r"EID03\d+", r"AH01909")
+        t1 = op.mint(aud="api://one", preset="inera-nurse")
+        t2 = op.mint(aud="api://two", preset="inera-nurse")
         assert tls_get(s.port, "/index.html", "citizen")[0] == 200
         assert tls_get(s.port, "/index.html", "nurse-kommun")[0] == 403
-        s.write_conf(GR.replace("{use}", "siths"), True, "optional", (), "warn auth_eid:info")
+        assert bearer(s.port, t1) == 200 and bearer(s.port, t1) == 200  # cached
+        assert bearer(s.port, t2) == 401
+        # a keep-alive connection admitted under the old configuration
+        old = keepalive(s.port, "citizen")
+        assert ka_get(old) == 200
+        s.write_conf(gr_conf(op, "siths", "api://two"), True, "optional", (),
+                     "warn auth_eid:info")
         assert s.configtest().returncode == 0
         gen = s.read_error_log().count("resuming normal operations")
         s.proc.send_signal(signal.SIGUSR1)
@@ -288,10 +348,17 @@ def test_graceful_restart_drops_old_profile_list(logcheck):
         while s.read_error_log().count("resuming normal operations") <= gen:
             assert time.time() < deadline, s.read_error_log()
             time.sleep(0.1)
-        time.sleep(0.5)
+        time.sleep(1)
+        # the old connection: closed, or judged by the new configuration
+        after = ka_get(old)
+        print("old keep-alive connection after the restart:", after)
+        assert after in (None, 403)
+        old.close()
         for _ in range(5):
             assert tls_get(s.port, "/index.html", "citizen")[0] == 403
             assert tls_get(s.port, "/index.html", "nurse-kommun")[0] == 200
+            assert bearer(s.port, t1) == 401
+            assert bearer(s.port, t2) == 200
     finally:
         s.stop()
         s.cleanup()
