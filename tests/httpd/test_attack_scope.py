@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from eidtest import REPO, TRUST_ISSUERS, Httpd, manifest, pki, user_cert
+from eidtest import REPO, TRUST_ISSUERS, Httpd, free_port, manifest, pki, user_cert
 
 sys.path.insert(0, os.path.join(REPO, "tests", "op"))
 from opctl import TestOP  # noqa: E402
@@ -299,11 +299,13 @@ def keepalive(port, user):
 
 
 def ka_get(conn, headers=None):
-    """A status on this connection, or None when the server closed it."""
+    """A status on this connection, or None when the server closed it; the
+    response's X-Sub in conn._last_sub."""
     try:
         conn.request("GET", "/index.html", headers=headers or {})
         r = conn.getresponse()
         r.read()
+        conn._last_sub = r.getheader("X-Sub")
         return r.status
     except (OSError, http.client.HTTPException):
         return None
@@ -362,3 +364,170 @@ def test_graceful_restart_drops_old_profiles_and_providers(op, logcheck):
     finally:
         s.stop()
         s.cleanup()
+
+
+# ---- three IP/port-based vhosts; sections merged by path, <If>, Alias --------------
+
+SECTIONS = """Listen 127.0.0.1:{pb}
+Listen 127.0.0.1:{pc}
+EidCertProfiles siths
+<Location />
+AuthType eid
+Require valid-user
+%(who)s</Location>
+<VirtualHost 127.0.0.1:{pa}>
+EidCertProfiles eid
+</VirtualHost>
+<VirtualHost 127.0.0.1:{pb}>
+DocumentRoot {root}/htdocs
+Alias /al/ {root}/private/
+<Directory {root}/private>
+EidCertProfiles eid
+Require all granted
+</Directory>
+<Directory {root}/htdocs/d>
+EidCertProfiles eid
+</Directory>
+<Location /d/loc>
+EidCertProfiles siths
+</Location>
+<Location /e>
+EidCertProfiles eid
+<If "%%{{QUERY_STRING}} == 'siths'">
+EidCertProfiles siths
+</If>
+</Location>
+</VirtualHost>
+<VirtualHost 127.0.0.1:{pc}>
+EidCertProfiles eid siths
+</VirtualHost>
+""" % {"who": WHO}
+
+
+@pytest.fixture(scope="module")
+def ssrv():
+    pa, pb, pc = free_port(), free_port(), free_port()
+    body = TRUST_ISSUERS + SECTIONS.replace("{pa}", str(pa)).replace(
+        "{pb}", str(pb)).replace("{pc}", str(pc))
+    s = Httpd(body, name="sections", port=pa)
+    s.pb, s.pc = pb, pc
+    for d in ("htdocs/d/loc", "htdocs/e", "private"):
+        os.makedirs(os.path.join(s.root, d), exist_ok=True)
+    for f in ("htdocs/d/x.html", "htdocs/d/loc/x.html", "htdocs/e/x.html", "private/x.html"):
+        with open(os.path.join(s.root, f), "w") as fh:
+            fh.write("x\n")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+# (port attribute, path, the profile that must judge it)
+SECTION_CASES = [
+    ("port", "/index.html", "eid"),          # vhost A names eid
+    ("pb", "/index.html", "siths"),          # vhost B names nothing: the main server's
+    ("pb", "/d/x.html", "eid"),              # <Directory>
+    ("pb", "/d/loc/x.html", "siths"),        # <Location> after <Directory>
+    ("pb", "/e/x.html", "eid"),              # <Location>
+    ("pb", "/e/x.html?siths", "siths"),      # <If> inside it
+    ("pb", "/al/x.html", "eid"),             # Alias into a <Directory>
+    ("pb", "/al/../d/x.html", "eid"),
+    ("pc", "/index.html", "both"),           # vhost C names both
+]
+
+
+@pytest.mark.parametrize("port,path,want", SECTION_CASES,
+                         ids=["%s%s" % (c[0], c[1]) for c in SECTION_CASES])
+def test_sections_and_vhosts_judge_with_their_own_profiles(ssrv, logcheck, port, path,
+                                                           want):
+    logcheck(ssrv)
+    ssrv.expect_log(r"EID02004.*client certificate refused", r"AH01630")
+    p = getattr(ssrv, port)
+    for user, prof in (("citizen", "eid"), ("nurse-kommun", "siths")):
+        st, who = tls_get(p, path, user)
+        if want in (prof, "both"):
+            assert st in (200, 404) and who and ident(user) in who \
+                and who.endswith("|" + prof), (user, st, who)
+        else:
+            assert st == 403 and (not who or ident(user) not in who), (user, st, who)
+
+
+# ---- the token cache at its size limit while the provider's keys rotate -----------
+
+ROT_THREADS, ROT_TOKENS = 16, 30
+
+
+@pytest.fixture(scope="module")
+def rsrv(op):
+    c = "ThreadsPerChild 48\nMaxRequestWorkers 48\nMaxSpareThreads 48\n"
+    c += TRUST_ISSUERS + "EidCertProfiles siths\nEidTokenCache 64 max_ttl=300\n"
+    c += ("EidProvider rot issuer=%s jwks_uri=%s audience=api://rot jwks_min_refetch=1\n"
+          % (op.issuer, op.jwks_uri))
+    c += ('<Location />\nAuthType eid\nEidMethods bearer\nRequire valid-user\n'
+          'Header always set X-Sub "%{{EID_SUBJECT}}e"\n</Location>\n')
+    s = Httpd(c, name="rotate")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def hammer(srv, work):
+    """work: per thread a list of (token, subject or None for 'must be 401')."""
+    errors = []
+
+    def client(items):
+        conn = http.client.HTTPSConnection("localhost", srv.port, timeout=30,
+                                           context=ssl.create_default_context(cafile=CA))
+        try:
+            for tok, sub in items:
+                st = ka_get(conn, {"Authorization": "Bearer " + tok})
+                if st is None:
+                    conn.close()
+                    st = ka_get(conn, {"Authorization": "Bearer " + tok})
+                got = None
+                if st == 200:
+                    got = conn._last_sub
+                if sub is None and st != 401:
+                    errors.append("withdrawn-key token: %s %r" % (st, got))
+                if sub is not None and (st != 200 or got != sub):
+                    errors.append("%s: %s %r" % (sub, st, got))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    return errors
+
+
+def test_cache_full_while_keys_rotate(rsrv, op, logcheck):
+    logcheck(rsrv)
+    rsrv.expect_log(r"EID03\d+")
+    old = [[(op.mint(aud="api://rot", claims={"sub": "old-%02d-%03d" % (t, i)}),
+             "old-%02d-%03d" % (t, i)) for i in range(ROT_TOKENS)] for t in range(ROT_THREADS)]
+    work = []
+    for t in range(ROT_THREADS):
+        w = old[t] * 2
+        random.Random(t).shuffle(w)
+        work.append(w)
+    errors = hammer(rsrv, work)
+    assert not errors, "%d wrong, e.g. %s" % (len(errors), errors[:5])
+    # the key that signed them is withdrawn; new tokens name a new kid
+    op.rotate(drop_old=True)
+    new = [[(op.mint(aud="api://rot", claims={"sub": "new-%02d-%03d" % (t, i)}),
+             "new-%02d-%03d" % (t, i)) for i in range(ROT_TOKENS)] for t in range(ROT_THREADS)]
+    deadline = time.time() + 10
+    while hammer(rsrv, [[new[0][0]]]):  # until the module has fetched the new key set
+        assert time.time() < deadline
+        time.sleep(0.3)
+    work = []
+    for t in range(ROT_THREADS):
+        w = [(tok, None) for tok, _ in old[t]] + new[t] * 2
+        random.Random(100 + t).shuffle(w)
+        work.append(w)
+    errors = hammer(rsrv, work)
+    assert not errors, "%d wrong, e.g. %s" % (len(errors), errors[:5])
