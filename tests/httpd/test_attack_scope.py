@@ -74,8 +74,23 @@ REFUSED = [
 ]
 
 
+PROV = ("EidProvider a issuer=https://a.example audience=api://x "
+        "jwks_uri=https://a.example/jwks\n")
+REFUSED += [
+    # A copied provider block left under the same name continued the first:
+    # its issuer and keys were replaced and its audiences added to, silently.
+    ("EidProvider", PROV + "EidProvider a issuer=https://b.example audience=api://y "
+     "jwks_uri=https://b.example/jwks", r"issuer.*twice|twice.*issuer"),
+    ("EidProvider", "EidProvider a issuer=https://a.example issuer=https://b.example "
+     "audience=api://x jwks_uri=https://a.example/jwks", r"issuer.*twice"),
+    ("EidProvider", PROV + "EidProvider a jwks_uri=https://b.example/jwks",
+     r"jwks_uri.*twice"),
+    ("EidProvider", PROV + "EidProvider a jwks_file=/etc/hostname", r"jwks_file|jwks_uri"),
+]
+
+
 @pytest.mark.parametrize("directive,snippet,msg", REFUSED, ids=range(len(REFUSED)))
-def test_ca_twice_in_reach_refused(directive, snippet, msg):
+def test_twice_defined_refused(directive, snippet, msg):
     h = Httpd(snippet, name="cfg")
     try:
         r = h.configtest()
@@ -84,6 +99,16 @@ def test_ca_twice_in_reach_refused(directive, snippet, msg):
         assert m and m.group(2) == h.conf, r.stderr
         assert directive in open(h.conf).read().splitlines()[int(m.group(1)) - 1]
         assert re.search(msg, r.stderr), r.stderr
+    finally:
+        h.cleanup()
+
+
+def test_provider_options_continued_on_another_line_pass():
+    h = Httpd("EidProvider a issuer=https://a.example\nEidProvider a audience=api://x\n"
+              "EidProvider a audience=api://y jwks_uri=https://a.example/jwks\n", name="cfg")
+    try:
+        r = h.configtest()
+        assert r.returncode == 0, r.stderr
     finally:
         h.cleanup()
 
