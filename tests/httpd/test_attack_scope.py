@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import socket
 import ssl
 import sys
@@ -556,3 +557,70 @@ def test_cache_full_while_keys_rotate(rsrv, op, logcheck):
         work.append(w)
     errors = hammer(rsrv, work)
     assert not errors, "%d wrong, e.g. %s" % (len(errors), errors[:5])
+
+
+# ---- HTTP/2: many streams of one connection at once, each with its own directory ----
+
+
+@pytest.fixture(scope="module")
+def h2srv():
+    body = "Protocols h2 http/1.1\n" + TRUST_ISSUERS + (
+        "<Directory {root}/htdocs>\nAllowOverride AuthConfig\n</Directory>\n"
+        '<Location />\nHeader always set X-Who "%{{EID_HSA_ID}}e|%{{EID_PNR}}e|'
+        '%{{EID_PROFILE}}e"\n</Location>\n')
+    s = Httpd(body, name="h2", extra_modules=["http2"])
+    for i in range(NDIRS):
+        text = dir_spec(i)[0]
+        if "bearer" in text:  # no provider here: certificate directories only
+            text = "AuthType eid\nEidCertProfiles eid siths\nRequire valid-user\n"
+        d = os.path.join(s.root, "htdocs", "d%03d" % i)
+        os.makedirs(d)
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write(text)
+        with open(os.path.join(d, "x.html"), "w") as f:
+            f.write("d%03d\n" % i)
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def h2_want(i, user):
+    text, want = dir_spec(i)
+    if "bearer" in text:
+        return 200
+    return want[user]
+
+
+@pytest.mark.parametrize("user", ["citizen", "nurse-kommun", "nurse-kommun-reserve"])
+def test_http2_streams_each_judged_by_their_directory(h2srv, logcheck, user):
+    logcheck(h2srv)
+    h2srv.expect_log(r"EID02004.*client certificate refused", r"AH01630", r"EID01020",
+                     r"EID01006", r"AH00529|nosuch", r"EID01101|EID01104")
+    order = list(range(NDIRS)) * 2
+    random.Random(user).shuffle(order)
+    cert, key = user_cert(user)
+    cmd = ["curl", "-sS", "--http2", "--parallel", "--parallel-max", "64", "--cacert", CA,
+           "--cert", cert, "--key", key,
+           "-w", "%{http_version} %{http_code} %{url_effective} %header{x-who}\\n"]
+    for i in order:
+        cmd += ["-o", "/dev/null", h2srv.url("/d%03d/x.html" % i)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(order), out.stderr
+    bad = []
+    for line in lines:
+        ver, code, url, who = (line.split(" ", 3) + [""])[:4]
+        i = int(re.search(r"/d(\d+)/", url).group(1))
+        want = h2_want(i, user)
+        if ver != "2" or int(code) != want:
+            bad.append("%s d%03d: %s, want %d" % (ver, i, code, want))
+        elif want == 200 and i % 8 == 3 and M[user]["serial_kind"] != "hsa":
+            # EidExportAttributes -pnr in this directory: no EID_PNR
+            if ident(user) in who or not who.endswith("|eid"):
+                bad.append("d%03d: identity %r" % (i, who))
+        elif want == 200 and ident(user) not in who:
+            bad.append("d%03d: identity %r" % (i, who))
+        elif want != 200 and ident(user) in who:
+            bad.append("d%03d: refused but identity %r" % (i, who))
+    assert not bad, "%d wrong, e.g. %s" % (len(bad), bad[:6])
