@@ -624,3 +624,66 @@ def test_http2_streams_each_judged_by_their_directory(h2srv, logcheck, user):
         elif want != 200 and ident(user) in who:
             bad.append("d%03d: refused but identity %r" % (i, who))
     assert not bad, "%d wrong, e.g. %s" % (len(bad), bad[:6])
+
+
+# ---- one issuer, two providers in two locations, one token for both ---------------
+
+
+@pytest.fixture(scope="module")
+def psrv(op):
+    c = "ThreadsPerChild 48\nMaxRequestWorkers 48\nMaxSpareThreads 48\n"
+    c += TRUST_ISSUERS + "EidCertProfiles siths\n"
+    for name, claims in (("p1", "inera"), ("p2", "oidc-sweden")):
+        c += ("EidProvider %s issuer=%s jwks_uri=%s audience=api://both claims=%s\n"
+              % (name, op.issuer, op.jwks_uri, claims))
+    for name in ("p1", "p2"):
+        c += ('<Location /%s/>\nAuthType eid\nEidMethods bearer\nEidBearerProviders %s\n'
+              'Require valid-user\nHeader always set X-Sub "%%{{EID_SUBJECT}}e|'
+              '%%{{EID_PROFILE}}e"\n</Location>\n' % (name, name))
+    s = Httpd(c, name="owners")
+    for name in ("p1", "p2"):
+        os.makedirs(os.path.join(s.root, "htdocs", name))
+        with open(os.path.join(s.root, "htdocs", name, "x.html"), "w") as f:
+            f.write(name + "\n")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_one_token_two_providers_of_one_issuer_each_location_its_own(psrv, op, logcheck):
+    """The cache entry of a token belongs to the provider that validated it: the
+    other location's provider (other claim rules) validates it again, never
+    takes the entry, however the threads interleave."""
+    logcheck(psrv)
+    toks = [(op.mint(aud="api://both", preset="inera-nurse",
+                     claims={"sub": "both-%02d" % i}), "both-%02d" % i) for i in range(8)]
+    errors = []
+
+    def client(t):
+        rnd = random.Random(t)
+        conn = http.client.HTTPSConnection("localhost", psrv.port, timeout=30,
+                                           context=ssl.create_default_context(cafile=CA))
+        try:
+            for _ in range(150):
+                tok, sub = rnd.choice(toks)
+                loc = rnd.choice(("p1", "p2"))
+                conn.request("GET", "/%s/x.html" % loc,
+                             headers={"Authorization": "Bearer " + tok})
+                r = conn.getresponse()
+                r.read()
+                got = r.getheader("X-Sub")
+                if r.status != 200 or got != "%s|%s" % (sub, loc):
+                    errors.append("%s at %s: %d %r" % (sub, loc, r.status, got))
+        except (OSError, http.client.HTTPException) as e:
+            errors.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive()
+    assert not errors, "%d wrong, e.g. %s" % (len(errors), errors[:5])
