@@ -197,7 +197,7 @@ static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *co
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     eid_trust_profile_t *tp;
-    unsigned ids = 0, flags = 0;
+    unsigned ids = 0, flags = 0, seen = 0;
     int loa = 0, function = 0, i;
     const char *path;
 
@@ -208,9 +208,13 @@ static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *co
     if ((err = check_name(cmd, argv[0])))
         return err;
     for (i = 2; i < argc; i++) {
-        if (!strncasecmp(argv[i], "loa=", 4))
+        /* No "last one wins" for the level or the identifier kinds. */
+        int is_loa = !strncasecmp(argv[i], "loa=", 4), is_ids = !strncasecmp(argv[i], "ids=", 4);
+        if ((is_loa && (seen & 1)) || (is_ids && (seen & 2)))
+            err = apr_psprintf(cmd->pool, "%.4s given twice", argv[i]);
+        else if (is_loa && (seen |= 1))
             err = parse_loa(cmd->pool, argv[i] + 4, 0, &loa);
-        else if (!strncasecmp(argv[i], "ids=", 4))
+        else if (is_ids && (seen |= 2))
             err = parse_id_kinds(cmd->pool, argv[i] + 4, &ids);
         else if (!strcasecmp(argv[i], "function"))
             function = 1;

@@ -87,6 +87,11 @@ REFUSED += [
     ("EidProvider", PROV + "EidProvider a jwks_uri=https://b.example/jwks",
      r"jwks_uri.*twice"),
     ("EidProvider", PROV + "EidProvider a jwks_file=/etc/hostname", r"jwks_file|jwks_uri"),
+    # "loa=3 ... loa=1": the last one won, silently
+    ("EidTrustIssuer", "EidTrustIssuer s {pki}/ca/hsa3.pem loa=3 ids=hsa-id loa=1",
+     r"loa=.*twice"),
+    ("EidTrustIssuer", "EidTrustIssuer s {pki}/ca/hsa3.pem loa=3 ids=hsa-id ids=any",
+     r"ids=.*twice"),
 ]
 
 
