@@ -225,6 +225,17 @@ def dir_spec(i):
          for u in USERS}
 
 
+def who_ok(i, user, status, who):
+    """The identity a response carries: the user's own where admitted (without
+    the personnummer where EidExportAttributes -pnr), nobody's where refused."""
+    if status != 200:
+        return ident(user) not in who
+    if i % 8 == 3 and M[user]["serial_kind"] != "hsa":
+        return ident(user) not in who and who.endswith(
+            "|eid" if user == "citizen" else "|siths")
+    return ident(user) in who
+
+
 @pytest.fixture(scope="module")
 def hsrv():
     jw = os.path.join(os.path.dirname(__file__), "..", "fuzz", "fuzz_jwt_jwks.json")
@@ -236,7 +247,9 @@ def hsrv():
         "algs=ES256\n"
         "EidProvider p2 issuer=https://p1.example audience=api://h2 "
         "jwks_file={root}/jwks.json algs=ES256\n"
-        "<Directory {root}/htdocs>\nAllowOverride AuthConfig\n</Directory>\n")
+        "<Directory {root}/htdocs>\nAllowOverride AuthConfig\n"
+        'Header always set X-Who "%{{EID_HSA_ID}}e|%{{EID_PNR}}e|%{{EID_PROFILE}}e"\n'
+        "</Directory>\n")
     s = Httpd(body, name="htx")
     with open(jw) as f, open(os.path.join(s.root, "jwks.json"), "w") as g:
         g.write(f.read())
@@ -286,6 +299,9 @@ def test_many_htaccess_dirs_threads_keepalive(hsrv, logcheck):
                                                                  want[user]))
                     elif r.status == 200 and body != b"d%03d\n" % i:
                         errors.append("%s d%03d: body %r" % (user, i, body))
+                    elif not who_ok(i, user, r.status, r.getheader("X-Who") or ""):
+                        errors.append("%s d%03d: %d X-Who %r" % (user, i, r.status,
+                                                                 r.getheader("X-Who")))
                     else:
                         ok += 1
                     prev = (i, r.status, r.getheader("Connection"))
