@@ -92,7 +92,8 @@ const char *eid_trust_profile_name(const eid_trust_profile_t *tp);
  * EID_ISSUER_FUNCTION it is a function-certificate CA.  The certificate is
  * kept in an OpenSSL object freed by a cleanup on `p`.  Returns NULL or an
  * error message in `p` (unreadable file, no or several certificates, not a
- * CA certificate, a root without EID_ISSUER_ROOT).
+ * CA certificate, a root without EID_ISSUER_ROOT, a CA the profile holds
+ * already).
  */
 const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
                                          const char *path, int loa,
@@ -108,6 +109,15 @@ const char *eid_trust_profile_add_policy(eid_trust_profile_t *tp, apr_pool_t *p,
 
 /* Number of issuers in the profile (a profile with none is a config error). */
 int eid_trust_profile_issuer_count(const eid_trust_profile_t *tp);
+
+/*
+ * The subject (RFC 2253 text, in `p`) of an issuing CA that both profiles
+ * hold - same subject name and same public key, so it issues the same
+ * certificates - or NULL when they share none.  Both profiles must be
+ * complete (read-only); no error of its own.
+ */
+const char *eid_trust_profiles_shared_ca(apr_pool_t *p, const eid_trust_profile_t *a,
+                                         const eid_trust_profile_t *b);
 
 /*
  * Build the identity of `cert` under the first of `profiles` (in order) whose

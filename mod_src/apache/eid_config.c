@@ -195,7 +195,7 @@ static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *co
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     eid_trust_profile_t *tp;
-    unsigned ids = 0, flags = 0;
+    unsigned ids = 0, flags = 0, seen = 0;
     int loa = 0, function = 0, i;
     const char *path;
 
@@ -206,9 +206,13 @@ static const char *set_trust_issuer(cmd_parms *cmd, void *dc, int argc, char *co
     if ((err = check_name(cmd, argv[0])))
         return err;
     for (i = 2; i < argc; i++) {
-        if (!strncasecmp(argv[i], "loa=", 4))
+        /* No "last one wins" for the level or the identifier kinds. */
+        int is_loa = !strncasecmp(argv[i], "loa=", 4), is_ids = !strncasecmp(argv[i], "ids=", 4);
+        if ((is_loa && (seen & 1)) || (is_ids && (seen & 2)))
+            err = apr_psprintf(cmd->pool, "%.4s given twice", argv[i]);
+        else if (is_loa && (seen |= 1))
             err = parse_loa(cmd->pool, argv[i] + 4, 0, &loa);
-        else if (!strncasecmp(argv[i], "ids=", 4))
+        else if (is_ids && (seen |= 2))
             err = parse_id_kinds(cmd->pool, argv[i] + 4, &ids);
         else if (!strcasecmp(argv[i], "function"))
             function = 1;
@@ -369,6 +373,21 @@ static const char *set_cert_profiles(cmd_parms *cmd, void *dcv, int argc,
                                 "(define it with EidTrustIssuer before this line)",
                                 argv[i]);
         APR_ARRAY_PUSH(d->profiles, const eid_trust_profile_t *) = tp;
+    }
+    /* Why two profiles with one CA are refused in one list: the first in the
+     * list that holds the CA decides its level and identifier kinds, so the
+     * order of the names would silently change who is admitted. */
+    for (i = 0; i < argc; i++) {
+        int j;
+        for (j = i + 1; j < argc; j++) {
+            const char *ca = eid_trust_profiles_shared_ca(
+                cmd->pool, APR_ARRAY_IDX(d->profiles, i, const eid_trust_profile_t *),
+                APR_ARRAY_IDX(d->profiles, j, const eid_trust_profile_t *));
+            if (ca)
+                return apr_psprintf(cmd->pool, "EidCertProfiles: profiles '%s' and '%s' "
+                                    "have the same issuing CA (%s): name one of them here",
+                                    argv[i], argv[j], ca);
+        }
     }
     return NULL;
 }

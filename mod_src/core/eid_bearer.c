@@ -249,6 +249,19 @@ const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
         return "provider option without key or value";
     if (pv->checked)
         return apr_psprintf(p, "%s: provider %s is already in use", key, pv->name);
+    /* Why a second value is refused: repeated lines continue one provider,
+     * so a copied block left under the same name replaced its issuer and
+     * keys (and added its audiences) - no "last one wins" for what says
+     * whose tokens these are. */
+    if ((!strcmp(key, "issuer") && pv->issuer) ||
+        (!strcmp(key, "jwks_uri") && pv->jwks_uri) ||
+        (!strcmp(key, "jwks_file") && pv->jwks_file) ||
+        (!strcmp(key, "discovery") && pv->discovery) ||
+        (!strcmp(key, "introspect") && pv->introspect) ||
+        (!strcmp(key, "client_id") && pv->client_id))
+        return apr_psprintf(p, "%s: given twice for provider %s (EidProvider lines with one "
+                            "name continue one provider; another provider needs a name of "
+                            "its own)", key, pv->name);
     if (!strncmp(key, "claim.", 6))
         return eid_claims_set_claim(pv->map, p, key + 6, value);
     if (!strncmp(key, "acr.", 4))

@@ -46,6 +46,31 @@ static apr_status_t x509_cleanup(void *data)
 /* Why X509_check_ca() == 1 exactly: only basicConstraints cA=TRUE (with
  * keyCertSign if keyUsage is present) makes an issuer; OpenSSL's lenient
  * answers (v1 self-signed, keyUsage alone, Netscape types) do not. */
+/* One CA for the rules of issued_by() in eid_cert.c: the same subject name
+ * and the same key sign (and verify) the same certificates. */
+static int same_ca(X509 *a, X509 *b)
+{
+    return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+           EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
+}
+
+const char *eid_trust_profiles_shared_ca(apr_pool_t *p, const eid_trust_profile_t *a,
+                                         const eid_trust_profile_t *b)
+{
+    int i, j;
+    if (!p || !a || !b)
+        return NULL;
+    for (i = 0; i < a->issuers->nelts; i++)
+        for (j = 0; j < b->issuers->nelts; j++) {
+            X509 *x = APR_ARRAY_IDX(a->issuers, i, eid_cert_issuer_t).cert;
+            if (same_ca(x, APR_ARRAY_IDX(b->issuers, j, eid_cert_issuer_t).cert)) {
+                const char *dn = eid_cert_dn_string(p, X509_get_subject_name(x));
+                return dn ? dn : "(unprintable subject)";
+            }
+        }
+    return NULL;
+}
+
 static const char *check_issuer_cert(apr_pool_t *p, X509 *x, int i, const char *path)
 {
     const char *subj = eid_cert_dn_string(p, X509_get_subject_name(x));
@@ -146,6 +171,18 @@ const char *eid_trust_profile_add_issuer(eid_trust_profile_t *tp, apr_pool_t *p,
                            subj ? subj : "(unprintable subject)");
         goto leave;
     }
+
+    /* Why a CA only once per profile: the first line for it decides (level,
+     * identifier kinds, function), so a second line with other settings
+     * looked configured but never applied. */
+    for (i = 0; i < tp->issuers->nelts; i++)
+        if (same_ca(APR_ARRAY_IDX(tp->issuers, i, eid_cert_issuer_t).cert, x)) {
+            const char *subj = eid_cert_dn_string(p, X509_get_subject_name(x));
+            err = apr_psprintf(p, "the CA in %s (%s) is already an issuer of profile %s: "
+                               "one line per issuing CA (a second one would never apply)",
+                               path, subj ? subj : "(unprintable subject)", tp->name);
+            goto leave;
+        }
 
     /* All good: move the certificates into the profile.  X509_check_ca()
      * above also filled OpenSSL's extension cache, so the shared objects are

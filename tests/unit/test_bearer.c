@@ -239,10 +239,19 @@ static void test_options(void **state)
     assert_non_null(eid_provider_set(pv, pool, "jwks_uri", "file:///etc/passwd"));
     assert_non_null(eid_provider_set(pv, pool, "discovery", "op.example.se"));
     assert_non_null(eid_provider_set(pv, pool, "introspect", "http://10.0.0.1/i"));
-    assert_null(eid_provider_set(pv, pool, "jwks_uri", "http://127.0.0.1:8080/jwks"));
-    assert_null(eid_provider_set(pv, pool, "jwks_uri", "http://localhost/jwks"));
-    assert_null(eid_provider_set(pv, pool, "jwks_uri", "http://[::1]:80/jwks"));
+    {
+        static const char *const ok[] = {"http://127.0.0.1:8080/jwks", "http://localhost/jwks",
+                                         "http://[::1]:80/jwks", "https://op.example.se/jwks"};
+        size_t i;
+        for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+            assert_null(eid_provider_set(eid_provider_create(pool, "u"), pool, "jwks_uri",
+                                         ok[i]));
+    }
+    /* a second issuer / key source for one provider: no "last one wins" */
     assert_null(eid_provider_set(pv, pool, "jwks_uri", "https://op.example.se/jwks"));
+    assert_non_null(eid_provider_set(pv, pool, "jwks_uri", "https://other.example/jwks"));
+    assert_null(eid_provider_set(pv, pool, "issuer", ISS));
+    assert_non_null(eid_provider_set(pv, pool, "issuer", "https://other.example"));
     assert_non_null(eid_provider_set(pv, pool, "client_secret_file", "/nonexistent/x"));
     assert_non_null(eid_provider_set(pv, pool, "nonsense", "1"));
     assert_non_null(eid_provider_set(pv, pool, "issuer", NULL));
