@@ -16,10 +16,7 @@ B       := build
 PKGS      := apr-1 apr-util-1 openssl jansson cjose libcurl hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-# -Wno-missing-field-initializers: `eid_result_t r = {0, NULL, NULL}` leaves the
-# members added after them zero (C11 6.7.9p21), which is what is meant.
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
-             -Wno-missing-field-initializers
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 # The core never sees the httpd include path: it must build without it.
 CORE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -fstack-protector-strong \
               -D_FORTIFY_SOURCE=2 $(WARN) -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)

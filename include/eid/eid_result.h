@@ -37,7 +37,7 @@ typedef enum {
 
 /* What a check concluded, and why.  `tag` and `reason` point to static
  * strings or to memory in the pool given to the function that filled them.
- * `cls` is the last member so that `{0, NULL, NULL}` still initialises a
+ * `cls` is the last member so that `{0}` still initialises a
  * result (to success, class NONE). */
 typedef struct eid_result {
     int code;           /* 0 = success, otherwise a unit-specific reason code */

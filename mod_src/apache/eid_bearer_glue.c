@@ -192,7 +192,7 @@ eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     const char *h = apr_table_get(r->headers_in, "Authorization");
     const apr_array_header_t *provs = d->providers ? d->providers : eid_g->all_providers;
     static apr_uint32_t misconfig_logged;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_bearer_code_e rc;
 
     if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\0'))

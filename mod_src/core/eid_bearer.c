@@ -360,7 +360,7 @@ static const char *check_jwks_file(eid_provider_t *pv, apr_pool_t *p)
 {
     apr_pool_t *tmp;
     eid_jwks_keys_t *set;
-    eid_result_t r = {0, NULL, NULL};
+    eid_result_t r = {0};
     const char *err = NULL;
     char *doc;
     apr_size_t len;
@@ -495,7 +495,7 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
 apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
 {
     apr_status_t rv;
-    eid_result_t r = {0, NULL, NULL};
+    eid_result_t r = {0};
 
     if (eid_provider_check(pv, p) != NULL)
         return APR_EINVAL;
@@ -680,7 +680,7 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
     eid_tokcache_t *cache = eid_tokcache_global();
     eid_provider_t *used = NULL;
     eid_identity_t *id = NULL;
-    eid_result_t scratch = {0, NULL, NULL};
+    eid_result_t scratch = {0};
     provs_t ps = {provs, nprovs, now};
     apr_uint32_t gen = 0;
     apr_size_t max = 0;

@@ -124,7 +124,7 @@ int eid_introspect_query(eid_introspect_t *in, apr_pool_t *p, const char *token,
                          apr_size_t len, json_t **claims, eid_result_t *res)
 {
     eid_http_resp_t r;
-    eid_result_t hr = {0, NULL, NULL};
+    eid_result_t hr = {0};
     json_error_t jerr;
     json_t *doc, *active;
     const char *form;
@@ -254,7 +254,7 @@ int eid_introspect_validate(eid_introspect_t *in, apr_pool_t *p, const char *tok
                             apr_time_t now, eid_identity_t **out, eid_result_t *res)
 {
     const void *owner = in;
-    eid_result_t r = {0, NULL, NULL};
+    eid_result_t r = {0};
     json_t *claims;
     eid_identity_t *id;
     int rc, taken;

@@ -377,7 +377,7 @@ static int claim_fetch(eid_jwks_t *ks, apr_time_t now)
 
 static snap_t *fetch_and_acquire(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now)
 {
-    eid_result_t r = {0, NULL, NULL};
+    eid_result_t r = {0};
     snap_t *s;
 
     do_fetch(ks, p, now, &r);

@@ -230,7 +230,7 @@ static void check_refusal(const eid_result_t *res, int code, const uint8_t *d, s
 static eid_bearer_code_e bearer(apr_pool_t *p, const uint8_t *d, size_t n)
 {
     eid_identity_t *id = NULL;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_bearer_code_e c =
         eid_bearer_validate(p, provs, 3, (const char *)d, n, NOW, &id, &res);
 

@@ -169,7 +169,7 @@ static eid_bearer_code_e check(eid_provider_t *const *pvs, int n, const char *t,
                                const char *want_tag, eid_identity_t **out)
 {
     eid_identity_t *id = (eid_identity_t *)1;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_bearer_code_e c = eid_bearer_validate(pool, pvs, n, t, strlen(t), now, &id, &res);
     if (c == EID_BEARER_OK) {
         assert_non_null(id);

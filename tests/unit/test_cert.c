@@ -830,7 +830,7 @@ static void test_shapes(void **state)
         const shape_t *sh = &shapes[i];
         X509 *x = issue(sh);
         eid_identity_t *id = (eid_identity_t *)1;
-        eid_result_t res = {0, NULL, NULL};
+        eid_result_t res = {0};
         eid_cert_code_e rc = eid_cert_identify(pool, x, pp, 1, apr_time_now(), &id, &res);
 
         X509_free(x);

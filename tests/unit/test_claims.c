@@ -49,7 +49,7 @@ static int run(const eid_claims_map_t *m, const char *json, eid_identity_t **out
 {
     json_error_t err;
     json_t *c = json_loads(json, 0, &err);
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_identity_t *id = NULL;
     int rc;
 

@@ -338,7 +338,7 @@ static void *APR_THREAD_FUNC keyset_worker(apr_thread_t *t, void *data)
             const char *kid = k < STABLE ? apr_psprintf(p, "s%d", k)
                                          : apr_psprintf(p, "r%d", k - STABLE);
             eid_jwks_sel_t sel;
-            eid_result_t res = {0, NULL, NULL};
+            eid_result_t res = {0};
             /* the clock moves: readers fetch (refresh 10 s) as well */
             int rc = eid_jwks_select(j->ks, p, T0 + apr_time_from_sec(i), kid, strlen(kid),
                                      EID_JWS_ES256, &sel, &res);
@@ -448,7 +448,7 @@ static void *APR_THREAD_FUNC bearer_worker(apr_thread_t *t, void *data)
         for (round = 0; round < 3; round++)
             for (i = 0; i < BTOKENS; i++) {
                 eid_identity_t *id = NULL;
-                eid_result_t res = {0, NULL, NULL};
+                eid_result_t res = {0};
                 const char *want = apr_psprintf(p, "u%d-%d", j->id, i);
                 eid_bearer_code_e c = eid_bearer_validate(p, &j->pv, 1, j->tok[i],
                                                           strlen(j->tok[i]), now, &id, &res);
@@ -551,7 +551,7 @@ static eid_bearer_code_e validate(eid_provider_t *pv, const char *tok, apr_time_
                                   const char **tag)
 {
     eid_identity_t *id = NULL;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_bearer_code_e c = eid_bearer_validate(pool, &pv, 1, tok, strlen(tok), at, &id, &res);
     *tag = c == EID_BEARER_OK ? (id && id->subject ? id->subject : "?") : res.tag;
     return c;

@@ -84,7 +84,7 @@ static eid_bearer_code_e at(eid_provider_t *pv, const char *t, apr_time_t when,
                             const char *want_tag)
 {
     eid_identity_t *id;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     eid_bearer_code_e c = eid_bearer_validate(pool, &pv, 1, t, strlen(t), when, &id, &res);
 
     if (c == EID_BEARER_OK) {
@@ -113,9 +113,9 @@ static const char *answer(const char *aud, const char *extra)
 
 static void test_error_model(void **state)
 {
-    eid_result_t r = {0, NULL, NULL};
+    eid_result_t r = {0};
 
-    /* {0, NULL, NULL} is success of class NONE */
+    /* {0} is success of class NONE */
     assert_int_equal(r.cls, EID_CLASS_NONE);
     assert_int_equal(eid_bearer_code(&r), EID_BEARER_OK);
     assert_int_equal(eid_bearer_code(NULL), EID_BEARER_OK);
@@ -224,7 +224,7 @@ static void test_negative_cache(void **state)
     eid_provider_t *other = intro_provider("neg2", AUD, o);
     eid_provider_t *none = intro_provider("neg0", AUD, off);
     eid_identity_t *id;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     apr_time_t later = now + apr_time_from_sec(6);
 
     route("/introspect", 200, "{\"active\":false}");
@@ -311,7 +311,7 @@ static void *APR_THREAD_FUNC slow_call(apr_thread_t *t, void *data)
     call_t *c = data;
     apr_pool_t *p;
     eid_identity_t *id;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
 
     apr_pool_create(&p, NULL);
     c->code = eid_bearer_validate(p, &c->pv, 1, c->token, strlen(c->token), now, &id, &res);
@@ -489,7 +489,7 @@ static void test_hostile_answers(void **state)
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         eid_identity_t *id = NULL;
-        eid_result_t res = {0, NULL, NULL};
+        eid_result_t res = {0};
         const char *tok = apr_psprintf(pool, "hostile-%d", (int)i);
         eid_bearer_code_e c;
 

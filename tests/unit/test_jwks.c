@@ -168,7 +168,7 @@ static eid_jwks_t *make_set(apr_pool_t *p, const char *file)
 static int sel(eid_jwks_t *ks, apr_time_t now, const char *kid, eid_jws_alg_e alg,
                eid_jwks_sel_t *s)
 {
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     int rc = eid_jwks_select(ks, pool, now, kid, kid ? strlen(kid) : 0, alg, s, &res);
     if (rc) {
         assert_int_equal(atoi(res.tag + 3), rc);

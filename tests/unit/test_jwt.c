@@ -187,7 +187,7 @@ static char *hdr(const char *alg, const char *kid)
 static int validate(const char *t)
 {
     eid_jwt_t *jwt;
-    eid_result_t res = {0, NULL, NULL};
+    eid_result_t res = {0};
     int rc = eid_jwt_validate(pool, t, strlen(t), EID_JWT_DEFAULT_MAX_SIZE, &rules, ks, now,
                               &jwt, &res);
     if (rc) {
