@@ -36,6 +36,9 @@ typedef struct eid_audit_rec {
     const char *reason;     /* short machine-friendly reason, may be NULL */
     const char *tag;        /* the EIDxxxxx tag of the log line that explains it, or NULL */
     int status;             /* final HTTP status */
+    /* A refused client certificate (NULL otherwise): issuer DN, serial (hex),
+     * subject DN with any personnummer already pseudonymised. */
+    const char *cert_issuer, *cert_serial, *cert_subject;
 } eid_audit_rec_t;
 
 typedef struct eid_audit_opts {

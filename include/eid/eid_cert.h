@@ -137,18 +137,23 @@ typedef struct {
                             EID_CERT_REF_DN_MAX bytes (longer ones are cut and
                             end in "..."); NULL when it cannot be rendered */
     const char *serial;  /* certificate serial number, upper-case hex */
-    const char *subject; /* subject DN as `issuer`.  It may hold a personnummer
-                            (serialNumber): never log it as it is */
+    const char *subject; /* subject DN as `issuer`, with a personnummer or
+                            samordningsnummer replaced by its pseudonym wherever it
+                            stands; "[withheld: ...]" when its serialNumber is of no
+                            known kind; NULL when it cannot be rendered */
 } eid_cert_ref_t;
 
 #define EID_CERT_REF_DN_MAX 256
 
 /*
- * Fill `out` (strings in `p`) for the certificate in `pem`.  Returns 0, or -1
- * when the PEM cannot be parsed (then every field is NULL).  For refusals:
- * the verdict itself never depends on it.
+ * Fill `out` (strings in `p`) for the certificate in `pem`; `key` is the
+ * pseudonym key (eid_pseudonym(); NULL: "[pnr]").  Returns 0, or -1 when the
+ * PEM cannot be parsed (then every field is NULL).  For refusals: the verdict
+ * itself never depends on it.  Nothing in `out` holds a personal number in
+ * clear.
  */
-int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t *out);
+int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, const unsigned char *key,
+                     size_t key_len, eid_cert_ref_t *out);
 
 /* As eid_cert_identify(), from a PEM text (e.g. mod_ssl's SSL_CLIENT_CERT). */
 eid_cert_code_e eid_cert_identify_pem(apr_pool_t *p, const char *pem, size_t len,

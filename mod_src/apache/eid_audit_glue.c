@@ -148,6 +148,9 @@ int eid_audit_log_transaction(request_rec *r)
     rec.status = last->status;
     rec.reason = st->reason;
     rec.tag = st->tag;
+    rec.cert_issuer = st->cert_issuer;
+    rec.cert_serial = st->cert_serial;
+    rec.cert_subject = st->cert_subject;
     rec.decision = decide(st, last->status, &rec.reason);
     if (rec.reason != st->reason)
         rec.tag = NULL; /* the tag explains st->reason only */

@@ -84,25 +84,29 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
                                     (const eid_trust_profile_t *const *)profiles->elts,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
     if (s->code != EID_CERT_OK)
-        eid_cert_ref_pem(c->pool, pem, strlen(pem), &s->ref);
+        eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
+                         eid_g->pseudonym_key_len, &s->ref);
     return s;
 }
 
-/* A refused certificate in the log line and the audit record: issuer and
- * serial.  The subject is left out on purpose: it may hold a personnummer.
- * Hook: once eid_identity offers a pseudonymised DN, add ref->subject here,
- * pseudonymised, never in clear. */
+/* A refused certificate in the log line and the audit record: issuer,
+ * serial and subject - the subject with any personnummer pseudonymised by
+ * eid_cert_ref_pem(), so an impostor alert can be followed up without a
+ * personal number in clear in the logs. */
 static void refuse_cert(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref,
                         eid_decision_e decision, const char *tag, const char *reason)
 {
     const char *issuer = ref && ref->issuer ? ref->issuer : "?";
     const char *serial = ref && ref->serial ? ref->serial : "?";
+    const char *subject = ref && ref->subject ? ref->subject : "?";
 
     eid_refuse(r, st, decision, APLOG_WARNING, tag,
-               apr_psprintf(r->pool, "%s [issuer \"%s\", serial %s]", reason, issuer, serial));
+               apr_psprintf(r->pool, "%s [issuer \"%s\", serial %s, subject \"%s\"]", reason,
+                            issuer, serial, subject));
     st->reason = reason; /* the audit record has the certificate in fields of its own */
     st->cert_issuer = ref ? ref->issuer : NULL;
     st->cert_serial = ref ? ref->serial : NULL;
+    st->cert_subject = ref ? ref->subject : NULL;
 }
 
 eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
@@ -134,7 +138,8 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
             const char *pem = ssl_var(r, "SSL_CLIENT_CERT");
             size_t vlen = strlen(verify);
             eid_cert_ref_t ref;
-            if (eid_cert_ref_pem(r->pool, pem, pem ? strlen(pem) : 0, &ref) != 0)
+            if (eid_cert_ref_pem(r->pool, pem, pem ? strlen(pem) : 0, eid_g->pseudonym_key,
+                                 eid_g->pseudonym_key_len, &ref) != 0)
                 memset(&ref, 0, sizeof(ref));
             refuse_cert(r, st, &ref, EID_DECISION_AUTHN, "EID01002",
                         apr_psprintf(r->pool, "client certificate not verified by mod_ssl "

@@ -99,10 +99,11 @@ typedef struct eid_req {
     const char *reason;      /* short, safe */
     const char *scope_needed; /* set by eid-scope when it denies */
     const char *tag;         /* EIDxxxxx of the log line behind `reason` */
-    /* A refused client certificate: its issuer DN (RFC 2253) and serial (hex),
-     * for the audit record; NULL otherwise. */
+    /* A refused client certificate: its issuer DN (RFC 2253), serial (hex)
+     * and subject (personnummer pseudonymised), for the audit record. */
     const char *cert_issuer;
     const char *cert_serial;
+    const char *cert_subject;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps

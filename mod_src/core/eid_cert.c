@@ -13,6 +13,7 @@
 #include "eid_cert_int.h"
 
 #include "eid/eid_hsa.h"
+#include "eid/eid_identity.h"
 #include "eid/eid_pnr.h"
 #include "eid/eid_util.h"
 
@@ -459,7 +460,39 @@ eid_cert_code_e eid_cert_identify_pem(apr_pool_t *p, const char *pem, size_t len
     return rc;
 }
 
-int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t *out)
+/* The subject DN for a log line or an audit record.  A personnummer or
+ * samordningsnummer in its serialNumber is replaced by its pseudonym wherever
+ * it stands in the DN (a CN may repeat it); a serialNumber of no known kind,
+ * which may still be a personal number in a shape we do not parse, withholds
+ * the whole subject.  Redacted before it is cut, so no partial number stays. */
+static const char *safe_subject(apr_pool_t *p, const X509_NAME *name,
+                                const unsigned char *key, size_t key_len)
+{
+    const char *dn = eid_cert_dn_string(p, name);
+    int i = -1;
+
+    if (!dn)
+        return NULL;
+    while ((i = X509_NAME_get_index_by_NID(name, NID_serialNumber, i)) >= 0) {
+        const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+        unsigned char *u = NULL;
+        int n = ASN1_STRING_to_UTF8(&u, v);
+        char ident[32];
+        eid_serial_kind_e k = EID_SERIAL_INVALID;
+
+        if (n > 0 && n < (int)sizeof(ident))
+            k = eid_cert_classify_serial((const char *)u, (size_t)n, ident);
+        OPENSSL_free(u);
+        if (k == EID_SERIAL_INVALID)
+            return "[withheld: serialNumber of unknown form]";
+        if (k != EID_SERIAL_HSA)
+            dn = eid_pnr_redact(p, dn, ident, key, key_len);
+    }
+    return eid_cert_text_bounded(p, dn);
+}
+
+int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, const unsigned char *key,
+                     size_t key_len, eid_cert_ref_t *out)
 {
     X509 *x = NULL;
     BIO *b;
@@ -474,7 +507,7 @@ int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, eid_cert_ref_t 
         return -1;
     }
     out->issuer = eid_cert_dn_bounded(p, X509_get_issuer_name(x));
-    out->subject = eid_cert_dn_bounded(p, X509_get_subject_name(x));
+    out->subject = safe_subject(p, X509_get_subject_name(x), key, key_len);
     out->serial = eid_cert_serial_hex(p, X509_get0_serialNumber(x));
     X509_free(x);
     ERR_clear_error();

@@ -58,6 +58,9 @@ const char *eid_cert_dn_string(apr_pool_t *p, const X509_NAME *name);
 /* As eid_cert_dn_string(), at most EID_CERT_REF_DN_MAX bytes (cut at a
  * character boundary, ending in "..."). */
 const char *eid_cert_dn_bounded(apr_pool_t *p, const X509_NAME *name);
+/* At most EID_CERT_REF_DN_MAX bytes of `s` (cut at a character boundary,
+ * marked "..."); `s` itself when short enough or NULL. */
+const char *eid_cert_text_bounded(apr_pool_t *p, const char *s);
 
 /* A serial number as upper-case hex, every content byte ("-" when negative). */
 const char *eid_cert_serial_hex(apr_pool_t *p, const ASN1_INTEGER *sn);

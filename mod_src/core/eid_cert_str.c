@@ -148,11 +148,10 @@ const char *eid_cert_serial_hex(apr_pool_t *p, const ASN1_INTEGER *sn)
     return out;
 }
 
-/* A DN for a log line: clean UTF-8 (eid_cert_dn_string), cut at a character
- * boundary. */
-const char *eid_cert_dn_bounded(apr_pool_t *p, const X509_NAME *name)
+/* At most EID_CERT_REF_DN_MAX bytes of `s`, cut at a character boundary
+ * and marked "..." when cut. */
+const char *eid_cert_text_bounded(apr_pool_t *p, const char *s)
 {
-    const char *s = eid_cert_dn_string(p, name);
     size_t n;
 
     if (!s || strlen(s) <= EID_CERT_REF_DN_MAX)
@@ -161,4 +160,10 @@ const char *eid_cert_dn_bounded(apr_pool_t *p, const X509_NAME *name)
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--; /* not inside a multi-byte sequence */
     return apr_pstrcat(p, apr_pstrmemdup(p, s, n), "...", NULL);
+}
+
+/* A DN for a log line: clean UTF-8 (eid_cert_dn_string), bounded. */
+const char *eid_cert_dn_bounded(apr_pool_t *p, const X509_NAME *name)
+{
+    return eid_cert_text_bounded(p, eid_cert_dn_string(p, name));
 }

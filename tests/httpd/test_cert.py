@@ -31,6 +31,7 @@ LOCATIONS = {
     "method": "Require eid-method cert",
     "bearer-only": "Require eid-method bearer",
     "citizen": "EidCertProfiles eid\nRequire eid-loa 3",
+    "siths": "EidCertProfiles siths\nRequire valid-user",
     "headers": "EidExportHeaders on\nRequire valid-user",
     "prefix": "EidExportHeaders on\nEidHeaderPrefix X-Ident-\nRequire valid-user",
     "noexport": "EidExportEnv off\nRequire valid-user",
@@ -72,6 +73,7 @@ MATRIX = {
     "method":   (200, 200, 200, 200, 200),
     "bearer-only": (403, 403, 403, 403, 403),
     "citizen":  (403, 403, 403, 200, 403),
+    "siths":    (200, 200, 200, 403, 200),
 }
 USERS = ["nurse-kommun", "nurse-kommun-reserve", "doctor-region", "citizen", "nurse-pnr"]
 CASES = [(loc, u, MATRIX[loc][i]) for loc in MATRIX for i, u in enumerate(USERS)]
@@ -272,10 +274,43 @@ def test_refused_certificate_is_identified(srv, logcheck):
     assert get(srv, "/open/echo", "other-ca").status_code == 403
     text = srv.read_error_log()[before:]
     m = re.search(r'EID02004: client certificate refused: [^\n]*\[issuer "([^"\n]*)", '
-                  r'serial ([0-9A-F]+)\]', text)
+                  r'serial ([0-9A-F]+), subject "([^"\n]*)"\]', text)
     assert m, text
     assert "CN=Other Issuing CA" in m.group(1), m.group(1)
     assert int(m.group(2), 16) == cert_serial("other-ca")
+    assert "serialNumber=" in m.group(3) or "withheld" in m.group(3), m.group(3)
+
+
+def test_refused_personal_certificate_is_identified_without_pnr(srv, logcheck):
+    """A refused citizen e-ID (its profile is not accepted here): the log line and the
+    audit record name issuer, serial and subject, with the personnummer as its
+    pseudonym - never in clear, in any spelling."""
+    logcheck(srv)
+    srv.expect_log(r"EID02004.*client certificate refused")
+    citizen = M["citizen"]
+    pnr = citizen["pnr"]
+    path = unique_path("/siths/echo")
+    before = len(srv.read_error_log())
+    assert get(srv, path, "citizen").status_code == 403
+    text = srv.read_error_log()[before:]
+    m = re.search(r'EID02004: [^\n]*\[issuer "([^"\n]*)", serial ([0-9A-F]+), '
+                  r'subject "([^"\n]*)"\]', text)
+    assert m, text
+    assert int(m.group(2), 16) == cert_serial("citizen")
+    subject = m.group(3)
+    # httpd's log escapes bytes above 0x7f; the audit record keeps UTF-8
+    assert "serialNumber=" in subject and "ngstr" in subject, subject
+    recs = srv.wait_audit(path, 1)
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    assert rec["decision"] == "unauthenticated" and rec["status"] == 403, rec
+    assert rec["cert_serial"] == m.group(2), rec
+    assert "CN=" in rec["cert_issuer"], rec
+    assert rec["cert_subject"].startswith(subject.split(",")[0] + ","), rec
+    assert "CN=Lars Ängström" in rec["cert_subject"], rec
+    for spelling in (pnr, pnr[2:], pnr[:8] + "-" + pnr[8:], pnr[2:8] + "-" + pnr[8:]):
+        assert spelling not in text, (spelling, text)
+        assert spelling not in json.dumps(rec, ensure_ascii=False), (spelling, rec)
 
 
 def test_unverified_certificate_is_identified(logcheck, tmp_path):
@@ -309,6 +344,6 @@ def test_unverified_certificate_is_identified(logcheck, tmp_path):
         text = h.read_error_log()
     h.cleanup()
     m = re.search(r'EID01002: [^\n]*\(SSL_CLIENT_VERIFY=FAILED:unable to (verify the first|'
-                  r'get local issuer) certificate\) \[issuer "CN=Nobody Knows Me CA", serial ([0-9A-F]+)\]', text)
+                  r'get local issuer) certificate\) \[issuer "CN=Nobody Knows Me CA", serial ([0-9A-F]+), subject "CN=Some One"\]', text)
     assert m, text
     assert int(m.group(2), 16) == 0x5C0FE

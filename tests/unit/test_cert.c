@@ -561,13 +561,31 @@ static void test_identify_pem(void **state)
      * the identity of an accepted one. */
     {
         eid_cert_ref_t ref;
-        assert_int_equal(eid_cert_ref_pem(pool, buf, n, &ref), 0);
+        assert_int_equal(eid_cert_ref_pem(pool, buf, n, NULL, 0, &ref), 0);
         expect_str("ref", "issuer", ref.issuer, id->issuer);
         expect_str("ref", "serial", ref.serial, id->serial);
         expect_str("ref", "subject", ref.subject, id->subject);
-        assert_int_equal(eid_cert_ref_pem(pool, "garbage", 7, &ref), -1);
+        assert_int_equal(eid_cert_ref_pem(pool, "garbage", 7, NULL, 0, &ref), -1);
         assert_null(ref.issuer);
         assert_null(ref.serial);
+    }
+    /* A personal certificate's subject names the person by the pseudonym of
+     * the personnummer, in every place the DN repeats it, never in clear. */
+    {
+        static const unsigned char key[32] = "0123456789abcdef0123456789abcde";
+        size_t m;
+        const char *cit = slurp(pki_path("users/citizen.pem"), &m);
+        const char *pnr = "198503171236"; /* the citizen's (build/pki/manifest.json) */
+        eid_cert_ref_t ref;
+        assert_int_equal(eid_cert_ref_pem(pool, cit, m, key, sizeof(key), &ref), 0);
+        assert_non_null(ref.subject);
+        assert_null(strstr(ref.subject, pnr));
+        assert_null(strstr(ref.subject, pnr + 2));
+        assert_non_null(strstr(ref.subject,
+                                apr_pstrcat(pool, "serialNumber=",
+                                            eid_pseudonym(pool, key, sizeof(key), pnr), NULL)));
+        assert_int_equal(eid_cert_ref_pem(pool, cit, m, NULL, 0, &ref), 0);
+        assert_non_null(strstr(ref.subject, "serialNumber=[pnr]"));
     }
     assert_int_equal(eid_cert_identify_pem(pool, buf, n / 2, both, 2, apr_time_now(), &id,
                                            &res), EID_CERT_PARSE);
