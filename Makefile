@@ -34,7 +34,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   redis-server curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto
 
-.PHONY: all deps test test-unit test-tsan test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
+.PHONY: all deps test test-unit test-tsan test-ubsan test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
         clean pki check-docs fuzz bench
 
 all: $(MODULE)
@@ -118,6 +118,17 @@ test-tsan: pki
 	    timeout 600 $$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; \
 	  ! grep -q "ThreadSanitizer" $$t.log || { cat $$t.log; exit 1; }; done; echo "tsan: clean"
 
+# The same with UndefinedBehaviorSanitizer (signed overflow, shifts, misaligned
+# or out-of-bounds accesses ...): any runtime error fails the run.
+UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-ubsan: pki
+	$(MAKE) B=$(B)/ubsan EXTRA_CFLAGS="$(UBSAN_FLAGS)" \
+	  $(UNIT_SRCS:tests/unit/%.c=$(B)/ubsan/unit/%)
+	@set -e; for t in $(UNIT_SRCS:tests/unit/%.c=$(B)/ubsan/unit/%); do \
+	  echo "== ubsan $$t"; EID_PKI=$(B)/pki UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	    timeout 600 $$t > $$t.log 2>&1 || { cat $$t.log; exit 1; }; \
+	  ! grep -q "runtime error" $$t.log || { cat $$t.log; exit 1; }; done; echo "ubsan: clean"
+
 test-valgrind: $(UNIT_BINS) pki
 	@set -e; for t in $(UNIT_BINS); do \
 	  EID_PKI=$(B)/pki valgrind -q --error-exitcode=9 --leak-check=full \
@@ -166,7 +177,7 @@ test-op:
 check-docs:
 	$(PYTHON) tests/check_docs.py
 
-test: all check-docs test-unit test-tsan test-valgrind test-fuzz test-op test-httpd test-asan
+test: all check-docs test-unit test-tsan test-ubsan test-valgrind test-fuzz test-op test-httpd test-asan
 
 # ---- demo, install -----------------------------------------------------------
 demo: deps $(MODULE) pki
