@@ -70,4 +70,24 @@ struct eid_directory {
     int max_prefix;            /* length of the longest HSA-ID prefix */
 };
 
+/* The loader's state, shared by eid_directory.c and eid_directory_resolve.c. */
+typedef struct {
+    apr_pool_t *p;       /* the directory's pool */
+    apr_pool_t *tmp;     /* scratch, destroyed when the load ends */
+    const char *name;    /* file name for error texts */
+    eid_directory_t *dir;
+    apr_array_header_t *orgs, *groups, *rules; /* of pointers, copied into dir at the end */
+    apr_hash_t *rule_keys; /* canonical rule -> eid_dir_rule_t * (duplicates) */
+    const char *err;
+} eid_dir_ctx_t;
+
+/* Set c->err to "<name>:<line>: <printf text>" (in the directory's pool) and
+ * return APR_EINVAL. */
+apr_status_t eid_dir_fail(eid_dir_ctx_t *c, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* After the last line: fill the directory's arrays from the loader's, then
+ * resolve groups, refuse cycles, flatten memberships, check rule names. */
+apr_status_t eid_dir_resolve(eid_dir_ctx_t *c);
+
 #endif

@@ -147,10 +147,12 @@ static void test_bad_files(void **state)
     static const struct {
         const char *text, *err;
     } cases[] = {
-        {"Frobnicate x\n", "t.conf:1: unknown keyword \"Frobnicate\" (Organisation, Group or Role)"},
+        {"Frobnicate x\n",
+         "t.conf:1: unknown keyword \"Frobnicate\" (Organisation, Group or Role)"},
         {"\n\nOrganisation 2120009986 kind=municipality colour=red\n",
          "t.conf:3: unknown option \"colour\" for Organisation (kind=, name=, hsa=)"},
-        {"Organisation 2120009986 kind=municipality name=\"Luleå\n", "t.conf:1: unterminated quote"},
+        {"Organisation 2120009986 kind=municipality name=\"Luleå\n",
+         "t.conf:1: unterminated quote"},
         {"Organisation 2120009987 kind=municipality\n",
          "t.conf:1: malformed organisation number \"2120009987\""},
         {"Organisation 1212121212 kind=municipality\n", /* Luhn ok, but a personnummer shape */
