@@ -100,6 +100,24 @@ static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *
     }
 }
 
+/* Is r (an internal redirect, or a subrequest of one) the error document of
+ * a request that this module refused, or that was denied (401/403) after it
+ * authenticated?  Why: such an error document in another AuthType eid
+ * location would authenticate the very credential just refused (or the user
+ * just denied) and hand its identity to the error page. */
+static int after_refusal(request_rec *r)
+{
+    request_rec *q;
+    for (q = r->main ? r->main : r->prev; q; q = q->main ? q->main : q->prev) {
+        const eid_req_t *qs = eid_req_get(q, 0);
+        if (qs && qs->tried &&
+            (qs->outcome == EID_TRY_REFUSED || q->status == HTTP_UNAUTHORIZED ||
+             q->status == HTTP_FORBIDDEN))
+            return 1;
+    }
+    return 0;
+}
+
 /* Run the location's methods once per request; the outcome is kept in st. */
 static eid_req_t *authenticate(request_rec *r)
 {
@@ -113,6 +131,8 @@ static eid_req_t *authenticate(request_rec *r)
         return st;
     st->tried = 1;
     st->outcome = EID_TRY_ABSENT;
+    if ((r->prev || r->main) && after_refusal(r))
+        return st; /* no credential, whatever the connection carries */
     for (i = 0; i < n; i++) {
         eid_identity_t *id = NULL;
         eid_try_e rc = try_method(r, d, st, methods[i], &id);

@@ -60,6 +60,17 @@ ErrorDocument 403 /errdoc/echo
     Require valid-user
     EidExportAttributes hsa-id
 </Location>
+<Location /sithsonly/>
+    AuthType eid
+    EidCertProfiles siths
+    Require valid-user
+    ErrorDocument 403 /eid2/echo
+</Location>
+<Location /loa3e/>
+    AuthType eid
+    Require eid-loa 3
+    ErrorDocument 403 /eid2/echo
+</Location>
 """
 
 
@@ -153,3 +164,20 @@ def test_error_document_after_denial_has_id_but_no_identity(srv, logcheck):
     env = r.json()
     assert not [k for k in env if "EID_" in k and not k.endswith("EID_REQUEST_ID")], env
     assert env["EID_REQUEST_ID"] == audit_id(srv, path)
+
+
+def test_error_document_into_eid_location_after_refusal_has_no_identity(srv, logcheck):
+    # A citizen certificate refused at a SITHS-only location, and a user
+    # denied by Require eid-loa: the ErrorDocument is in another eid location
+    # that would accept them.  The error page must not authenticate the
+    # refused credential (it would hand the refused user to it); the client
+    # gets the refusal's status, and exactly one audit record says why.
+    logcheck(srv)
+    srv.expect_log(r"EID0\d{4}|AH01630|AH01631|AH00\d+")
+    for base, user in (("/sithsonly/echo", "citizen"), ("/loa3e/echo", "nurse-kommun-reserve")):
+        path = unique_path(base)
+        r = get(srv, path, user)
+        assert r.status_code == 403, (base, r.status_code)
+        assert CIT["pnr"] not in r.text and "EID_" not in r.text, (base, r.text[:300])
+        recs = srv.wait_audit(path, 1)
+        assert len(recs) == 1 and recs[0]["status"] == 403, recs
