@@ -174,10 +174,13 @@ def test_error_document_into_eid_location_after_refusal_has_no_identity(srv, log
     # gets the refusal's status, and exactly one audit record says why.
     logcheck(srv)
     srv.expect_log(r"EID0\d{4}|AH01630|AH01631|AH00\d+")
-    for base, user in (("/sithsonly/echo", "citizen"), ("/loa3e/echo", "nurse-kommun-reserve")):
+    for base, user, decision in (("/sithsonly/echo", "citizen", "unauthenticated"),
+                                 ("/loa3e/echo", "nurse-kommun-reserve", "deny")):
         path = unique_path(base)
         r = get(srv, path, user)
         assert r.status_code == 403, (base, r.status_code)
         assert CIT["pnr"] not in r.text and "EID_" not in r.text, (base, r.text[:300])
         recs = srv.wait_audit(path, 1)
         assert len(recs) == 1 and recs[0]["status"] == 403, recs
+        assert recs[0]["decision"] == decision, recs
+        assert CIT["pnr"] not in json.dumps(recs[0]), recs
