@@ -50,6 +50,13 @@ CustomLog {root}/access.log eidtest
         f.write("hi\n")
     with open(os.path.join(d, ".htaccess"), "w") as f:
         f.write("Require eid-loa 3\n")
+    # the misconfigured line inside a RequireAny that another line grants
+    d = os.path.join(h.root, "htdocs", "ht", "any")
+    os.makedirs(d)
+    with open(os.path.join(d, "index.html"), "w") as f:
+        f.write("hi\n")
+    with open(os.path.join(d, ".htaccess"), "w") as f:
+        f.write("<RequireAny>\nRequire eid-loa 3\nRequire all granted\n</RequireAny>\n")
     return h
 
 
@@ -102,6 +109,21 @@ def test_htaccess_require_eid_without_authtype(srv, logcheck):
     r = get(srv, path, "nurse-kommun")
     assert r.status_code == 500
     assert re.search(r"EID01102: .*AuthType eid", srv.read_error_log())
+    recs = srv.wait_audit(path, 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["decision"] == "error" and recs[0]["status"] == 500, recs
+    assert recs[0]["tag"] == "EID01102", recs
+
+
+def test_htaccess_require_eid_without_authtype_in_require_any(srv, logcheck):
+    # Another line of the RequireAny grants: the misconfigured eid line must
+    # not be skipped silently (documented: 500, EID01102, audit "error"), and
+    # the audit record must agree with the status sent.
+    logcheck(srv)
+    srv.expect_log(r"EID01102")
+    path = unique_path("/ht/any")
+    r = get(srv, path, "nurse-kommun")
+    assert r.status_code == 500, r.status_code
     recs = srv.wait_audit(path, 1)
     assert len(recs) == 1, recs
     assert recs[0]["decision"] == "error" and recs[0]["status"] == 500, recs
