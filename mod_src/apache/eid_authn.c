@@ -26,8 +26,23 @@ static const eid_attr_e default_user_attrs[] = {EID_ATTR_HSA_ID, EID_ATTR_PNR_PS
 
 int eid_is_eid_location(request_rec *r)
 {
-    const char *t = ap_auth_type(r);
-    return t && !strcasecmp(t, EID_AUTH_TYPE);
+    eid_req_t *st = eid_req_get(r, 0);
+    const char *t;
+    int is;
+
+    /* Why cached: ap_auth_type() evaluates AuthType (an ap_expr) on every
+     * call, and each phase asks.  Keyed by per_dir_config, so a fast
+     * redirect (new configuration) asks again; within one configuration
+     * every phase gets the same answer. */
+    if (st && st->loc_cfg == r->per_dir_config)
+        return st->loc_is_eid;
+    t = ap_auth_type(r);
+    is = t && !strcasecmp(t, EID_AUTH_TYPE);
+    if (st) {
+        st->loc_cfg = r->per_dir_config;
+        st->loc_is_eid = is;
+    }
+    return is;
 }
 
 eid_req_t *eid_req_get(request_rec *r, int create)
@@ -181,6 +196,8 @@ int eid_access_checker(request_rec *r)
     if (!eid_is_eid_location(r))
         return DECLINED;
     st = authenticate(r);
+    st->loc_cfg = r->per_dir_config; /* the answer above, for the later phases */
+    st->loc_is_eid = 1;
     /* Success or nothing presented: let the Require lines decide (they ask
      * for a user through check_authn when they need one). */
     return st->outcome == EID_TRY_REFUSED ? st->status : DECLINED;
