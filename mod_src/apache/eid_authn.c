@@ -116,18 +116,19 @@ static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *
 }
 
 /* Is r (an internal redirect, or a subrequest of one) the error document of
- * a request that this module refused, or that was denied (401/403) after it
- * authenticated?  Why: such an error document in another AuthType eid
- * location would authenticate the very credential just refused (or the user
- * just denied) and hand its identity to the error page. */
+ * a request that this module refused, or that was denied before it reached
+ * fixups (fixed_cfg unset: a Require line said no)?  Why: such an error
+ * document in another AuthType eid location would authenticate the very
+ * credential just refused (or the user just denied) and hand its identity
+ * to the error page.  An error after admission (a handler's 403 or 404) is
+ * not a refusal: its error document authenticates as usual. */
 static int after_refusal(request_rec *r)
 {
     request_rec *q;
     for (q = r->main ? r->main : r->prev; q; q = q->main ? q->main : q->prev) {
         const eid_req_t *qs = eid_req_get(q, 0);
-        if (qs && qs->tried &&
-            (qs->outcome == EID_TRY_REFUSED || q->status == HTTP_UNAUTHORIZED ||
-             q->status == HTTP_FORBIDDEN))
+        if (qs && qs->tried && ap_is_HTTP_ERROR(q->status) &&
+            (qs->outcome == EID_TRY_REFUSED || !qs->fixed_cfg))
             return 1;
     }
     return 0;

@@ -66,6 +66,12 @@ ErrorDocument 403 /errdoc/echo
     Require valid-user
     ErrorDocument 403 /eid2/echo
 </Location>
+<Location /noidx/>
+    AuthType eid
+    Require valid-user
+    Options -Indexes
+    ErrorDocument 403 /eiderr/echo
+</Location>
 <Location /loa3e/>
     AuthType eid
     Require eid-loa 3
@@ -75,8 +81,9 @@ ErrorDocument 403 /errdoc/echo
 
 
 def make():
-    h = Httpd(body(), name="subreq", extra_modules=["rewrite", "include"])
+    h = Httpd(body(), name="subreq", extra_modules=["rewrite", "include", "autoindex"])
     os.makedirs(os.path.join(h.root, "htdocs", "main"))
+    os.makedirs(os.path.join(h.root, "htdocs", "noidx"))
     with open(os.path.join(h.root, "htdocs", "main", "page.shtml"), "w") as f:
         f.write(PAGE)
     return h
@@ -184,3 +191,14 @@ def test_error_document_into_eid_location_after_refusal_has_no_identity(srv, log
         assert len(recs) == 1 and recs[0]["status"] == 403, recs
         assert recs[0]["decision"] == decision, recs
         assert CIT["pnr"] not in json.dumps(recs[0]), recs
+
+
+def test_error_document_after_handler_403_keeps_identity(srv, logcheck):
+    # The user was authenticated and admitted; the 403 is the handler's (no
+    # directory listing).  The error document in an eid location is that
+    # user's ordinary page: it authenticates as any request would.
+    logcheck(srv)
+    srv.expect_log(r"AH01276")
+    r = get(srv, "/noidx/", "nurse-kommun")
+    assert r.status_code == 403
+    assert r.json()["EID_HSA_ID"] == NURSE["hsa_id"], r.text[:300]
