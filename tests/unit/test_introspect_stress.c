@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "eid/eid_bearer.h"
@@ -56,7 +57,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *data)
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     atomic_fetch_sub(&gate, 1);
     while (atomic_load(&gate) > 0)
-        ; /* all threads start together */
+        sched_yield(); /* all threads start together */
     for (i = 0; i < TOKENS; i++) {
         const char *tok = apr_psprintf(p, "stress-%d-%d-%08x", j->id, i, (unsigned)i * 2654435761u);
         eid_identity_t *id = NULL;
