@@ -35,6 +35,11 @@ CustomLog {root}/access.log eidtest
     EidUserAttribute subject
     Require eid-org 2321000016
 </Location>
+<Location /hsaonly/>
+    AuthType eid
+    EidUserAttribute hsa-id
+    Require valid-user
+</Location>
 <Location /nopnr/>
     AuthType eid
     EidExportAttributes -pnr
@@ -165,3 +170,23 @@ def test_require_eid_with_enclosing_authtype_passes():
                     "</Limit>\n</Location>\n"):
         r, _, _ = configtest(snippet)
         assert r.returncode == 0, (snippet, r.stderr)
+
+
+def test_no_user_attribute_is_one_refusal_without_identity(srv, logcheck):
+    # EID01006: the citizen has no HSA-ID, the only EidUserAttribute.  403,
+    # one audit record saying why, no identity for the backend or the logs.
+    logcheck(srv)
+    srv.expect_log(r"EID01006")
+    pnr = M["citizen"]["pnr"]
+    path = unique_path("/hsaonly/echo")
+    r = get(srv, path, "citizen")
+    assert r.status_code == 403
+    assert pnr not in r.text and "EID_" not in r.text
+    recs = srv.wait_audit(path, 1)
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    assert rec["tag"] == "EID01006" and rec["status"] == 403, rec
+    assert rec["decision"] == "unauthenticated" and not rec.get("user"), rec
+    text = srv.read_error_log() + open(os.path.join(srv.root, "access.log")).read()
+    for f in pnr_forms(pnr):
+        assert f not in text and f not in str(rec), f
