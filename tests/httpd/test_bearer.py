@@ -79,6 +79,8 @@ def conf(op_a, op_b):
         "nurse": "EidMethods bearer\nRequire eid-hsa-id SE2321000016-P0001N",
         "write": "EidMethods bearer\nRequire eid-scope incident:write",
         "read": "EidMethods bearer\nRequire eid-scope incident:read",
+        "write-errdoc": "EidMethods bearer\nRequire eid-scope incident:write\n"
+                        "ErrorDocument 403 /api/echo",
         "either": "EidMethods cert bearer\nRequire valid-user",
         "bearer-only": "EidMethods cert bearer\nRequire eid-method bearer",
         "headers": "EidMethods bearer\nEidExportHeaders on\nRequire valid-user",
@@ -219,6 +221,18 @@ def test_provider_restriction(srv, ops, logged):
     r = call(srv, "/inera-only/echo", ops[1].mint(preset="oidc-sweden-citizen"))
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge(r)
+
+
+def test_scope_denial_with_error_document_in_bearer_location(srv, ops, logged):
+    # The error document is in another bearer location that would admit the
+    # token: it must not authenticate it (no identity for the error page),
+    # and the denial's challenge must reach the client unchanged.
+    srv.expect_log(r"AH01630|AH00\d+|EID01101")
+    tok = ops[0].mint(preset="inera-nurse", claims={"scope": "incident:read openid"})
+    r = call(srv, "/write-errdoc/echo", tok)
+    assert r.status_code == 403
+    assert challenge(r) == 'Bearer error="insufficient_scope", scope="incident:write"'
+    assert "EID_" not in r.text and "REMOTE_USER" not in r.text, r.text[:300]
 
 
 def test_scope(srv, ops, logged):
