@@ -141,6 +141,18 @@ const char *eid_pnr_redact(apr_pool_t *p, const char *value, const char *pnr,
                            const unsigned char *key, size_t key_len);
 
 /*
+ * `value` with every digit sequence shaped like a personnummer or
+ * samordningsnummer replaced by "[pnr]": 12 digits (YYYYMMDDNNNC, or with
+ * '-', '+' or ' ' before NNNC) that eid_pnr_classify() accepts, or 10 digits
+ * (YYMMDDNNNC, YYMMDD-NNNC, YYMMDD+NNNC, YYMMDD NNNC) that it accepts with
+ * either century - also inside longer digit runs.  For text whose numbers are
+ * not known beforehand (the names of a refused certificate); run
+ * eid_pnr_redact() first where the number is known, for a linkable
+ * pseudonym.  Returns `value` itself when nothing matches; else in `p`.
+ */
+const char *eid_pnr_mask(apr_pool_t *p, const char *value);
+
+/*
  * Encode `in` for a request header or an environment variable: bytes below
  * 0x20, 0x7f and '%' become %XX; with `ascii_only`, bytes >= 0x80 do too (so a
  * header is pure visible ASCII and decodes with any URL decoder).  Returns

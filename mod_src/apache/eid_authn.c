@@ -26,8 +26,23 @@ static const eid_attr_e default_user_attrs[] = {EID_ATTR_HSA_ID, EID_ATTR_PNR_PS
 
 int eid_is_eid_location(request_rec *r)
 {
-    const char *t = ap_auth_type(r);
-    return t && !strcasecmp(t, EID_AUTH_TYPE);
+    eid_req_t *st = eid_req_get(r, 0);
+    const char *t;
+    int is;
+
+    /* Why cached: ap_auth_type() evaluates AuthType (an ap_expr) on every
+     * call, and each phase asks.  Keyed by per_dir_config, so a fast
+     * redirect (new configuration) asks again; within one configuration
+     * every phase gets the same answer. */
+    if (st && st->loc_cfg == r->per_dir_config)
+        return st->loc_is_eid;
+    t = ap_auth_type(r);
+    is = t && !strcasecmp(t, EID_AUTH_TYPE);
+    if (st) {
+        st->loc_cfg = r->per_dir_config;
+        st->loc_is_eid = is;
+    }
+    return is;
 }
 
 eid_req_t *eid_req_get(request_rec *r, int create)
@@ -100,6 +115,25 @@ static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *
     }
 }
 
+/* Is r (an internal redirect, or a subrequest of one) the error document of
+ * a request that this module refused, or that was denied before it reached
+ * fixups (fixed_cfg unset: a Require line said no)?  Why: such an error
+ * document in another AuthType eid location would authenticate the very
+ * credential just refused (or the user just denied) and hand its identity
+ * to the error page.  An error after admission (a handler's 403 or 404) is
+ * not a refusal: its error document authenticates as usual. */
+static int after_refusal(request_rec *r)
+{
+    request_rec *q;
+    for (q = r->main ? r->main : r->prev; q; q = q->main ? q->main : q->prev) {
+        const eid_req_t *qs = eid_req_get(q, 0);
+        if (qs && qs->tried && ap_is_HTTP_ERROR(q->status) &&
+            (qs->outcome == EID_TRY_REFUSED || !qs->fixed_cfg))
+            return 1;
+    }
+    return 0;
+}
+
 /* Run the location's methods once per request; the outcome is kept in st. */
 static eid_req_t *authenticate(request_rec *r)
 {
@@ -113,6 +147,8 @@ static eid_req_t *authenticate(request_rec *r)
         return st;
     st->tried = 1;
     st->outcome = EID_TRY_ABSENT;
+    if ((r->prev || r->main) && after_refusal(r))
+        return st; /* no credential, whatever the connection carries */
     for (i = 0; i < n; i++) {
         eid_identity_t *id = NULL;
         eid_try_e rc = try_method(r, d, st, methods[i], &id);
@@ -161,6 +197,8 @@ int eid_access_checker(request_rec *r)
     if (!eid_is_eid_location(r))
         return DECLINED;
     st = authenticate(r);
+    st->loc_cfg = r->per_dir_config; /* the answer above, for the later phases */
+    st->loc_is_eid = 1;
     /* Success or nothing presented: let the Require lines decide (they ask
      * for a user through check_authn when they need one). */
     return st->outcome == EID_TRY_REFUSED ? st->status : DECLINED;

@@ -109,6 +109,9 @@ typedef struct eid_req {
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */
     const struct ap_conf_vector_t *fixed_cfg;
+    /* eid_is_eid_location()'s answer for per_dir_config loc_cfg */
+    const struct ap_conf_vector_t *loc_cfg;
+    int loc_is_eid;
 } eid_req_t;
 
 /* eid_config.c */

@@ -488,7 +488,10 @@ static const char *safe_subject(apr_pool_t *p, const X509_NAME *name,
         if (k != EID_SERIAL_HSA)
             dn = eid_pnr_redact(p, dn, ident, key, key_len);
     }
-    return eid_cert_text_bounded(p, dn);
+    /* Why a second pass: a personal number elsewhere in the DN (a CN with
+     * the pnr beside an HSA-ID serialNumber, a name with no serialNumber, a
+     * spelling eid_pnr_redact() does not know) is not the serialNumber's. */
+    return eid_cert_text_bounded(p, eid_pnr_mask(p, dn));
 }
 
 int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, const unsigned char *key,
@@ -506,7 +509,10 @@ int eid_cert_ref_pem(apr_pool_t *p, const char *pem, size_t len, const unsigned 
         ERR_clear_error();
         return -1;
     }
-    out->issuer = eid_cert_dn_bounded(p, X509_get_issuer_name(x));
+    /* the issuer masked as well: an unverified (EID01002) certificate's
+     * issuer is as free-form as its subject (self-signed: the same name) */
+    out->issuer = eid_cert_text_bounded(
+        p, eid_pnr_mask(p, eid_cert_dn_string(p, X509_get_issuer_name(x))));
     out->subject = safe_subject(p, X509_get_subject_name(x), key, key_len);
     out->serial = eid_cert_serial_hex(p, X509_get0_serialNumber(x));
     X509_free(x);

@@ -3,6 +3,7 @@
  * encoding for the backend, and personnummer pseudonyms.
  */
 #include "eid/eid_identity.h"
+#include "eid/eid_pnr.h"
 #include "eid/eid_util.h"
 
 #include <apr_strings.h>
@@ -253,6 +254,76 @@ const char *eid_pnr_redact(apr_pool_t *p, const char *value, const char *pnr,
             o += s - done;
             memcpy(o, pseudo, plen);
             o += plen;
+            s += len;
+            done = s;
+        }
+        else {
+            s++;
+        }
+    }
+    memcpy(o, done, (size_t)(s - done) + 1);
+    return out;
+}
+
+/* Length of a personal-number-shaped sequence at s (see eid_pnr_mask()), or 0. */
+static size_t pnr_shape_at(const char *s)
+{
+    static const struct { int len, sep; } shapes[] = {{12, 0}, {12, 8}, {10, 0}, {10, 6}};
+    size_t k;
+
+    if (*s < '0' || *s > '9')
+        return 0;
+    for (k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        char d[13];
+        int i, o = 0, len = shapes[k].len, sep = shapes[k].sep;
+        for (i = 0; o < len; i++) {
+            if (sep && o == sep && i == sep) {
+                if (s[i] != '-' && s[i] != '+' && s[i] != ' ')
+                    break;
+                continue;
+            }
+            if (s[i] < '0' || s[i] > '9')
+                break;
+            d[(len == 10 ? 2 : 0) + o++] = s[i];
+        }
+        if (o < len)
+            continue;
+        if (len == 12 && eid_pnr_classify(d, 12) != EID_PNR_INVALID)
+            return (size_t)i;
+        if (len == 10) {
+            memcpy(d, "19", 2);
+            if (eid_pnr_classify(d, 12) != EID_PNR_INVALID)
+                return (size_t)i;
+            memcpy(d, "20", 2);
+            if (eid_pnr_classify(d, 12) != EID_PNR_INVALID)
+                return (size_t)i;
+        }
+    }
+    return 0;
+}
+
+const char *eid_pnr_mask(apr_pool_t *p, const char *value)
+{
+    static const char mask[] = "[pnr]";
+    const char *s, *done;
+    char *out, *o;
+    size_t len;
+
+    if (!value)
+        return NULL;
+    for (s = value; *s && !pnr_shape_at(s); s++)
+        ;
+    if (!*s)
+        return value;
+    /* each match takes at least 10 bytes in and gives 5 out */
+    o = out = apr_palloc(p, strlen(value) + 1);
+    done = value;
+    while (*s) {
+        if ((len = pnr_shape_at(s))) {
+            memcpy(o, done, (size_t)(s - done));
+            o += s - done;
+            memcpy(o, mask, sizeof(mask) - 1);
+            o += sizeof(mask) - 1;
             s += len;
             done = s;
         }

@@ -57,6 +57,7 @@ struct eid_jwks {
     _Atomic(apr_time_t) fetched;  /* cur->fetched; 0: no set */
     int fetching;
     int attempted;
+    int last_failed; /* the last finished fetch failed (under `mu`) */
     apr_time_t last_attempt;
     char *disc_jwks_uri; /* from the discovery document; malloc'd */
     int rediscover;
@@ -342,10 +343,12 @@ static apr_status_t do_fetch(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, eid_
         if (withdraws(s, prev))
             atomic_fetch_add_explicit(&ks->gen, 1, memory_order_seq_cst);
         atomic_store_explicit(&ks->fetched, now, memory_order_seq_cst);
+        ks->last_failed = 0;
     }
     else {
         prev = NULL;
         ks->failures++;
+        ks->last_failed = 1;
     }
     unlock(ks);
     snap_release(old);
@@ -375,12 +378,17 @@ static int claim_fetch(eid_jwks_t *ks, apr_time_t now)
     return 1;
 }
 
-static snap_t *fetch_and_acquire(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now)
+/* Fetch, then take the current set.  `r` (may be NULL) gets the fetch's
+ * failure; *failed tells whether there was one. */
+static snap_t *fetch_and_acquire(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now,
+                                 eid_result_t *r, int *failed)
 {
-    eid_result_t r = {0};
+    eid_result_t scratch = {0};
     snap_t *s;
 
-    do_fetch(ks, p, now, &r);
+    if (!r)
+        r = &scratch;
+    *failed = do_fetch(ks, p, now, r) != APR_SUCCESS;
     lock(ks);
     ks->fetching = 0;
     if (ks->cv)
@@ -455,7 +463,7 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
 {
     snap_t *s = NULL;
     const eid_jwk_t *k;
-    int i, fetch;
+    int i, fetch, failed = 0, busy;
 
     memset(sel, 0, sizeof(*sel));
     lock(ks);
@@ -467,7 +475,7 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
     }
     unlock(ks);
     if (fetch)
-        s = fetch_and_acquire(ks, p, now);
+        s = fetch_and_acquire(ks, p, now, NULL, &failed);
     if (!usable(ks, s, now)) {
         snap_release(s);
         return eid_fail(res, "EID03207", "no current keys for this provider (key set unavailable)");
@@ -480,11 +488,30 @@ int eid_jwks_select(eid_jwks_t *ks, apr_pool_t *p, apr_time_t now, const char *k
              * rotation within that delay. */
             lock(ks);
             fetch = claim_fetch(ks, now);
+            busy = !fetch && ks->fetching;
+            failed = !fetch && ks->last_failed;
             unlock(ks);
             if (fetch) {
                 snap_release(s);
-                s = fetch_and_acquire(ks, p, now);
+                s = fetch_and_acquire(ks, p, now, res, &failed);
                 k = usable(ks, s, now) ? find_kid(ks, s, kid, kid_len, now) : NULL;
+            }
+            /* Why not 401 here: the keys held cannot tell a forged kid from
+             * a key the provider rotated in, while the provider cannot be
+             * asked (its last fetch failed, or another thread is fetching
+             * right now).  A 401 would make the client drop a good token;
+             * 503 with Retry-After never admits and lets it try again. */
+            if (!k && (failed || busy)) {
+                snap_release(s);
+                if (fetch && res && res->code && res->tag &&
+                    eid_result_class(res->tag) != EID_CLASS_INVALID) {
+                    res->cls = eid_result_class(res->tag); /* the fetch's own tag */
+                    return res->code;
+                }
+                return eid_fail(res, "EID03208", busy ? "unknown kid while another thread "
+                                                        "fetches the key set"
+                                                      : "unknown kid and the key set "
+                                                        "cannot be fetched");
             }
         }
         if (!k) {

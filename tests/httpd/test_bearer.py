@@ -79,6 +79,8 @@ def conf(op_a, op_b):
         "nurse": "EidMethods bearer\nRequire eid-hsa-id SE2321000016-P0001N",
         "write": "EidMethods bearer\nRequire eid-scope incident:write",
         "read": "EidMethods bearer\nRequire eid-scope incident:read",
+        "write-errdoc": "EidMethods bearer\nRequire eid-scope incident:write\n"
+                        "ErrorDocument 403 /api/echo",
         "either": "EidMethods cert bearer\nRequire valid-user",
         "bearer-only": "EidMethods cert bearer\nRequire eid-method bearer",
         "headers": "EidMethods bearer\nEidExportHeaders on\nRequire valid-user",
@@ -219,6 +221,18 @@ def test_provider_restriction(srv, ops, logged):
     r = call(srv, "/inera-only/echo", ops[1].mint(preset="oidc-sweden-citizen"))
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge(r)
+
+
+def test_scope_denial_with_error_document_in_bearer_location(srv, ops, logged):
+    # The error document is in another bearer location that would admit the
+    # token: it must not authenticate it (no identity for the error page),
+    # and the denial's challenge must reach the client unchanged.
+    srv.expect_log(r"AH01630|AH00\d+|EID01101")
+    tok = ops[0].mint(preset="inera-nurse", claims={"scope": "incident:read openid"})
+    r = call(srv, "/write-errdoc/echo", tok)
+    assert r.status_code == 403
+    assert challenge(r) == 'Bearer error="insufficient_scope", scope="incident:write"'
+    assert "EID_" not in r.text and "REMOTE_USER" not in r.text, r.text[:300]
 
 
 def test_scope(srv, ops, logged):
@@ -399,11 +413,16 @@ def test_provider_down_cached_keys_keep_working(srv, ops, logged):
         for t in fresh:
             assert call(srv, "/api/echo", t).status_code == 200
         # An unknown kid while the provider is down: the refetch fails, the
-        # keys held do not know the kid, so the token is refused (EID03201) -
-        # it is never let through for want of a key to check it with.
+        # keys held do not know the kid.  It is never let through for want of
+        # a key to check it with, and never a 401 either: the provider may
+        # have rotated, and a 401 tells the client to drop a good token.
         r = call(srv, "/api/echo", rogue)
-        assert r.status_code == 401
-        assert 'error="invalid_token"' in challenge(r)
+        assert r.status_code == 503
+        assert r.headers.get("Retry-After")
+        # throttled (within jwks_min_refetch of the failed fetch): still 503
+        r = call(srv, "/api/echo", rogue)
+        assert r.status_code == 503
+        assert r.headers.get("Retry-After")
     finally:
         op.start()
 
@@ -424,7 +443,7 @@ def test_jwks_endpoint_garbage_keeps_old_keys(srv, ops, logged):
 def test_jwks_fetch_is_bounded(srv, ops, mode, tag, logged):
     """A JWKS endpoint that stalls (10 s) or answers with 4 MB: the fetch is cut
     at fetch_timeout (2 s) / fetch_max_bytes (64 KiB), the request that caused
-    it is answered, and the keys already held keep working."""
+    it is answered (503), and the keys already held keep working."""
     op = ops[1]
     assert call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen")).status_code == 200
     op.behaviour(jwks=mode, slow_seconds=10, huge_bytes=4 * 1024 * 1024)
@@ -436,7 +455,8 @@ def test_jwks_fetch_is_bounded(srv, ops, mode, tag, logged):
         t0 = time.time()
         r = call(srv, "/api/echo", op.mint(preset="oidc-sweden-citizen", variant="unknown-kid"))
         took = time.time() - t0
-        assert r.status_code == 401
+        # the fetch failed: the kid cannot be told forged or rotated in (503)
+        assert r.status_code == 503 and r.headers.get("Retry-After")
         assert took < 2 + 1.5, took
         assert op.stats()["jwks_fetches"] >= 1
         deadline = time.time() + 5

@@ -347,3 +347,43 @@ def test_unverified_certificate_is_identified(logcheck, tmp_path):
                   r'get local issuer) certificate\) \[issuer "CN=Nobody Knows Me CA", serial ([0-9A-F]+), subject "CN=Some One"\]', text)
     assert m, text
     assert int(m.group(2), 16) == 0x5C0FE
+
+
+def test_unverified_certificate_with_pnr_in_names_is_masked(logcheck, tmp_path):
+    """EID01002 for a certificate whose names are the client's to choose: a
+    personnummer in the issuer's CN and in the subject's CN (no serialNumber)
+    reaches neither the error log nor the audit record, in any spelling."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    pnr = "198503171236"
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA of 850317-1236")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lars " + pnr)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(0x5C0FF)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cf, kf = tmp_path / "c.pem", tmp_path / "k.pem"
+    cf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    body = TRUST_PROFILES + "<Location />\nAuthType eid\nRequire valid-user\n</Location>\n"
+    with Httpd(body, verify_client="optional_no_ca", name="nover2") as h:
+        logcheck(h)
+        h.expect_log(r"EID01002", r"AH02039|AH02008")
+        path = unique_path("/p")
+        r = requests.get(h.url(path), cert=(str(cf), str(kf)), verify=CA, timeout=20)
+        assert r.status_code == 403
+        rec = h.wait_audit(path, 1)[0]
+        text = h.read_error_log()
+    h.cleanup()
+    assert "EID01002" in text and rec["tag"] == "EID01002", rec
+    assert "[pnr]" in rec["cert_subject"] and "[pnr]" in rec["cert_issuer"], rec
+    for spelling in (pnr, pnr[2:], pnr[:8] + "-" + pnr[8:], pnr[2:8] + "-" + pnr[8:]):
+        assert spelling not in text, (spelling, text)
+        assert spelling not in json.dumps(rec, ensure_ascii=False), (spelling, rec)

@@ -35,6 +35,11 @@ CustomLog {root}/access.log eidtest
     EidUserAttribute subject
     Require eid-org 2321000016
 </Location>
+<Location /hsaonly/>
+    AuthType eid
+    EidUserAttribute hsa-id
+    Require valid-user
+</Location>
 <Location /nopnr/>
     AuthType eid
     EidExportAttributes -pnr
@@ -50,6 +55,13 @@ CustomLog {root}/access.log eidtest
         f.write("hi\n")
     with open(os.path.join(d, ".htaccess"), "w") as f:
         f.write("Require eid-loa 3\n")
+    # the misconfigured line inside a RequireAny that another line grants
+    d = os.path.join(h.root, "htdocs", "ht", "any")
+    os.makedirs(d)
+    with open(os.path.join(d, "index.html"), "w") as f:
+        f.write("hi\n")
+    with open(os.path.join(d, ".htaccess"), "w") as f:
+        f.write("<RequireAny>\nRequire eid-loa 3\nRequire all granted\n</RequireAny>\n")
     return h
 
 
@@ -108,6 +120,21 @@ def test_htaccess_require_eid_without_authtype(srv, logcheck):
     assert recs[0]["tag"] == "EID01102", recs
 
 
+def test_htaccess_require_eid_without_authtype_in_require_any(srv, logcheck):
+    # Another line of the RequireAny grants: the misconfigured eid line must
+    # not be skipped silently (documented: 500, EID01102, audit "error"), and
+    # the audit record must agree with the status sent.
+    logcheck(srv)
+    srv.expect_log(r"EID01102")
+    path = unique_path("/ht/any")
+    r = get(srv, path, "nurse-kommun")
+    assert r.status_code == 500, r.status_code
+    recs = srv.wait_audit(path, 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["decision"] == "error" and recs[0]["status"] == 500, recs
+    assert recs[0]["tag"] == "EID01102", recs
+
+
 def test_audit_reason_carries_tag(srv, logcheck):
     logcheck(srv)
     srv.expect_log(r"AH01630|AH01631")
@@ -143,3 +170,23 @@ def test_require_eid_with_enclosing_authtype_passes():
                     "</Limit>\n</Location>\n"):
         r, _, _ = configtest(snippet)
         assert r.returncode == 0, (snippet, r.stderr)
+
+
+def test_no_user_attribute_is_one_refusal_without_identity(srv, logcheck):
+    # EID01006: the citizen has no HSA-ID, the only EidUserAttribute.  403,
+    # one audit record saying why, no identity for the backend or the logs.
+    logcheck(srv)
+    srv.expect_log(r"EID01006")
+    pnr = M["citizen"]["pnr"]
+    path = unique_path("/hsaonly/echo")
+    r = get(srv, path, "citizen")
+    assert r.status_code == 403
+    assert pnr not in r.text and "EID_" not in r.text
+    recs = srv.wait_audit(path, 1)
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    assert rec["tag"] == "EID01006" and rec["status"] == 403, rec
+    assert rec["decision"] == "unauthenticated" and not rec.get("user"), rec
+    text = srv.read_error_log() + open(os.path.join(srv.root, "access.log")).read()
+    for f in pnr_forms(pnr):
+        assert f not in text and f not in str(rec), f

@@ -60,12 +60,30 @@ ErrorDocument 403 /errdoc/echo
     Require valid-user
     EidExportAttributes hsa-id
 </Location>
+<Location /sithsonly/>
+    AuthType eid
+    EidCertProfiles siths
+    Require valid-user
+    ErrorDocument 403 /eid2/echo
+</Location>
+<Location /noidx/>
+    AuthType eid
+    Require valid-user
+    Options -Indexes
+    ErrorDocument 403 /eiderr/echo
+</Location>
+<Location /loa3e/>
+    AuthType eid
+    Require eid-loa 3
+    ErrorDocument 403 /eid2/echo
+</Location>
 """
 
 
 def make():
-    h = Httpd(body(), name="subreq", extra_modules=["rewrite", "include"])
+    h = Httpd(body(), name="subreq", extra_modules=["rewrite", "include", "autoindex"])
     os.makedirs(os.path.join(h.root, "htdocs", "main"))
+    os.makedirs(os.path.join(h.root, "htdocs", "noidx"))
     with open(os.path.join(h.root, "htdocs", "main", "page.shtml"), "w") as f:
         f.write(PAGE)
     return h
@@ -153,3 +171,34 @@ def test_error_document_after_denial_has_id_but_no_identity(srv, logcheck):
     env = r.json()
     assert not [k for k in env if "EID_" in k and not k.endswith("EID_REQUEST_ID")], env
     assert env["EID_REQUEST_ID"] == audit_id(srv, path)
+
+
+def test_error_document_into_eid_location_after_refusal_has_no_identity(srv, logcheck):
+    # A citizen certificate refused at a SITHS-only location, and a user
+    # denied by Require eid-loa: the ErrorDocument is in another eid location
+    # that would accept them.  The error page must not authenticate the
+    # refused credential (it would hand the refused user to it); the client
+    # gets the refusal's status, and exactly one audit record says why.
+    logcheck(srv)
+    srv.expect_log(r"EID0\d{4}|AH01630|AH01631|AH00\d+")
+    for base, user, decision in (("/sithsonly/echo", "citizen", "unauthenticated"),
+                                 ("/loa3e/echo", "nurse-kommun-reserve", "deny")):
+        path = unique_path(base)
+        r = get(srv, path, user)
+        assert r.status_code == 403, (base, r.status_code)
+        assert CIT["pnr"] not in r.text and "EID_" not in r.text, (base, r.text[:300])
+        recs = srv.wait_audit(path, 1)
+        assert len(recs) == 1 and recs[0]["status"] == 403, recs
+        assert recs[0]["decision"] == decision, recs
+        assert CIT["pnr"] not in json.dumps(recs[0]), recs
+
+
+def test_error_document_after_handler_403_keeps_identity(srv, logcheck):
+    # The user was authenticated and admitted; the 403 is the handler's (no
+    # directory listing).  The error document in an eid location is that
+    # user's ordinary page: it authenticates as any request would.
+    logcheck(srv)
+    srv.expect_log(r"AH01276")
+    r = get(srv, "/noidx/", "nurse-kommun")
+    assert r.status_code == 403
+    assert r.json()["EID_HSA_ID"] == NURSE["hsa_id"], r.text[:300]

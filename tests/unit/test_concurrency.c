@@ -353,8 +353,9 @@ static void *APR_THREAD_FUNC keyset_worker(apr_thread_t *t, void *data)
                     j->ok++;
                 eid_jwks_release(j->ks, &sel);
             }
-            else if (rc == 3201 && k >= STABLE)
-                j->gone++; /* a rotating key, not in the set just now */
+            else if ((rc == 3201 || rc == 3208) && k >= STABLE)
+                j->gone++; /* a rotating key, not in the set just now (3208: while
+                            * another thread fetches, it may be coming) */
             else
                 j->bad++;
             if (i % 32 == 0)
@@ -454,7 +455,9 @@ static void *APR_THREAD_FUNC bearer_worker(apr_thread_t *t, void *data)
                                                           strlen(j->tok[i]), now, &id, &res);
                 if (c == EID_BEARER_OK && id && id->subject && !strcmp(id->subject, want))
                     j->ok++;
-                else if (c == EID_BEARER_INVALID && i % 5 == 0 && !strcmp(res.tag, "EID03201"))
+                else if (i % 5 == 0 && ((c == EID_BEARER_INVALID && !strcmp(res.tag, "EID03201")) ||
+                                        (c == EID_BEARER_UNAVAILABLE &&
+                                         !strcmp(res.tag, "EID03208"))))
                     j->gone++; /* signed with a rotating key that is withdrawn now */
                 else
                     j->bad++;

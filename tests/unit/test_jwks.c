@@ -487,6 +487,39 @@ static void test_failures_and_staleness(void **state)
     apr_pool_destroy(p);
 }
 
+/* An unknown kid while the provider is down: the keys held cannot say
+ * whether the provider rotated, so the answer is "unavailable" (503), never
+ * "invalid" (401: the client would drop a good token).  Within min_refetch
+ * after that failed fetch too; once a fetch succeeds, an unknown kid is
+ * invalid again. */
+static void test_unknown_kid_provider_down(void **state)
+{
+    apr_pool_t *p;
+    eid_jwks_t *ks;
+    eid_result_t res = {0};
+
+    apr_pool_create(&p, pool);
+    ks = make_set(p, NULL);
+    src_doc = doc_of(0, 1);
+    assert_int_equal(eid_jwks_refresh(ks, pool, T0, &res), APR_SUCCESS);
+    src_fail = 1;
+    assert_int_equal(find(ks, T0 + SEC(60), "new"), 3208);
+    assert_int_equal(src_calls, 2);
+    assert_int_equal(eid_result_class("EID03208"), EID_CLASS_UNAVAILABLE);
+    assert_int_equal(find(ks, T0 + SEC(61), "new2"), 3208); /* throttled, still down */
+    assert_int_equal(src_calls, 2);
+    assert_int_equal(find(ks, T0 + SEC(62), "k0"), 0); /* known kids serve */
+    /* a document with no usable key is the provider's fault too */
+    src_fail = 0;
+    src_doc = "garbage";
+    assert_int_equal(find(ks, T0 + SEC(120), "new"), 3209);
+    assert_int_equal(eid_result_class("EID03209"), EID_CLASS_UNAVAILABLE);
+    src_doc = doc_of(0, 1);
+    assert_int_equal(find(ks, T0 + SEC(180), "new"), 3201);
+    assert_int_equal(find(ks, T0 + SEC(181), "new"), 3201);
+    apr_pool_destroy(p);
+}
+
 /* A key the document no longer lists is gone with the first successful fetch
  * (no grace until max_stale: that is for failed fetches), and the set's
  * generation moves on so that decisions cached under it are dropped. */
@@ -700,10 +733,11 @@ static void test_single_flight(void **state)
     apr_thread_create(&ta, NULL, lookup_thread, &a, pool);
     wait_entered();
     /* meanwhile: known kids answer from the current set, unknown kids
-     * fail fast; nobody fetches a second time */
+     * fail fast as unavailable (the fetch under way may bring their key);
+     * nobody fetches a second time */
     for (i = 0; i < 50; i++) {
         assert_int_equal(find(ks, T0 + SEC(4000), "k1"), 0);
-        assert_int_equal(find(ks, T0 + SEC(4000), "new"), 3201);
+        assert_int_equal(find(ks, T0 + SEC(4000), "new"), 3208);
         assert_int_equal(eid_jwks_refresh(ks, pool, T0 + SEC(4000), &res), APR_EBUSY);
     }
     assert_int_equal(src_calls, 2);
@@ -749,6 +783,7 @@ int main(void)
         cmocka_unit_test_setup(test_kid_lookup, reset),
         cmocka_unit_test_setup(test_throttled_refetch, reset),
         cmocka_unit_test_setup(test_failures_and_staleness, reset),
+        cmocka_unit_test_setup(test_unknown_kid_provider_down, reset),
         cmocka_unit_test_setup(test_rotation_drops_withdrawn_keys, reset),
         cmocka_unit_test_setup(test_jwks_file, reset),
         cmocka_unit_test_setup(test_jwks_file_not_readable, reset),
