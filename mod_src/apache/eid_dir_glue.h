@@ -23,8 +23,8 @@ const char *eid_set_use_directory(cmd_parms *cmd, void *dc, const char *name);
 /*
  * The directory that applies to location `d` into *dir (NULL: none applies).
  * Returns 0, or -1 after refusing the request (500, EID04010) when several
- * directories exist and the location names none (not yet refused by
- * `apachectl -t`: see docs/directives.md).
+ * directories exist and the location names none (`apachectl -t` refuses that
+ * where it can see it, eid_scope.c; .htaccess it cannot).
  */
 int eid_dir_for(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                 const eid_directory_t **dir);

@@ -336,20 +336,43 @@ def test_several_directories_location_names_one():
     assert r.returncode == 0, r.stderr
 
 
-def test_several_directories_none_named_is_500_at_request_time():
+def test_several_directories_none_named_refused_at_start_up():
     body = TRUST_PROFILES + ("EidDirectory a {root}/directory.conf\n"
                              "EidDirectory b {root}/directory.conf\n"
-                             "<Location /named/>\nAuthType eid\nEidUseDirectory b\n"
-                             "Require eid-group county\n</Location>\n"
+                             "<Location /named/>\nAuthType eid\nEidUseDirectory none\n"
+                             "Require valid-user\n</Location>\n"
                              "<Location /unnamed/>\nAuthType eid\nRequire valid-user\n"
                              "</Location>\n")
+    s = Httpd(body, name="dir-two-t")
+    try:
+        write_dir(s.root)
+        r = s.configtest()
+        with open(s.conf) as f:
+            n = line_of(f.read(), "<Location /unnamed/>") + 1
+    finally:
+        s.cleanup()
+    assert r.returncode != 0
+    assert ("Syntax error on line %d of " % n) in r.stderr, r.stderr
+    assert ("AuthType eid: this location authenticates identities but names no "
+            "organisation directory, and 2 are defined") in r.stderr
+
+
+def test_several_directories_none_named_in_htaccess_is_500():
+    # .htaccess is read per request: -t cannot see it, the request is refused
+    body = TRUST_PROFILES + ("EidDirectory a {root}/directory.conf\n"
+                             "EidDirectory b {root}/directory.conf\n"
+                             "<Directory {root}/htdocs>\nAllowOverride AuthConfig\n"
+                             "</Directory>\n")
     s = Httpd(body, name="dir-two")
     try:
         write_dir(s.root)
-        for d in ("named", "unnamed"):
+        for d, extra in (("named", "EidUseDirectory b\nRequire eid-group county\n"),
+                         ("unnamed", "Require valid-user\n")):
             os.makedirs(os.path.join(s.root, "htdocs", d))
             with open(os.path.join(s.root, "htdocs", d, "index.html"), "w") as f:
                 f.write(d)
+            with open(os.path.join(s.root, "htdocs", d, ".htaccess"), "w") as f:
+                f.write("AuthType eid\n" + extra)
         s.start()
         assert get(s, "/named/", cert="nurse-kommun").status_code == 200
         assert get(s, "/unnamed/", cert="nurse-kommun").status_code == 500
