@@ -7,9 +7,11 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
+import time
 
 import pytest
 import requests
@@ -380,6 +382,38 @@ def test_several_directories_none_named_in_htaccess_is_500():
         log = s.read_error_log()
         assert re.search(r"auth_eid:error.*EID04010: misconfigured: this location names no "
                          r"EidUseDirectory, and 2 directories are defined", log), log
+    finally:
+        s.stop()
+        s.cleanup()
+
+
+def test_graceful_restart_reloads_the_directory(logcheck):
+    # The directory is configuration: a graceful restart re-reads the file.
+    body = TRUST_PROFILES + ("EidDirectory county {root}/directory.conf\n"
+                             "ScriptAlias /g/echo {root}/cgi/echo.py\n"
+                             "<Location /g/>\nAuthType eid\nRequire eid-group county\n"
+                             "</Location>\n")
+    s = Httpd(body, name="dir-graceful")
+    try:
+        write_dir(s.root)
+        s.start()
+        logcheck(s).expect_log(r"AH01630", r"AH00493")
+        env = get(s, "/g/echo", cert="nurse-kommun").json()
+        assert env["EID_GROUPS"] == "county,county-kommuner,vardsamverkan"
+        # the municipality leaves the county group (Kiruna stays in it)
+        write_dir(s.root, DIRECTORY.replace("Group county-kommuner 212000-2874 212000-9960",
+                                            "Group county-kommuner 212000-9960"))
+        assert s.configtest().returncode == 0
+        gen = s.read_error_log().count("resuming normal operations")
+        s.proc.send_signal(signal.SIGUSR1)
+        deadline = time.time() + 15
+        while s.read_error_log().count("resuming normal operations") <= gen:
+            assert time.time() < deadline, s.read_error_log()
+            time.sleep(0.1)
+        time.sleep(1)
+        assert get(s, "/g/echo", cert="nurse-kommun").status_code == 403
+        assert get(s, "/g/echo", cert="doctor-region").json()["EID_GROUPS"] == \
+            "county,vardsamverkan"
     finally:
         s.stop()
         s.cleanup()
