@@ -55,6 +55,12 @@ typedef struct eid_identity {
     apr_array_header_t *scopes;      /* const char *, OAuth scopes (bearer) */
     apr_array_header_t *policy_oids; /* const char *, certificate policies (cert) */
 
+    /* From the organisation directory (EidUseDirectory), set once per
+     * identity by the glue; NULL when no directory applies. */
+    const char *org_kind;            /* "municipality", "region", ... */
+    apr_array_header_t *groups;      /* const char *, sorted */
+    apr_array_header_t *dir_roles;   /* const char *, the directory's role names */
+
     int loa;               /* 0 (none) .. 4 */
     const char *loa_uri;   /* the original acr / policy URI, if any */
     apr_time_t auth_time;  /* 0 if unknown */
@@ -67,8 +73,9 @@ typedef struct eid_identity {
     X(profile) X(issuer) X(subject) X(serial) X(client_id) X(token_id) X(pnr) X(hsa_id)  \
     X(given_name) X(surname) X(display_name) X(email) X(upn) X(org_number)               \
     X(org_hsa_id) X(org_name) X(unit_hsa_id) X(unit_name) X(commission_hsa_id)           \
-    X(commission_name) X(commission_purpose) X(loa_uri)
-#define EID_IDENTITY_ARR_FIELDS(X) X(commission_rights) X(roles) X(scopes) X(policy_oids)
+    X(commission_name) X(commission_purpose) X(loa_uri) X(org_kind)
+#define EID_IDENTITY_ARR_FIELDS(X)                                                       \
+    X(commission_rights) X(roles) X(scopes) X(policy_oids) X(groups) X(dir_roles)
 
 /* A new, empty identity in `p`. */
 eid_identity_t *eid_identity_make(apr_pool_t *p);
@@ -97,7 +104,8 @@ typedef enum {
     EID_ATTR_COMMISSION_HSA_ID, EID_ATTR_COMMISSION_NAME,
     EID_ATTR_COMMISSION_PURPOSE, EID_ATTR_COMMISSION_RIGHTS, EID_ATTR_ROLES,
     EID_ATTR_SCOPES, EID_ATTR_CLIENT_ID, EID_ATTR_TOKEN_ID, EID_ATTR_POLICY_OIDS, EID_ATTR_LOA, EID_ATTR_LOA_URI,
-    EID_ATTR_AUTH_TIME, EID_ATTR_EXPIRES,
+    EID_ATTR_AUTH_TIME, EID_ATTR_EXPIRES, EID_ATTR_ORG_KIND, EID_ATTR_GROUPS,
+    EID_ATTR_DIR_ROLES,
     EID_ATTR__COUNT
 } eid_attr_e;
 

@@ -1,12 +1,14 @@
 /*
  * eid_authz.c - the Require providers: eid-method, eid-loa, eid-org,
- * eid-hsa-id, eid-scope.
+ * eid-hsa-id, eid-scope, and over the organisation directory eid-group,
+ * eid-role, eid-org-kind, eid-commission.
  *
  * Each parses its arguments once, when the configuration is read (errors name
  * the Require line), into a small struct; the per-request check only compares.
  * They compose with <RequireAll>/<RequireAny>/<RequireNone> like any provider.
  */
 #include "mod_auth_eid.h"
+#include "eid_dir_glue.h"
 
 #include "apr_strings.h"
 #include "http_config.h"
@@ -44,6 +46,8 @@ struct req_args {
     apr_array_header_t *words; /* const char * */
     unsigned mask;             /* eid-method: bit per eid_method_e */
     int loa;                   /* eid-loa */
+    const char *purpose;       /* eid-commission */
+    apr_array_header_t *rights; /* eid-commission: const char *, all required */
 };
 
 static req_args_t *split_args(cmd_parms *cmd, const char *line, const char *name)
@@ -245,6 +249,119 @@ static const char *scope_match(request_rec *r, eid_req_t *st, const req_args_t *
     return NULL;
 }
 
+/* ---- eid-group, eid-role: names the directory defines -------------------- */
+
+static const char *dir_name_word(apr_pool_t *p, const char *w, int role)
+{
+    const char *what = role ? "eid-role" : "eid-group";
+    int has = eid_dir_any_has(w, role);
+    /* Checked at start-up against every directory: a misspelt group would
+     * otherwise deny everyone, silently. */
+    if (has < 0)
+        return apr_psprintf(p, "%s: no EidDirectory is defined before this line", what);
+    if (!has)
+        return apr_psprintf(p, "%s: no directory defines %s '%s'", what,
+                            role ? "a rule giving the role" : "the group", w);
+    return NULL;
+}
+
+static const char *group_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    return dir_name_word(p, w, 0);
+}
+
+static const char *role_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    return dir_name_word(p, w, 1);
+}
+
+static int in_list(const apr_array_header_t *have, const char *w)
+{
+    int j;
+    for (j = 0; have && j < have->nelts; j++)
+        if (!strcmp(APR_ARRAY_IDX(have, j, const char *), w))
+            return 1;
+    return 0;
+}
+
+/* Any listed name grants (RequireAll for "every one of"). */
+static const char *group_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
+    int i;
+    for (i = 0; i < a->words->nelts; i++)
+        if (in_list(st->id->groups, WORD(a, i)))
+            return NULL;
+    return st->id->groups ? "not in a listed group" : "in no group of the directory";
+}
+
+static const char *role_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
+    int i;
+    for (i = 0; i < a->words->nelts; i++)
+        if (in_list(st->id->dir_roles, WORD(a, i)))
+            return NULL;
+    return "no listed role";
+}
+
+/* ---- eid-org-kind ---------------------------------------------------------- */
+
+static const char *kind_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    if (eid_org_kind_parse(w) == EID_ORG_KIND_NONE)
+        return apr_psprintf(p, "eid-org-kind: unknown kind '%s' (municipality, region, "
+                            "private-care, state-agency)", w);
+    if (eid_g->directory_order->nelts == 0)
+        return "eid-org-kind: no EidDirectory is defined before this line";
+    return NULL;
+}
+
+static const char *kind_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
+    int i;
+    for (i = 0; st->id->org_kind && i < a->words->nelts; i++)
+        if (!strcmp(st->id->org_kind, WORD(a, i)))
+            return NULL;
+    return st->id->org_kind ? apr_pstrcat(r->pool, "organisation kind ", st->id->org_kind,
+                                          NULL)
+                            : "no organisation in the directory";
+}
+
+/* ---- eid-commission purpose=<text> [right=<right>]... ---------------------- */
+
+static const char *commission_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    if (!strncasecmp(w, "purpose=", 8) && w[8]) {
+        if (a->purpose)
+            return "eid-commission: purpose= given twice";
+        a->purpose = w + 8;
+        return NULL;
+    }
+    if (!strncasecmp(w, "right=", 6) && w[6]) {
+        if (!a->rights)
+            a->rights = apr_array_make(p, 2, sizeof(const char *));
+        APR_ARRAY_PUSH(a->rights, const char *) = w + 6;
+        return NULL;
+    }
+    return apr_psprintf(p, "eid-commission: '%s' is not purpose=<text> or right=<right> "
+                        "(quote the whole word: \"purpose=Vård och behandling\")", w);
+}
+
+/* The selected commission's purpose is exactly `purpose`, and it holds every
+ * right= listed. */
+static const char *commission_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
+    int i;
+    if (!st->id->commission_purpose)
+        return "no commission";
+    if (strcmp(st->id->commission_purpose, a->purpose))
+        return "commission purpose differs";
+    for (i = 0; a->rights && i < a->rights->nelts; i++)
+        if (!in_list(st->id->commission_rights, APR_ARRAY_IDX(a->rights, i, const char *)))
+            return apr_pstrcat(r->pool, "commission lacks right ",
+                               APR_ARRAY_IDX(a->rights, i, const char *), NULL);
+    return NULL;
+}
+
 /* ---- the providers --------------------------------------------------------- */
 
 /* httpd's parse callback takes no context: one line of glue per kind. */
@@ -253,6 +370,10 @@ static const char *loa_parse(cmd_parms *cmd, const char *line, const void **pars
 static const char *org_parse(cmd_parms *cmd, const char *line, const void **parsed);
 static const char *hsa_parse(cmd_parms *cmd, const char *line, const void **parsed);
 static const char *scope_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *group_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *role_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *kind_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *commission_parse(cmd_parms *cmd, const char *line, const void **parsed);
 
 static const req_kind_t k_method = {"eid-method", 0,
                                     "eid-method: name at least one of cert, bearer, oidc",
@@ -266,6 +387,38 @@ static const req_kind_t k_hsa = {"eid-hsa-id", 0, "eid-hsa-id: name at least one
                                  hsa_word, hsa_match, {check_line, hsa_parse}};
 static const req_kind_t k_scope = {"eid-scope", 0, "eid-scope: name at least one scope",
                                    scope_word, scope_match, {check_line, scope_parse}};
+
+static const req_kind_t k_group = {"eid-group", 0, "eid-group: name at least one group",
+                                   group_word, group_match, {check_line, group_parse}};
+static const req_kind_t k_role = {"eid-role", 0, "eid-role: name at least one role",
+                                  role_word, role_match, {check_line, role_parse}};
+static const req_kind_t k_kind = {"eid-org-kind", 0,
+                                  "eid-org-kind: name at least one organisation kind",
+                                  kind_word, kind_match, {check_line, kind_parse}};
+static const req_kind_t k_commission = {"eid-commission", 0,
+                                        "eid-commission: purpose=<text> [right=<right>]...",
+                                        commission_word, commission_match,
+                                        {check_line, commission_parse}};
+
+static const char *group_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_group);
+}
+static const char *role_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_role);
+}
+static const char *kind_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_kind);
+}
+static const char *commission_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    const char *err = parse_line(cmd, line, parsed, &k_commission);
+    if (!err && !((const req_args_t *)*parsed)->purpose)
+        return "eid-commission: purpose=<text> is required";
+    return err;
+}
 
 static const char *method_parse(cmd_parms *cmd, const char *line, const void **parsed)
 {
@@ -364,6 +517,16 @@ void eid_register_authz_providers(apr_pool_t *p)
                               &k_hsa.provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-scope", AUTHZ_PROVIDER_VERSION,
                               &k_scope.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-group", AUTHZ_PROVIDER_VERSION,
+                              &k_group.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-role", AUTHZ_PROVIDER_VERSION,
+                              &k_role.provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-org-kind",
+                              AUTHZ_PROVIDER_VERSION, &k_kind.provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-commission",
+                              AUTHZ_PROVIDER_VERSION, &k_commission.provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
 }
 
 /* A 403 caused by eid-scope on a bearer request carries RFC 6750's

@@ -7,6 +7,7 @@
  * to RFC 6750 statuses and challenges.
  */
 #include "eid_bearer_glue.h"
+#include "eid_dir_glue.h"
 
 #include "apr_atomic.h"
 #include "apr_lib.h"
@@ -222,8 +223,18 @@ eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     rc = eid_bearer_validate(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts, h,
                              strlen(h), r->request_time, id, &res);
     switch (rc) {
-    case EID_BEARER_OK:
+    case EID_BEARER_OK: {
+        /* Enriched per request, on the request's own copy of the identity
+         * (a cache hit is a shallow copy in r->pool): one hash look-up and
+         * the role rules, no allocation beyond two small arrays.  Kept out
+         * of the token cache for now: its key would have to include the
+         * directory (docs/directory.md, "Cost"). */
+        const eid_directory_t *dir;
+        if (eid_dir_for(r, d, st, &dir))
+            return EID_TRY_REFUSED;
+        eid_dir_apply(r->pool, dir, *id);
         return EID_TRY_OK;
+    }
     case EID_BEARER_MALFORMED:
         if (res.code == EID_BEARER_EMPTY || res.code == EID_BEARER_NOT_TOKEN68) {
             eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01501",

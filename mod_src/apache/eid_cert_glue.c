@@ -8,6 +8,7 @@
  * requests cost two variable look-ups and a string compare, not a parse.
  */
 #include "mod_auth_eid.h"
+#include "eid_dir_glue.h"
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
@@ -26,6 +27,9 @@
  * under one directory's profiles was reused under another's. */
 typedef struct {
     const char *profiles_key; /* in the connection pool */
+    /* The directory the identity was enriched from (pconf, immutable; by
+     * address: directories are never in a request pool). */
+    const eid_directory_t *dir;
     eid_cert_code_e code;
     eid_identity_t *id;
     eid_result_t res;
@@ -63,7 +67,8 @@ static const char *cert_key(request_rec *r)
 }
 
 static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
-                             const apr_array_header_t *profiles, const char *key)
+                             const apr_array_header_t *profiles, const char *key,
+                             const eid_directory_t *dir)
 {
     conn_rec *c = r->connection;
     conn_slot_t *s;
@@ -73,6 +78,7 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
     s = &cc->slot[i];
     memset(s, 0, sizeof(*s));
     s->profiles_key = apr_pstrdup(c->pool, key);
+    s->dir = dir;
     if (!pem || !*pem) {
         s->code = EID_CERT_PARSE;
         eid_result_set(&s->res, NULL, EID_CERT_PARSE, "EID01003",
@@ -83,7 +89,11 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
     s->code = eid_cert_identify_pem(c->pool, pem, strlen(pem),
                                     (const eid_trust_profile_t *const *)profiles->elts,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
-    if (s->code != EID_CERT_OK)
+    /* Enriched once per connection, with the verdict: keep-alive requests
+     * read the organisation kind, groups and roles from the cached identity. */
+    if (s->code == EID_CERT_OK)
+        eid_dir_apply(c->pool, dir, s->id);
+    else
         eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
                          eid_g->pseudonym_key_len, &s->ref);
     return s;
@@ -118,6 +128,7 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
     static apr_uint32_t misconfig_logged;
     eid_conn_t *cc;
     conn_slot_t *s = NULL;
+    const eid_directory_t *dir;
     const char *verify, *key;
     int i;
 
@@ -178,13 +189,15 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         profiles_key = eid_trust_profile_name(APR_ARRAY_IDX(profiles, 0,
                                                             const eid_trust_profile_t *));
     }
+    if (eid_dir_for(r, d, st, &dir))
+        return EID_TRY_REFUSED;
     for (i = 0; i < cc->nslots; i++)
-        if (!strcmp(cc->slot[i].profiles_key, profiles_key)) {
+        if (cc->slot[i].dir == dir && !strcmp(cc->slot[i].profiles_key, profiles_key)) {
             s = &cc->slot[i];
             break;
         }
     if (!s)
-        s = evaluate(r, cc, profiles, profiles_key);
+        s = evaluate(r, cc, profiles, profiles_key, dir);
 
     if (s->code != EID_CERT_OK) {
         refuse_cert(r, st, &s->ref, EID_DECISION_AUTHN, s->res.tag,

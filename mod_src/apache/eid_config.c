@@ -9,6 +9,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_dir_glue.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -31,6 +32,8 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g->provider_defs = apr_array_make(pconf, 2, sizeof(eid_provider_def_t));
     eid_g->all_providers = apr_array_make(pconf, 2, sizeof(void *));
     eid_g->token_cache_entries = -1;
+    eid_g->directories = apr_hash_make(pconf);
+    eid_g->directory_order = apr_array_make(pconf, 2, sizeof(void *));
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
 }
 
@@ -96,6 +99,10 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         d->audit = base->audit;
     if (!add->realm)
         d->realm = base->realm;
+    if (!add->directory_set) {
+        d->directory = base->directory;
+        d->directory_set = base->directory_set;
+    }
     return d;
 }
 
@@ -520,6 +527,8 @@ const command_rec eid_cmds[] = {
     DIR_FLAG("EidAudit", audit, "On (default): an audit record for every request here"),
     EID_BEARER_SERVER_CMDS
     EID_BEARER_DIR_CMDS
+    EID_DIRECTORY_SERVER_CMDS
+    EID_DIRECTORY_DIR_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

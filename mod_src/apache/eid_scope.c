@@ -1,7 +1,8 @@
 /*
  * eid_scope.c - what a location may accept, checked at start-up.
  *
- * The rule: trust profiles and token providers are defined at server level
+ * The rule: trust profiles, token providers and organisation directories
+ * (EidUseDirectory) are defined at server level
  * and named by virtual hosts and locations; a location uses exactly what it
  * names (or what its virtual host names).  When it names nothing, the only
  * object of that kind is its default; with several, nothing is guessed.
@@ -44,7 +45,7 @@ struct sec {
     /* directives directly in this section */
     const ap_directive_t *authtype_eid;
     const ap_directive_t *methods;
-    int names_profiles, names_providers;
+    int names_profiles, names_providers, names_directory;
 };
 
 typedef struct {
@@ -146,6 +147,9 @@ static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t 
             cur->names_providers = 1;
             check_provider_list(w, d);
         }
+        else if (!strcasecmp(d->directive, "EidUseDirectory")) {
+            cur->names_directory = 1;
+        }
     }
 }
 
@@ -198,12 +202,15 @@ static int in_chain(const sec_t *t, const sec_t *x)
             (out) = (x)->main;                                           \
     } while (0)
 
-static int named_in_reach(walk_t *w, const sec_t *x, int providers)
+/* what: 0 trust profiles, 1 token providers, 2 a directory */
+static int named_in_reach(walk_t *w, const sec_t *x, int what)
 {
     int i;
     for (i = 0; i < w->secs->nelts; i++) {
         const sec_t *t = APR_ARRAY_IDX(w->secs, i, const sec_t *);
-        if (!(providers ? t->names_providers : t->names_profiles))
+        int names = what == 0 ? t->names_profiles
+                  : what == 1 ? t->names_providers : t->names_directory;
+        if (!names)
             continue;
         if (in_chain(t, x) || may_merge(t, x))
             return 1;
@@ -222,7 +229,8 @@ static int methods_elsewhere(walk_t *w, const sec_t *x)
     return 0;
 }
 
-static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nproviders)
+static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nproviders,
+                          int ndirs)
 {
     const sec_t *at, *ms;
     const ap_directive_t *where;
@@ -257,6 +265,11 @@ static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nprovide
                                     "no token provider, and %d are defined: name the ones "
                                     "it accepts with EidBearerProviders here or in its "
                                     "virtual host", nproviders));
+    if (ndirs > 1 && !named_in_reach(w, x, 2))
+        fail(w, where, apr_psprintf(w->p, "this location authenticates identities but names "
+                                    "no organisation directory, and %d are defined: name "
+                                    "the one it uses (or none) with EidUseDirectory here "
+                                    "or in its virtual host", ndirs));
 }
 
 const char *eid_scope_check(apr_pool_t *ptemp)
@@ -265,6 +278,7 @@ const char *eid_scope_check(apr_pool_t *ptemp)
     sec_t *main_top;
     int i, nprofiles = eid_all_profiles()->nelts;
     int nproviders = eid_g->all_providers->nelts;
+    int ndirs = eid_g->directory_order->nelts;
 
     w.p = ptemp;
     w.err = NULL;
@@ -272,6 +286,7 @@ const char *eid_scope_check(apr_pool_t *ptemp)
     main_top = new_sec(&w, NULL, NULL, NULL, NULL);
     collect(&w, ap_conftree, main_top, main_top);
     for (i = 0; i < w.secs->nelts && !w.err; i++)
-        check_section(&w, APR_ARRAY_IDX(w.secs, i, const sec_t *), nprofiles, nproviders);
+        check_section(&w, APR_ARRAY_IDX(w.secs, i, const sec_t *), nprofiles, nproviders,
+                      ndirs);
     return w.err;
 }

@@ -47,6 +47,10 @@ typedef struct eid_globals {
     apr_array_header_t *all_providers; /* eid_provider_t *, definition order */
     int token_cache_entries;         /* -1: default */
     apr_interval_time_t token_cache_ttl; /* 0: default */
+    /* Organisation directories (eid_dir_glue.c), in pconf, read-only after
+     * the configuration is read. */
+    apr_hash_t *directories;              /* name -> eid_directory_t * */
+    apr_array_header_t *directory_order;  /* const eid_directory_t *, definition order */
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -79,6 +83,8 @@ typedef struct eid_dir_conf {
     int export_mask_set;
     int audit; /* -1 unset */
     const char *realm;
+    const struct eid_directory *directory; /* EidUseDirectory; NULL: none */
+    int directory_set;                     /* 0: unset (the only one, if one) */
 } eid_dir_conf_t;
 
 /* What one method, and then authentication as a whole, made of a request.

@@ -102,6 +102,9 @@ static const eid_attr_desc_t attrs[EID_ATTR__COUNT] = {
     {EID_ATTR_LOA_URI, "loa-uri", "LOA_URI", "Loa-Uri"},
     {EID_ATTR_AUTH_TIME, "auth-time", "AUTH_TIME", "Auth-Time"},
     {EID_ATTR_EXPIRES, "expires", "EXPIRES", "Expires"},
+    {EID_ATTR_ORG_KIND, "org-kind", "ORG_KIND", "Org-Kind"},
+    {EID_ATTR_GROUPS, "groups", "GROUPS", "Groups"},
+    {EID_ATTR_DIR_ROLES, "dir-roles", "DIR_ROLES", "Dir-Roles"},
 };
 
 const eid_attr_desc_t *eid_attr_desc(eid_attr_e a)
@@ -168,6 +171,9 @@ const char *eid_attr_value(apr_pool_t *p, const eid_identity_t *id, eid_attr_e a
     case EID_ATTR_LOA_URI: return id->loa_uri;
     case EID_ATTR_AUTH_TIME: return secs(p, id->auth_time);
     case EID_ATTR_EXPIRES: return secs(p, id->expires);
+    case EID_ATTR_ORG_KIND: return id->org_kind;
+    case EID_ATTR_GROUPS: return join(p, id->groups);
+    case EID_ATTR_DIR_ROLES: return join(p, id->dir_roles);
     default: return NULL;
     }
 }
