@@ -75,6 +75,15 @@ apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_o
                                 const char *pass, eid_http_resp_t *out, eid_result_t *res);
 
 /*
+ * POST the DER OCSP request `der` (`len` bytes, application/ocsp-request,
+ * RFC 6960 appendix A) to `url`.  Returns and fills as eid_http_get().
+ * Thread-safe.
+ */
+apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                const unsigned char *der, apr_size_t len, eid_http_resp_t *out,
+                                eid_result_t *res);
+
+/*
  * application/x-www-form-urlencoded encoding of `len` bytes of `s` (unreserved
  * characters kept, space as '+', everything else %XX), in `p`.
  */

@@ -129,7 +129,8 @@ static long ms(apr_interval_time_t t)
 
 static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                             const char *form, apr_size_t form_len, const char *user,
-                            const char *pass, eid_http_resp_t *out, eid_result_t *res)
+                            const char *pass, const char *ctype_hdr, eid_http_resp_t *out,
+                            eid_result_t *res)
 {
     CURL *c = NULL;
     struct curl_slist *hdrs = NULL;
@@ -155,7 +156,9 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
         return APR_ENOMEM;
     }
     errbuf[0] = '\0';
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    hdrs = curl_slist_append(hdrs, ctype_hdr ? "Accept: */*" : "Accept: application/json");
+    if (ctype_hdr)
+        hdrs = curl_slist_append(hdrs, ctype_hdr);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -227,14 +230,23 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
 apr_status_t eid_http_get(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                           eid_http_resp_t *out, eid_result_t *res)
 {
-    return perform(p, url, o, NULL, 0, NULL, NULL, out, res);
+    return perform(p, url, o, NULL, 0, NULL, NULL, NULL, out, res);
 }
 
 apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                                 const char *form, apr_size_t form_len, const char *user,
                                 const char *pass, eid_http_resp_t *out, eid_result_t *res)
 {
-    return perform(p, url, o, form ? form : "", form ? form_len : 0, user, pass, out, res);
+    return perform(p, url, o, form ? form : "", form ? form_len : 0, user, pass, NULL, out,
+                   res);
+}
+
+apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                const unsigned char *der, apr_size_t len, eid_http_resp_t *out,
+                                eid_result_t *res)
+{
+    return perform(p, url, o, (const char *)der, len, NULL, NULL,
+                   "Content-Type: application/ocsp-request", out, res);
 }
 
 char *eid_http_form_encode(apr_pool_t *p, const char *s, apr_size_t len)
