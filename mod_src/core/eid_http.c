@@ -65,7 +65,8 @@ static int is_loopback(const char *host)
     return 0;
 }
 
-const char *eid_http_url_check(const char *url)
+/* allow_plain_http: the payload carries its own signature (OCSP). */
+static const char *url_check(const char *url, int allow_plain_http)
 {
     CURLU *u;
     char *scheme = NULL, *host = NULL;
@@ -83,12 +84,22 @@ const char *eid_http_url_check(const char *url)
         why = "URL without scheme or host";
     else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
         why = "only http and https URLs are fetched";
-    else if (!strcasecmp(scheme, "http") && !is_loopback(host))
+    else if (!strcasecmp(scheme, "http") && !allow_plain_http && !is_loopback(host))
         why = "plain http is only allowed to a loopback host: use https";
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(u);
     return why;
+}
+
+const char *eid_http_url_check(const char *url)
+{
+    return url_check(url, 0);
+}
+
+const char *eid_http_ocsp_url_check(const char *url)
+{
+    return url_check(url, 1);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
@@ -127,6 +138,8 @@ static long ms(apr_interval_time_t t)
     return v > 0 ? v : 1;
 }
 
+/* ctype_hdr is set by the OCSP POST only: its answer is signed and checked,
+ * so plain http to any host is allowed for it (eid_http_ocsp_url_check). */
 static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                             const char *form, apr_size_t form_len, const char *user,
                             const char *pass, const char *ctype_hdr, eid_http_resp_t *out,
@@ -142,7 +155,7 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
     CURLcode cc;
 
     memset(out, 0, sizeof(*out));
-    if ((why = eid_http_url_check(url)) != NULL) {
+    if ((why = url_check(url, ctype_hdr != NULL)) != NULL) {
         eid_result_set(res, p, 3601, "EID03601", "refusing to fetch: %s", why);
         return APR_EINVAL;
     }

@@ -344,6 +344,19 @@ static void test_ocsp_good_via_aia(void **state)
     assert_int_equal(eid_rev_judge(pool, &a, &res), 0);
 }
 
+static void test_ocsp_url_check(void **state)
+{
+    /* OCSP answers are signed: plain http to any responder is allowed for
+     * them (no connection is made here), and only for them */
+    assert_null(eid_http_ocsp_url_check("http://ocsp.example.test/"));
+    assert_non_null(eid_http_url_check("http://ocsp.example.test/"));
+    assert_null(eid_http_ocsp_url_check("https://ocsp.example.test/"));
+    assert_non_null(eid_http_ocsp_url_check("ftp://ocsp.example.test/"));
+    assert_non_null(eid_http_ocsp_url_check("ldap://ocsp.example.test/"));
+    assert_non_null(eid_http_ocsp_url_check("ocsp.example.test"));
+    assert_non_null(eid_http_ocsp_url_check(""));
+}
+
 static void test_ocsp_revoked_and_unknown(void **state)
 {
     eid_ocsp_opts_t o;
@@ -761,6 +774,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ocsp_good_via_aia),
+        cmocka_unit_test(test_ocsp_url_check),
         cmocka_unit_test(test_ocsp_revoked_and_unknown),
         cmocka_unit_test(test_ocsp_sha256_and_no_nonce),
         cmocka_unit_test(test_ocsp_delegated_responder),
