@@ -97,7 +97,8 @@ apr_status_t eid_crl_load(apr_pool_t *p, const char *path, apr_size_t max, X509_
 /*
  * Look `cert` up in `crl`, which must be `issuer`'s: issuer name equal,
  * signature by the issuer's key (EID05203), nextUpdate present and not
- * before now - leeway (EID05204, "stale").  `now` 0: apr_time_now().
+ * before now - leeway (EID05204, "stale"), not a delta CRL (EID05206).
+ * `now` 0: apr_time_now().
  * Fills `out` (source CRL; status good or revoked with reason and date).
  */
 apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issuer,

@@ -325,6 +325,12 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
     if (!ok)
         return eid_result_set(res, NULL, 5203, "EID05203", "CRL not signed by the issuer's key"),
                APR_EGENERAL;
+    /* Why refuse a delta CRL: it lists only the changes since its base CRL;
+     * read as a complete CRL it would call every earlier revocation good. */
+    if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0)
+        return eid_result_set(res, NULL, 5206, "EID05206",
+                              "a delta CRL cannot be used on its own"),
+               APR_EGENERAL;
     out->this_update = asn1_to_apr(X509_CRL_get0_lastUpdate(crl));
     out->next_update = asn1_to_apr(X509_CRL_get0_nextUpdate(crl));
     /* Why a CRL without nextUpdate is stale: nothing bounds how old it may

@@ -59,6 +59,7 @@ static const char *mkpki_sh =
     "keyUsage = critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier = hash\n"
     "[ca]\ndefault_ca = CA_default\n[CA_default]\ndatabase = index.txt\n"
     "crlnumber = crlnumber\ndefault_md = sha256\n"
+    "[delta]\ndeltaCRL = critical,DER:02:02:03:E7\n"
     "E\n"
     "EC='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
     "N='/C=SE/O=Rev Test/CN=Rev Test CA'\n"
@@ -86,7 +87,9 @@ static const char *mkpki_sh =
     "  -crl_lastupdate $(date -u -d '-2 day' +%y%m%d%H%M%SZ) \\\n"
     "  -crl_nextupdate $(date -u -d '-1 day' +%y%m%d%H%M%SZ)\n"
     "openssl ca -config ca.cnf -gencrl -keyfile other.key -cert other.pem -crldays 1 \\\n"
-    "  -out crl-other.pem\n";
+    "  -out crl-other.pem\n"
+    "openssl ca -config ca.cnf -gencrl -keyfile ca.key -cert ca.pem -crldays 1 -crlexts delta \\\n"
+    "  -out crl-delta.pem\n";
 
 static X509 *load(const char *name)
 {
@@ -586,6 +589,12 @@ static void test_crl_other_key_and_bad_input(void **state)
     assert_int_equal(eid_crl_load(pool, path_of("crl-other.pem"), 65536, &crl, &res), APR_SUCCESS);
     assert_int_not_equal(eid_crl_check(pool, crl, revoked, ca, 0, 0, &a, &res), APR_SUCCESS);
     assert_string_equal(res.tag, "EID05203");
+    assert_int_equal(res.cls, EID_CLASS_UNAVAILABLE);
+
+    /* a delta CRL (correctly signed, current) lists changes only */
+    assert_int_equal(eid_crl_load(pool, path_of("crl-delta.pem"), 65536, &crl, &res), APR_SUCCESS);
+    assert_int_not_equal(eid_crl_check(pool, crl, good, ca, 0, 0, &a, &res), APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05206");
     assert_int_equal(res.cls, EID_CLASS_UNAVAILABLE);
 
     assert_int_not_equal(eid_crl_load(pool, path_of("missing.pem"), 65536, &crl, &res),
