@@ -75,6 +75,22 @@ apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_o
                                 const char *pass, eid_http_resp_t *out, eid_result_t *res);
 
 /*
+ * As eid_http_url_check(), but plain http is allowed to any host: an OCSP
+ * answer is signed and checked by the caller (RFC 6960 responders are
+ * commonly plain http, e.g. the ones named in SITHS certificates).
+ */
+const char *eid_http_ocsp_url_check(const char *url);
+
+/*
+ * POST the DER OCSP request `der` (`len` bytes, application/ocsp-request,
+ * RFC 6960 appendix A) to `url` (checked with eid_http_ocsp_url_check()).
+ * Returns and fills as eid_http_get().  Thread-safe.
+ */
+apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                const unsigned char *der, apr_size_t len, eid_http_resp_t *out,
+                                eid_result_t *res);
+
+/*
  * application/x-www-form-urlencoded encoding of `len` bytes of `s` (unreserved
  * characters kept, space as '+', everything else %XX), in `p`.
  */

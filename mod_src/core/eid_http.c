@@ -65,7 +65,8 @@ static int is_loopback(const char *host)
     return 0;
 }
 
-const char *eid_http_url_check(const char *url)
+/* allow_plain_http: the payload carries its own signature (OCSP). */
+static const char *url_check(const char *url, int allow_plain_http)
 {
     CURLU *u;
     char *scheme = NULL, *host = NULL;
@@ -83,12 +84,22 @@ const char *eid_http_url_check(const char *url)
         why = "URL without scheme or host";
     else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
         why = "only http and https URLs are fetched";
-    else if (!strcasecmp(scheme, "http") && !is_loopback(host))
+    else if (!strcasecmp(scheme, "http") && !allow_plain_http && !is_loopback(host))
         why = "plain http is only allowed to a loopback host: use https";
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(u);
     return why;
+}
+
+const char *eid_http_url_check(const char *url)
+{
+    return url_check(url, 0);
+}
+
+const char *eid_http_ocsp_url_check(const char *url)
+{
+    return url_check(url, 1);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
@@ -127,9 +138,12 @@ static long ms(apr_interval_time_t t)
     return v > 0 ? v : 1;
 }
 
+/* ctype_hdr is set by the OCSP POST only: its answer is signed and checked,
+ * so plain http to any host is allowed for it (eid_http_ocsp_url_check). */
 static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                             const char *form, apr_size_t form_len, const char *user,
-                            const char *pass, eid_http_resp_t *out, eid_result_t *res)
+                            const char *pass, const char *ctype_hdr, eid_http_resp_t *out,
+                            eid_result_t *res)
 {
     CURL *c = NULL;
     struct curl_slist *hdrs = NULL;
@@ -141,7 +155,7 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
     CURLcode cc;
 
     memset(out, 0, sizeof(*out));
-    if ((why = eid_http_url_check(url)) != NULL) {
+    if ((why = url_check(url, ctype_hdr != NULL)) != NULL) {
         eid_result_set(res, p, 3601, "EID03601", "refusing to fetch: %s", why);
         return APR_EINVAL;
     }
@@ -155,7 +169,9 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
         return APR_ENOMEM;
     }
     errbuf[0] = '\0';
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    hdrs = curl_slist_append(hdrs, ctype_hdr ? "Accept: */*" : "Accept: application/json");
+    if (ctype_hdr)
+        hdrs = curl_slist_append(hdrs, ctype_hdr);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -227,14 +243,23 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
 apr_status_t eid_http_get(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                           eid_http_resp_t *out, eid_result_t *res)
 {
-    return perform(p, url, o, NULL, 0, NULL, NULL, out, res);
+    return perform(p, url, o, NULL, 0, NULL, NULL, NULL, out, res);
 }
 
 apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                                 const char *form, apr_size_t form_len, const char *user,
                                 const char *pass, eid_http_resp_t *out, eid_result_t *res)
 {
-    return perform(p, url, o, form ? form : "", form ? form_len : 0, user, pass, out, res);
+    return perform(p, url, o, form ? form : "", form ? form_len : 0, user, pass, NULL, out,
+                   res);
+}
+
+apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                const unsigned char *der, apr_size_t len, eid_http_resp_t *out,
+                                eid_result_t *res)
+{
+    return perform(p, url, o, (const char *)der, len, NULL, NULL,
+                   "Content-Type: application/ocsp-request", out, res);
 }
 
 char *eid_http_form_encode(apr_pool_t *p, const char *s, apr_size_t len)

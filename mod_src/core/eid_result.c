@@ -43,6 +43,14 @@ static const struct {
     {"EID03505", EID_CLASS_UNAVAILABLE},
     {"EID03506", EID_CLASS_UNAVAILABLE},
     {"EID036", EID_CLASS_UNAVAILABLE},
+    /* revocation: no responder configured, a CRL file unreadable, or an
+     * internal failure; otherwise the answer cannot be had (the trust
+     * profile's fail mode decides).  Revoked/unknown (EID050xx) are invalid. */
+    {"EID05101", EID_CLASS_MISCONFIGURED},
+    {"EID05102", EID_CLASS_MISCONFIGURED},
+    {"EID05201", EID_CLASS_MISCONFIGURED},
+    {"EID051", EID_CLASS_UNAVAILABLE},
+    {"EID052", EID_CLASS_UNAVAILABLE},
 };
 
 eid_class_e eid_result_class(const char *tag)
