@@ -313,21 +313,21 @@ def test_refused_personal_certificate_is_identified_without_pnr(srv, logcheck):
         assert spelling not in json.dumps(rec, ensure_ascii=False), (spelling, rec)
 
 
-def test_unverified_certificate_is_identified(logcheck, tmp_path):
-    """EID01002 (mod_ssl did not vouch for it) names the certificate too, and quotes
-    mod_ssl's verdict in full (it used to be cut at 40 bytes, mid-word)."""
+def unverified_leaf(tmp_path, issuer_cn, subject_cn, serial, self_signed=False):
+    """A client certificate (cert file, key file) from a CA that mod_ssl does not
+    know, sent without its CA: mod_ssl says FAILED, the module refuses (EID01002)."""
     import datetime
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    # A leaf from a CA that mod_ssl does not know, sent without its CA.
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nobody Knows Me CA")])
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some One")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = key if self_signed else ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(0x5C0FE)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
+            .public_key(key.public_key()).serial_number(serial)
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=1)).sign(ca_key, hashes.SHA256()))
     cf, kf = tmp_path / "c.pem", tmp_path / "k.pem"
@@ -335,11 +335,18 @@ def test_unverified_certificate_is_identified(logcheck, tmp_path):
     kf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                      serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption()))
+    return str(cf), str(kf)
+
+
+def test_unverified_certificate_is_identified(logcheck, tmp_path):
+    """EID01002 (mod_ssl did not vouch for it) names the certificate too, and quotes
+    mod_ssl's verdict in full (it used to be cut at 40 bytes, mid-word)."""
+    cf, kf = unverified_leaf(tmp_path, "Nobody Knows Me CA", "Some One", 0x5C0FE)
     body = TRUST_PROFILES + "<Location />\nAuthType eid\nRequire valid-user\n</Location>\n"
     with Httpd(body, verify_client="optional_no_ca", name="nover") as h:
         logcheck(h)
         h.expect_log(r"EID01002", r"AH02039|AH02008")
-        r = requests.get(h.url("/index.html"), cert=(str(cf), str(kf)), verify=CA, timeout=20)
+        r = requests.get(h.url("/index.html"), cert=(cf, kf), verify=CA, timeout=20)
         assert r.status_code == 403
         text = h.read_error_log()
     h.cleanup()
@@ -353,31 +360,15 @@ def test_unverified_certificate_with_pnr_in_names_is_masked(logcheck, tmp_path):
     """EID01002 for a certificate whose names are the client's to choose: a
     personnummer in the issuer's CN and in the subject's CN (no serialNumber)
     reaches neither the error log nor the audit record, in any spelling."""
-    import datetime
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
     pnr = "198503171236"
-    key = ec.generate_private_key(ec.SECP256R1())
-    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA of 850317-1236")])
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lars " + pnr)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
-            .public_key(key.public_key()).serial_number(0x5C0FF)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    cf, kf = tmp_path / "c.pem", tmp_path / "k.pem"
-    cf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    kf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                     serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()))
+    cf, kf = unverified_leaf(tmp_path, "CA of 850317-1236", "Lars " + pnr, 0x5C0FF,
+                             self_signed=True)
     body = TRUST_PROFILES + "<Location />\nAuthType eid\nRequire valid-user\n</Location>\n"
     with Httpd(body, verify_client="optional_no_ca", name="nover2") as h:
         logcheck(h)
         h.expect_log(r"EID01002", r"AH02039|AH02008")
         path = unique_path("/p")
-        r = requests.get(h.url(path), cert=(str(cf), str(kf)), verify=CA, timeout=20)
+        r = requests.get(h.url(path), cert=(cf, kf), verify=CA, timeout=20)
         assert r.status_code == 403
         rec = h.wait_audit(path, 1)[0]
         text = h.read_error_log()
