@@ -220,7 +220,9 @@ static const char *parse_authority(const char *a, apr_size_t n, int https, origi
     o->hlen = hlen;
     if (hlen < n) {
         long port = 0;
-        if (a[hlen] != ':' || hlen + 1 == n)
+        /* Why no leading zero: the browser reads "08080" as 8080; one
+         * spelling per port keeps the comparison exact. */
+        if (a[hlen] != ':' || hlen + 1 == n || a[hlen + 1] == '0')
             return "bad port";
         for (i = hlen + 1; i < n; i++) {
             if (!is_digit((unsigned char)a[i]) || i - hlen > 5)

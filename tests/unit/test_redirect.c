@@ -76,6 +76,7 @@ static const tcase_t hostile[] = {
     L("https://svc.example.se:99999/"),
     L("https://svc.example.se:/"),
     L("https://svc.example.se:44a/"),
+    L("http://127.0.0.1:08080/"),             /* leading zero: refused, not normalised */
     L("ftp://svc.example.se/"),
     L("relative/path"),
     L("evil.example"),
