@@ -10,6 +10,7 @@
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
+#include "eid_pages.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -127,6 +128,8 @@ void *eid_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
         c->audit = base->audit;
     if (add->pseudonymise < 0)
         c->pseudonymise = base->pseudonymise;
+    if (!add->endpoint_path)
+        c->endpoint_path = base->endpoint_path;
     return c;
 }
 
@@ -529,6 +532,7 @@ const command_rec eid_cmds[] = {
     EID_BEARER_DIR_CMDS
     EID_DIRECTORY_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
+    EID_PAGES_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};
