@@ -10,6 +10,7 @@
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
+#include "eid_expr.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -34,6 +35,7 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g->token_cache_entries = -1;
     eid_g->directories = apr_hash_make(pconf);
     eid_g->directory_order = apr_array_make(pconf, 2, sizeof(void *));
+    eid_g->policies = apr_hash_make(pconf);
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
 }
 
@@ -529,6 +531,7 @@ const command_rec eid_cmds[] = {
     EID_BEARER_DIR_CMDS
     EID_DIRECTORY_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
+    EID_POLICY_SERVER_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

@@ -10,6 +10,7 @@
  */
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
+#include "eid_expr.h"
 #include "eid_bearer_glue.h"
 
 #include "ap_provider.h"
@@ -96,6 +97,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(eid_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
+    eid_register_expr(p);
 }
 
 AP_DECLARE_MODULE(auth_eid) = {

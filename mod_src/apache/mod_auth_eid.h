@@ -20,6 +20,7 @@
 #define EID_AUTH_TYPE "eid"
 #define EID_MAX_METHODS 4
 #define EID_MAX_USER_ATTRS 8
+#define EID_MAX_AUTHZ_TRAIL 8
 #define EID_DEFAULT_HEADER_PREFIX "X-Eid-"
 #define EID_ENV_PREFIX "EID_"
 
@@ -51,6 +52,9 @@ typedef struct eid_globals {
      * the configuration is read. */
     apr_hash_t *directories;              /* name -> eid_directory_t * */
     apr_array_header_t *directory_order;  /* const eid_directory_t *, definition order */
+    /* Named policies (eid_expr.c): name -> eid_policy_t *, in pconf,
+     * read-only after the configuration is read. */
+    apr_hash_t *policies;
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -111,6 +115,10 @@ typedef struct eid_req {
     const char *cert_serial;
     const char *cert_subject;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
+    /* The Require eid-* lines evaluated for this request with their outcome
+     * ("eid-policy staff: granted"), for the audit record; at most
+     * EID_MAX_AUTHZ_TRAIL, in r->pool.  NULL: none ran. */
+    apr_array_header_t *authz_trail;
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */
