@@ -381,11 +381,31 @@ static const char *policy_word(apr_pool_t *p, req_args_t *a, const char *w)
     return NULL;
 }
 
+/* A verdict kept for this identity, or -1. */
+static int policy_memo_get(const eid_policy_memo_t *m, const eid_policy_t *pol)
+{
+    int i;
+    for (i = 0; m && pol->identity_only && i < m->n; i++)
+        if (!strcmp(m->name[i], pol->name))
+            return m->granted[i];
+    return -1;
+}
+
 static const char *policy_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
+    const eid_policy_t *pol = a->policy;
+    eid_policy_memo_t *m = st->policy_memo;
     const char *err = NULL;
-    int rc = ap_expr_exec(r, a->policy->expr, &err);
-    (void)st;
+    int rc = policy_memo_get(m, pol);
+    if (rc < 0) {
+        rc = ap_expr_exec(r, pol->expr, &err);
+        /* An identity-only verdict holds for every request of the identity
+         * that holds the memo (a certificate's, on its connection). */
+        if (rc >= 0 && m && pol->identity_only && m->n < EID_POLICY_MEMO_SLOTS) {
+            m->name[m->n] = pol->name;
+            m->granted[m->n++] = (unsigned char)(rc > 0);
+        }
+    }
     if (rc > 0)
         return NULL;
     if (rc < 0) {

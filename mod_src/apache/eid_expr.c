@@ -107,9 +107,9 @@ static apr_array_header_t *list_value(ap_expr_eval_ctx_t *ctx, const void *data,
     }
     if (!id || !(l = list_of(id, (list_e)which)))
         return NULL;
-    /* The expression evaluator only reads the array; a copy keeps the
-     * identity's own array (pconf strings, r->pool array) out of its reach. */
-    return apr_array_copy(ctx->p, l);
+    /* Not copied: the interpreter only reads a list (the `-in` operator is
+     * its one consumer), and the identity outlives the evaluation. */
+    return (apr_array_header_t *)l;
 }
 
 static const list_e list_ids[L__COUNT] = {L_GROUPS, L_DIR_ROLES, L_ROLES,
@@ -157,6 +157,21 @@ void eid_register_expr(apr_pool_t *p)
 
 /* ---- named policies ------------------------------------------------------- */
 
+/* Set while EidPolicy parses its expression: did a name resolve to anything
+ * but ours (a request variable, a function or operator of httpd's)?  Written
+ * only while the configuration is read - one thread; EidPolicy is refused in
+ * .htaccess - and read right after the parse. */
+static int policy_reads_request;
+
+static int policy_lookup(ap_expr_lookup_parms *parms)
+{
+    int rc = expr_lookup(parms);
+    if (rc != DECLINED)
+        return rc;
+    policy_reads_request = 1;
+    return ap_expr_lookup_default(parms);
+}
+
 const char *eid_set_policy(cmd_parms *cmd, void *dc, const char *name, const char *expr)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -176,7 +191,9 @@ const char *eid_set_policy(cmd_parms *cmd, void *dc, const char *name, const cha
     pol = apr_pcalloc(cmd->pool, sizeof(*pol));
     pol->name = apr_pstrdup(cmd->pool, name);
     pol->text = apr_pstrdup(cmd->pool, expr);
-    pol->expr = ap_expr_parse_cmd(cmd, expr, 0, &err, NULL);
+    policy_reads_request = 0;
+    pol->expr = ap_expr_parse_cmd(cmd, expr, 0, &err, policy_lookup);
+    pol->identity_only = !policy_reads_request;
     if (err)
         return apr_psprintf(cmd->pool, "EidPolicy %s: cannot parse the expression: %s", name,
                             err);

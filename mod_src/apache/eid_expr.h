@@ -13,6 +13,9 @@ typedef struct eid_policy {
     const char *name;
     const char *text;         /* the expression as written */
     ap_expr_info_t *expr;
+    /* 1 when the expression reads nothing but the identity (%{EID_*},
+     * eid_list(), constants): its verdict may be kept per identity. */
+    int identity_only;
 } eid_policy_t;
 
 /* register_hooks: the expr_lookup hook for %{EID_*} and eid_list(). */

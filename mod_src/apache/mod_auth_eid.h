@@ -99,6 +99,18 @@ typedef enum {
     EID_TRY_REFUSED     /* a credential was refused: status, reason, decision set */
 } eid_try_e;
 
+/* Verdicts of identity-only named policies (eid_expr.c) for an identity that
+ * several requests share: a client certificate's, on its connection (one
+ * thread at a time).  Keyed by the policy's name; what else the verdict
+ * depended on - the certificate, the profiles, the directory - is the key of
+ * the connection slot that holds the memo, and a new slot starts empty. */
+#define EID_POLICY_MEMO_SLOTS 4
+typedef struct eid_policy_memo {
+    const char *name[EID_POLICY_MEMO_SLOTS]; /* pconf strings */
+    unsigned char granted[EID_POLICY_MEMO_SLOTS];
+    int n;
+} eid_policy_memo_t;
+
 /* Per-request state (r->request_config). */
 typedef struct eid_req {
     int tried;               /* authentication ran for this request */
@@ -119,6 +131,9 @@ typedef struct eid_req {
      * ("eid-policy staff: granted"), for the audit record; at most
      * EID_MAX_AUTHZ_TRAIL, in r->pool.  NULL: none ran. */
     apr_array_header_t *authz_trail;
+    /* Where verdicts of identity-only policies on st->id may be kept (the
+     * certificate's connection slot), or NULL: evaluate every time. */
+    eid_policy_memo_t *policy_memo;
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */

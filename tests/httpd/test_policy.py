@@ -28,6 +28,8 @@ POLICIES = """\
 EidPolicy county-staff "'county' -in eid_list('groups') && %{EID_LOA} -ge 3"
 EidPolicy vob "%{EID_COMMISSION_PURPOSE} == 'Vård och behandling'"
 EidPolicy physician-or-admin "'physician' -in eid_list('dir-roles') || 'admin' -in eid_list('dir-roles')"
+EidPolicy region "%{EID_ORG_KIND} == 'region'"
+EidPolicy own-org "%{REQUEST_URI} =~ m#^/ownorg/([0-9]{10})/# && $1 == %{EID_ORG_NUMBER}"
 """
 
 LOCATIONS = {
@@ -39,6 +41,8 @@ LOCATIONS = {
     "any": "<RequireAny>\nRequire eid-policy vob\nRequire eid-policy physician-or-admin\n"
            "</RequireAny>",
     "echo": "Require valid-user",
+    "region": "Require eid-policy region",
+    "ownorg": "Require eid-policy own-org",
 }
 
 
@@ -68,7 +72,8 @@ def op():
 def srv(op):
     s = Httpd(conf(op), name="policy")
     write_dir(s.root)
-    for name in list(LOCATIONS) + ["ht", "org/2120002874", "org/2321000016"]:
+    for name in list(LOCATIONS) + ["ht", "org/2120002874", "org/2321000016",
+                                   "ownorg/2120002874", "ownorg/2321000016"]:
         os.makedirs(os.path.join(s.root, "htdocs", name), exist_ok=True)
         with open(os.path.join(s.root, "htdocs", name, "index.html"), "w") as f:
             f.write(name + "\n")
@@ -129,6 +134,23 @@ def test_own_organisation_rule(srv, op, denials):
     # path tricks reach the same decision the file system's routing does
     assert get(srv, "/org/2120002874/../2321000016/", cert="nurse-kommun").status_code == 403
     assert get(srv, "//org/2321000016/", cert="nurse-kommun").status_code in (403, 404)
+
+
+def test_keepalive_verdicts_per_policy_and_request(srv, op, denials):
+    """On one connection a certificate's identity-only policy verdicts are kept
+    (per policy name); a policy that reads the request is evaluated anew."""
+    with requests.Session() as sess:
+        sess.verify = CA
+        sess.cert = user_cert("nurse-kommun")
+        seq = ["/staff/", "/region/", "/staff/", "/region/", "/ownorg/2120002874/",
+               "/ownorg/2321000016/", "/ownorg/2120002874/", "/ownorg/2321000016/"]
+        got = [sess.get(srv.url(p), verify=CA, timeout=20).status_code for p in seq]
+    assert got == [200, 403, 200, 403, 200, 403, 200, 403]
+    with requests.Session() as sess:  # and the region's doctor on its own connection
+        sess.verify = CA
+        sess.cert = user_cert("doctor-region")
+        got = [sess.get(srv.url(p), verify=CA, timeout=20).status_code for p in seq]
+    assert got == [200, 200, 200, 200, 403, 200, 403, 200]
 
 
 def test_require_any_of_two_policies(srv, op, denials):
