@@ -34,6 +34,7 @@ typedef struct {
     eid_identity_t *id;
     eid_result_t res;
     eid_cert_ref_t ref; /* a refused certificate's issuer and serial */
+    eid_policy_memo_t memo; /* named policies' verdicts on `id` */
 } conn_slot_t;
 
 typedef struct {
@@ -211,5 +212,6 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         return eid_try_refused(st, HTTP_FORBIDDEN);
     }
     *id = s->id;
+    st->policy_memo = &s->memo;
     return EID_TRY_OK;
 }

@@ -11,6 +11,7 @@
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
 #include "eid_pages.h"
+#include "eid_expr.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -35,6 +36,7 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g->token_cache_entries = -1;
     eid_g->directories = apr_hash_make(pconf);
     eid_g->directory_order = apr_array_make(pconf, 2, sizeof(void *));
+    eid_g->policies = apr_hash_make(pconf);
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
 }
 
@@ -533,6 +535,7 @@ const command_rec eid_cmds[] = {
     EID_DIRECTORY_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
     EID_PAGES_CMDS
+    EID_POLICY_SERVER_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

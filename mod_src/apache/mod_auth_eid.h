@@ -20,6 +20,7 @@
 #define EID_AUTH_TYPE "eid"
 #define EID_MAX_METHODS 4
 #define EID_MAX_USER_ATTRS 8
+#define EID_MAX_AUTHZ_TRAIL 8
 #define EID_DEFAULT_HEADER_PREFIX "X-Eid-"
 #define EID_ENV_PREFIX "EID_"
 
@@ -51,6 +52,9 @@ typedef struct eid_globals {
      * the configuration is read. */
     apr_hash_t *directories;              /* name -> eid_directory_t * */
     apr_array_header_t *directory_order;  /* const eid_directory_t *, definition order */
+    /* Named policies (eid_expr.c): name -> eid_policy_t *, in pconf,
+     * read-only after the configuration is read. */
+    apr_hash_t *policies;
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -96,6 +100,18 @@ typedef enum {
     EID_TRY_REFUSED     /* a credential was refused: status, reason, decision set */
 } eid_try_e;
 
+/* Verdicts of identity-only named policies (eid_expr.c) for an identity that
+ * several requests share: a client certificate's, on its connection (one
+ * thread at a time).  Keyed by the policy's name; what else the verdict
+ * depended on - the certificate, the profiles, the directory - is the key of
+ * the connection slot that holds the memo, and a new slot starts empty. */
+#define EID_POLICY_MEMO_SLOTS 4
+typedef struct eid_policy_memo {
+    const char *name[EID_POLICY_MEMO_SLOTS]; /* pconf strings */
+    unsigned char granted[EID_POLICY_MEMO_SLOTS];
+    int n;
+} eid_policy_memo_t;
+
 /* Per-request state (r->request_config). */
 typedef struct eid_req {
     int tried;               /* authentication ran for this request */
@@ -112,6 +128,13 @@ typedef struct eid_req {
     const char *cert_serial;
     const char *cert_subject;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
+    /* The Require eid-* lines evaluated for this request with their outcome
+     * ("eid-policy staff: granted"), for the audit record; at most
+     * EID_MAX_AUTHZ_TRAIL, in r->pool.  NULL: none ran. */
+    apr_array_header_t *authz_trail;
+    /* Where verdicts of identity-only policies on st->id may be kept (the
+     * certificate's connection slot), or NULL: evaluate every time. */
+    eid_policy_memo_t *policy_memo;
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */
