@@ -7,7 +7,6 @@ python3-cryptography. See README.md next to this file for the API.
 """
 import base64
 import hashlib
-import hmac
 import html
 import http.client
 import json

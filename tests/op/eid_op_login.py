@@ -7,7 +7,6 @@
 import base64
 import hmac
 import html
-import json
 import secrets
 import time
 import urllib.parse

@@ -12,7 +12,6 @@ import hashlib
 import http.server
 import json
 import os
-import socket
 import ssl
 import sys
 import threading
