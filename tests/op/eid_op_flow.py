@@ -363,7 +363,8 @@ ID_TOKEN_VARIANTS = {
     "es256": "signed by the EC key (ES256); not hostile",
 }
 LOGIN_BEHAVIOUR_MODES = {
-    "authorize": ("ok", "access_denied", "server_error", "slow"),
+    "authorize": ("ok", "access_denied", "server_error", "slow", "iss-param-wrong",
+                  "iss-param-missing"),
     "token": ("ok", "slow", "500", "malformed", "no-id-token"),
     "userinfo": ("ok", "sub-mismatch", "slow", "500", "garbage"),
 }

@@ -375,6 +375,13 @@ def test_authorize_switches(op):
     t0 = time.monotonic()
     assert redirect_query(op.authorize(p))["code"]
     assert time.monotonic() - t0 >= 0.9
+    # RFC 9207 mix-up: the success redirect with another or no iss
+    op.login_behaviour(authorize="iss-param-wrong")
+    q = redirect_query(op.authorize(p))
+    assert q["code"] and q["iss"] == "https://op.attacker.example"
+    op.login_behaviour(authorize="iss-param-missing")
+    q = redirect_query(op.authorize(p))
+    assert q["code"] and q["state"] == "st-1" and "iss" not in q
     # a bad redirect_uri still gets the error page, whatever the switch
     op.login_behaviour(authorize="access_denied")
     p, _ = auth_params(op, redirect_uri="https://evil.example/")
