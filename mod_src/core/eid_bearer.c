@@ -428,7 +428,7 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
         return apr_psprintf(p, "provider %s: %s", pv->name, err);
     if (pv->jwks_file && (err = check_jwks_file(pv, p)) != NULL)
         return apr_psprintf(p, "provider %s: %s", pv->name, err);
-    if (pv->login.on && (err = eid_oidc_check(pv, p, disc)) != NULL)
+    if ((err = eid_oidc_check(pv, p, disc)) != NULL)
         return apr_psprintf(p, "provider %s: %s", pv->name, err);
 
     eid_jwt_rules_default(&pv->rules);
