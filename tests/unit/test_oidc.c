@@ -609,6 +609,40 @@ static void test_bad_input(void **state)
     assert_null(eid_oidc_end_session_url(pool, pv, "idt", REDIR, "st"));
 }
 
+/* ---- classes -------------------------------------------------------------------------- */
+
+/* Every EID07 row of docs/errors.md states its class in words; the class
+ * table of eid_result.c must agree (a forgotten entry would turn an
+ * unavailable provider into a refused login, or a too-low level into 401). */
+static void test_classes_match_docs(void **state)
+{
+    FILE *f = fopen("docs/errors.md", "r");
+    char line[2048];
+    int rows = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        char tag[9];
+        eid_class_e want = EID_CLASS_INVALID;
+        if (strncmp(line, "| EID07", 7))
+            continue;
+        memcpy(tag, line + 2, 8);
+        tag[8] = '\0';
+        if (strstr(line, "unavailable (503)"))
+            want = EID_CLASS_UNAVAILABLE;
+        else if (strstr(line, "misconfigured (500)"))
+            want = EID_CLASS_MISCONFIGURED;
+        else if (strstr(line, "forbidden (403)"))
+            want = EID_CLASS_FORBIDDEN;
+        if (eid_result_class(tag) != want)
+            fail_msg("%s: docs say class %d, eid_result.c %d", tag, want,
+                     eid_result_class(tag));
+        rows++;
+    }
+    fclose(f);
+    assert_true(rows >= 40);
+}
+
 /* ---- threads ---------------------------------------------------------------------- */
 
 #define NTHREADS 4
@@ -666,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_userinfo),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_classes_match_docs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
