@@ -187,9 +187,17 @@ void eid_bearer_challenge(request_rec *r, const eid_dir_conf_t *d, const char *e
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
 }
 
+/* eid_bearer_enrich_fn: the directory's kind, groups and roles, into the
+ * identity the token cache will copy. */
+static void enrich(void *dir, apr_pool_t *p, eid_identity_t *id)
+{
+    eid_dir_apply(p, dir, id);
+}
+
 eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    eid_identity_t **id)
 {
+    const eid_directory_t *dir;
     const char *h = apr_table_get(r->headers_in, "Authorization");
     const apr_array_header_t *provs = d->providers ? d->providers : eid_g->all_providers;
     static apr_uint32_t misconfig_logged;
@@ -218,23 +226,22 @@ eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                                 "defined", provs->nelts));
         return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
     }
+    /* The location's directory first: a new token's identity is enriched
+     * from it before it is cached, once per cache entry. */
+    if (eid_dir_for(r, d, st, &dir))
+        return EID_TRY_REFUSED;
     /* The credential's syntax (RFC 6750 2.1) is checked by the core after
      * its cache: a hit is a byte-for-byte token that passed every check. */
-    rc = eid_bearer_validate(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts, h,
-                             strlen(h), r->request_time, id, &res);
+    rc = eid_bearer_validate_ex(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts,
+                                h, strlen(h), r->request_time, dir ? enrich : NULL,
+                                (void *)dir, id, &res);
     switch (rc) {
-    case EID_BEARER_OK: {
-        /* Enriched per request, on the request's own copy of the identity
-         * (a cache hit is a shallow copy in r->pool): one hash look-up and
-         * the role rules, no allocation beyond two small arrays.  Kept out
-         * of the token cache for now: its key would have to include the
-         * directory (docs/directory.md, "Cost"). */
-        const eid_directory_t *dir;
-        if (eid_dir_for(r, d, st, &dir))
-            return EID_TRY_REFUSED;
-        eid_dir_apply(r->pool, dir, *id);
+    case EID_BEARER_OK:
+        /* A hit enriched from another location's directory (or none), or an
+         * introspection answer (cached before enrichment): redone here, on
+         * the request's own shallow copy, never on the cached entry. */
+        eid_dir_fit(r->pool, dir, *id);
         return EID_TRY_OK;
-    }
     case EID_BEARER_MALFORMED:
         if (res.code == EID_BEARER_EMPTY || res.code == EID_BEARER_NOT_TOKEN68) {
             eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01501",

@@ -101,6 +101,22 @@ void eid_dir_apply(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id
     /* Empty is absent (never ""), like every other attribute. */
     id->groups = info.groups->nelts ? info.groups : NULL;
     id->dir_roles = info.roles->nelts ? info.roles : NULL;
+    id->directory = eid_directory_name(dir);
+}
+
+void eid_dir_fit(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id)
+{
+    const char *want = dir ? eid_directory_name(dir) : NULL;
+    /* By content (the directory's file name), never by address. */
+    if (want ? (id->directory && !strcmp(id->directory, want)) : !id->directory)
+        return;
+    if (dir) {
+        eid_dir_apply(p, dir, id);
+        return;
+    }
+    id->org_kind = NULL;
+    id->groups = id->dir_roles = NULL;
+    id->directory = NULL;
 }
 
 int eid_dir_any_has(const char *name, int role)

@@ -29,6 +29,11 @@ eid_org_kind_e eid_org_kind_parse(const char *name)
     return EID_ORG_KIND_NONE;
 }
 
+const char *eid_directory_name(const eid_directory_t *dir)
+{
+    return dir->name;
+}
+
 int eid_directory_org_count(const eid_directory_t *dir)
 {
     return dir ? dir->norgs : 0;
