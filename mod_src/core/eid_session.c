@@ -211,7 +211,9 @@ const char *eid_session_keys_load(apr_pool_t *p, const char *path, eid_session_k
         return apr_psprintf(p, "EID06002 the session key file %s is accessible by group or "
                                "others (mode %04o): make it readable by its owner only "
                                "(chmod 600)", path, (unsigned)(st.st_mode & 07777));
-    if (eid_file_read(p, path, 4 * KEY_LEN + 8, EID_FILE_SECRET, &buf, &len, &err) !=
+    /* Why 1 KiB and not 132 bytes: a file with a third key should be told
+     * "more than two lines", not "too large". */
+    if (eid_file_read(p, path, 1024, EID_FILE_SECRET, &buf, &len, &err) !=
         APR_SUCCESS)
         return apr_psprintf(p, "EID06001 session key file: %s", err);
     err = parse_keys(p, path, buf, len, keys, &n);
