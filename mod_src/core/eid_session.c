@@ -480,9 +480,11 @@ int eid_session_live(const eid_session_rec_t *rec, apr_time_t now, apr_interval_
 {
     if (!rec || rec->expires <= 0 || now >= rec->expires)
         return 0;
-    /* Written as a comparison with now - idle: last_seen comes from the
-     * record and must not be able to overflow a subtraction. */
-    if (idle > 0 && rec->last_seen <= now - idle)
+    /* Why unsigned: any two 64-bit times differ by less than 2^64, so
+     * now - last_seen (when last_seen is not ahead) is exact in unsigned
+     * arithmetic, where the signed subtraction could overflow. */
+    if (idle > 0 && rec->last_seen <= now &&
+        (apr_uint64_t)now - (apr_uint64_t)rec->last_seen >= (apr_uint64_t)idle)
         return 0;
     return 1;
 }
