@@ -31,6 +31,7 @@
 #include "util_mutex.h"
 
 #include "apr_atomic.h"
+#include "apr_general.h"
 #include "apr_global_mutex.h"
 #include "apr_strings.h"
 
@@ -68,6 +69,7 @@ typedef struct retained {
     ap_socache_instance_t *inst; /* process pool */
     apr_global_mutex_t *mu;      /* process pool */
     const char *lockfile;        /* process pool; NULL when none */
+    apr_uint32_t seed;           /* of the key hash; as long as the segment */
 } retained_t;
 
 struct eid_store_socache {
@@ -77,11 +79,14 @@ struct eid_store_socache {
     const ap_socache_provider_t *prov;   /* looked up per generation */
     ap_socache_instance_t *inst;
     server_rec *s;                       /* main server, for logs */
+    apr_uint32_t seed;                   /* the segment's key-hash seed */
     /* per process: set in child_init before threads exist */
     apr_global_mutex_t *mu;
     int ready;
     unsigned char *scratch;              /* SCRATCH_LEN, under mu only */
     apr_uint32_t errors;                 /* apr_atomic */
+    apr_uint32_t logged_at;              /* apr_atomic: second of the last log line */
+    apr_uint32_t logged_errors;          /* apr_atomic: errors counted at that line */
 };
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -193,6 +198,12 @@ apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *
                          " -> %" APR_SIZE_T_FMT " bytes): a new segment, sessions in the old "
                          "one end",
                          ret->bytes, sc->bytes);
+        /* Why a secret seed: a sub-cache is chosen by the key's hash; with a
+         * known hash, keys an attacker can choose (markers) could be aimed
+         * at one sub-cache and push the sessions there out early. */
+        if (apr_generate_random_bytes((unsigned char *)&ret->seed, sizeof(ret->seed)) !=
+            APR_SUCCESS)
+            ret->seed = (apr_uint32_t)apr_time_now();
         ret->inst = inst;
         ret->mu = mu;
         ret->lockfile = lockfile ? apr_pstrdup(pp, lockfile) : NULL;
@@ -200,6 +211,7 @@ apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *
     }
     sc->inst = ret->inst;
     sc->mu = ret->mu;
+    sc->seed = ret->seed;
     /* one per process: a child inherits its own copy at fork */
     sc->scratch = apr_palloc(pconf, SCRATCH_LEN);
     return APR_SUCCESS;
@@ -224,9 +236,9 @@ apr_status_t eid_store_socache_child_init(eid_store_socache_t *sc, apr_pool_t *p
 
 /* ---- the ops ---------------------------------------------------------------- */
 
-static apr_uint32_t key_hash(const char *k, apr_size_t n)
+static apr_uint32_t key_hash(apr_uint32_t seed, const char *k, apr_size_t n)
 {
-    apr_uint32_t h = 2166136261u; /* FNV-1a */
+    apr_uint32_t h = 2166136261u ^ seed; /* FNV-1a, seeded */
     for (apr_size_t i = 0; i < n; i++) {
         h ^= (unsigned char)k[i];
         h *= 16777619u;
@@ -235,9 +247,10 @@ static apr_uint32_t key_hash(const char *k, apr_size_t n)
 }
 
 /* id = hash(key) (4 bytes) || key; returns its length.  id >= ID_MAX. */
-static unsigned make_id(unsigned char *id, const char *key, apr_size_t klen)
+static unsigned make_id(const eid_store_socache_t *sc, unsigned char *id, const char *key,
+                        apr_size_t klen)
 {
-    apr_uint32_t h = key_hash(key, klen);
+    apr_uint32_t h = key_hash(sc->seed, key, klen);
     id[0] = (unsigned char)(h >> 24);
     id[1] = (unsigned char)(h >> 16);
     id[2] = (unsigned char)(h >> 8);
@@ -251,10 +264,20 @@ static apr_time_t expiry_of(apr_interval_time_t ttl)
     return apr_time_now() + (ttl > TTL_MAX ? TTL_MAX : ttl);
 }
 
+/* Counts the error and logs it - at most one line per process per minute,
+ * with the number of errors since the previous line, so that a broken
+ * store does not write one line per request. */
 static eid_store_rc_e fail(eid_store_socache_t *sc, apr_status_t rv, const char *what)
 {
-    apr_atomic_inc32(&sc->errors);
-    ap_log_error(APLOG_MARK, APLOG_ERR, rv, sc->s, "%s", what);
+    apr_uint32_t n = apr_atomic_inc32(&sc->errors) + 1;
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t last = apr_atomic_read32(&sc->logged_at);
+    if ((last == 0 || now - last >= 60) && apr_atomic_cas32(&sc->logged_at, now, last) == last) {
+        apr_uint32_t before = apr_atomic_xchg32(&sc->logged_errors, n);
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, sc->s,
+                     "%s (%u store errors in this process since the last such line)", what,
+                     n - before);
+    }
     return EID_STORE_ERROR;
 }
 
@@ -307,7 +330,7 @@ static eid_store_rc_e sc_get(void *b, apr_pool_t *p, const char *key, apr_size_t
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, key, klen), len;
+    unsigned idlen = make_id(sc, id, key, klen), len;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
     eid_store_rc_e rc = fetch(sc, id, idlen, &len, p);
@@ -325,7 +348,7 @@ static eid_store_rc_e sc_set(void *b, const char *key, apr_size_t klen,
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, key, klen);
+    unsigned idlen = make_id(sc, id, key, klen);
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
     eid_store_rc_e rc = put(sc, id, idlen, expiry_of(ttl), val, vlen, NULL);
@@ -338,7 +361,7 @@ static eid_store_rc_e sc_add(void *b, const char *key, apr_size_t klen,
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, key, klen), len;
+    unsigned idlen = make_id(sc, id, key, klen), len;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
     /* the check and the write under one lock: exactly one add wins */
@@ -356,7 +379,7 @@ static eid_store_rc_e sc_touch(void *b, const char *key, apr_size_t klen,
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, key, klen), len;
+    unsigned idlen = make_id(sc, id, key, klen), len;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
     /* socache cannot change an expiry: write the value again (a full copy
@@ -372,7 +395,7 @@ static eid_store_rc_e sc_del(void *b, const char *key, apr_size_t klen)
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, key, klen), len;
+    unsigned idlen = make_id(sc, id, key, klen), len;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
     /* read first: shmcb's remove also "finds" an expired entry, and an
@@ -409,7 +432,7 @@ static eid_store_rc_e sc_index_add(void *b, const char *idx, apr_size_t ilen,
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, idx, ilen), len;
+    unsigned idlen = make_id(sc, id, idx, ilen), len;
     /* the codec's scratch: a pool of this call and thread only */
     apr_pool_t *tmp;
     if (apr_pool_create(&tmp, NULL) != APR_SUCCESS)
@@ -454,7 +477,7 @@ static eid_store_rc_e sc_index_add(void *b, const char *idx, apr_size_t ilen,
             if (rc == EID_STORE_OK && ev) {
                 /* the oldest member left a full index: its session ends */
                 unsigned char mid[ID_MAX];
-                unsigned midlen = make_id(mid, ev, evlen);
+                unsigned midlen = make_id(sc, mid, ev, evlen);
                 sc->prov->remove(sc->inst, sc->s, mid, midlen, tmp);
             }
         }
@@ -469,7 +492,7 @@ static eid_store_rc_e sc_index_take(void *b, apr_pool_t *p, const char *idx, apr
 {
     eid_store_socache_t *sc = b;
     unsigned char id[ID_MAX];
-    unsigned idlen = make_id(id, idx, ilen), len;
+    unsigned idlen = make_id(sc, id, idx, ilen), len;
     unsigned char *copy = NULL;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;

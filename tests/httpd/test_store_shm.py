@@ -311,6 +311,24 @@ def test_limits_refused_not_crashed(srv, logcheck):
     assert c.call("idx_add", "i:sid:x")[0] == "error"  # no member
 
 
+def test_capacity_spreads_over_subcaches(srv, logcheck):
+    """shmcb picks a sub-cache by the id's first byte; every key starts with the
+    same namespace letters, so the store prefixes a hash.  900 values of 1000
+    bytes (43% of the 2 MiB segment) must all stay: in one sub-cache (62 KB)
+    only about 60 would."""
+    logcheck(srv)
+    c = Client(srv)
+    keys = ["s:fill-%d-%04d" % (os.getpid(), i) for i in range(900)]
+    for i, k in enumerate(keys):
+        assert c.call("set", k, val=b"%04d" % i + b"x" * 996, ttl_ms=600000)[0] == "ok"
+    missing = [k for i, k in enumerate(keys)
+               if c.call("get", k)[:2] != ("ok", b"%04d" % i + b"x" * 996)]
+    assert missing == []
+    for k in keys:
+        assert c.call("del", k)[0] == "ok"
+    c.close()
+
+
 def test_graceful_restart_keeps_data(srv, logcheck):
     logcheck(srv)
     c = Client(srv, fresh=True)
