@@ -298,6 +298,10 @@ static void unlock(eid_store_socache_t *sc)
     apr_global_mutex_unlock(sc->mu);
 }
 
+/* The provider calls below pass the request's pool where there is one and
+ * NULL elsewhere: shmcb's store, retrieve and remove never use their pool
+ * argument (only shmcb is ever looked up). */
+
 /* Under the mutex: the value into sc->scratch.  OK, NOTFOUND or ERROR. */
 static eid_store_rc_e fetch(eid_store_socache_t *sc, const unsigned char *id, unsigned idlen,
                             unsigned *len, apr_pool_t *tmp)
