@@ -81,3 +81,114 @@ def test_memo_of_an_evicted_slot_answers_for_nobody_else(evict_srv, logcheck):
         got = [sess.get(evict_srv.url(p), verify=CA, timeout=20).status_code
                for p in ("/m/", "/a/", "/b/", "/c/", "/main/")]
     assert got == [200, 200, 200, 200, 403]
+
+
+# ---- request-dependent policies are never kept --------------------------------
+
+# Each clause flips with something of the request; the identity part is true for
+# nurse-kommun.  (name, clause, how to make it true, how to make it false)
+GROUP = "'county' -in eid_list('groups')"
+FLIPS = [
+    ("lower", "tolower(%{{REQUEST_URI}}) =~ m#/yes/#", "/rd/lower/YES/", "/rd/lower/no/"),
+    ("query", "%{{QUERY_STRING}} -strmatch 'ok*'", "/rd/query/?ok1", "/rd/query/?no"),
+    ("hdr", "req('X-Flag') == 'on'", ("/rd/hdr/", "on"), ("/rd/hdr/", "off")),
+    ("http", "http('X-Flag') == 'on'", ("/rd/http/", "on"), ("/rd/http/", "off")),
+    ("env", "env('FLAG') == 'on'", ("/rd/env/", "on"), ("/rd/env/", "off")),
+    ("backref", "%{{REQUEST_URI}} =~ m#/rd/backref/(\\w+)/# && $1 == 'yes'",
+     "/rd/backref/yes/", "/rd/backref/no/"),
+]
+
+
+def flip_conf():
+    c = TRUST_PROFILES + "EidDirectory county {root}/directory.conf\n"
+    c += 'SetEnvIf X-Flag "^on$" FLAG=on\n'
+    for name, clause, _, _ in FLIPS:
+        c += 'EidPolicy rd-%s "%s && %s"\n' % (name, GROUP, clause)
+        c += ("<Location /rd/%s/>\nAuthType eid\nEidCertProfiles siths\n"
+              "Require eid-policy rd-%s\n</Location>\n" % (name, name))
+    return c
+
+
+@pytest.fixture(scope="module")
+def flip_srv():
+    s = Httpd(flip_conf(), name="pol-flip")
+    write_dir(s.root)
+    for name, _, _, _ in FLIPS:
+        for sub in ("", "YES", "no", "yes"):
+            d = os.path.join(s.root, "htdocs", "rd", name, sub)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "index.html"), "w") as f:
+                f.write("x\n")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+@pytest.mark.parametrize("name,clause,yes,no", FLIPS, ids=[f[0] for f in FLIPS])
+def test_request_dependent_policy_is_evaluated_per_request(flip_srv, logcheck, name,
+                                                           clause, yes, no):
+    c = logcheck(flip_srv)
+    c.expect_log(r"AH01630: client denied")
+    with requests.Session() as sess:
+        sess.cert = user_cert("nurse-kommun")
+        got = []
+        for req in (yes, no, yes, no):
+            path, flag = req if isinstance(req, tuple) else (req, None)
+            h = {"X-Flag": flag} if flag else {}
+            got.append(sess.get(flip_srv.url(path), headers=h, verify=CA,
+                                timeout=20).status_code)
+    assert got == [200, 403, 200, 403]
+
+
+# ---- the samples' own-organisation rule and path tricks -------------------------
+
+@pytest.fixture(scope="module")
+def sample_op():
+    from opctl import TestOP
+    d = tempfile.mkdtemp(prefix="eid-op-atk-")
+    o = TestOP(d).start()
+    yield o
+    o.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def incidents(sample_op):
+    from test_samples_policy import site
+    s = site(sample_op, "incident-reporting.conf")
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def raw(s, method, path, cert):
+    """The path exactly as written (no client-side dot-segment removal)."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=CA)
+    ctx.load_cert_chain(*user_cert(cert))
+    conn = http.client.HTTPSConnection("localhost", s.port, context=ctx, timeout=20)
+    try:
+        conn.request(method, path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_own_organisation_sample_refuses_path_parameters(incidents, logcheck):
+    """nurse-kommun (212000-2874) may change only its organisation's reports.
+    A servlet container behind the proxy strips ';' parameters from a segment
+    before it resolves dot segments: `..;` is `..` there, so the path below
+    is the region's report 17.  httpd's REQUEST_URI keeps `..;` as a name, and
+    a rule that only looks at the first segment after /org/ granted it."""
+    from test_samples_policy import KOMMUN, REGION
+    c = logcheck(incidents)
+    c.expect_log(r"AH01630: client denied")
+    assert raw(incidents, "PUT", "/incidents/org/%s/17" % KOMMUN, "nurse-kommun") == 200
+    for trick in ("/incidents/org/%s/..;/..;/org/%s/17" % (KOMMUN, REGION),
+                  "/incidents/org/%s/..;x=1/%s/17" % (KOMMUN, REGION),
+                  "/incidents/org/%s;/../%s/17" % (KOMMUN, REGION),
+                  "/incidents/org/%s/%%3b/../../%s/17" % (KOMMUN, REGION),
+                  "/incidents/org/%s/..%%5c..%%5corg%%5c%s/17" % (KOMMUN, REGION)):
+        assert raw(incidents, "PUT", trick, "nurse-kommun") == 403, trick
