@@ -73,10 +73,32 @@ static const eid_dir_org_t *by_prefix(const eid_directory_t *d, const char *hsa)
     return NULL;
 }
 
+/* Is the identity's organisation number only the one inside its own HSA-ID
+ * (SE<number>-...)?  That is what a certificate carries (eid_cert.c reads it
+ * out of the HSA-ID); a token's number is a claim of its own. */
+static int number_from_hsa_id(const eid_identity_t *id)
+{
+    size_t n;
+
+    if (id->method != EID_METHOD_CERT || !id->hsa_id || !id->org_number)
+        return 0;
+    n = strlen(id->org_number);
+    return strlen(id->hsa_id) > n + 2 && (id->hsa_id[0] == 'S' || id->hsa_id[0] == 's') &&
+           (id->hsa_id[1] == 'E' || id->hsa_id[1] == 'e') &&
+           !memcmp(id->hsa_id + 2, id->org_number, n) && id->hsa_id[n + 2] == '-';
+}
+
 static const eid_dir_org_t *find_org(const eid_directory_t *d, const eid_identity_t *id)
 {
     const eid_dir_org_t *o = NULL;
 
+    /* Why the prefix first for such a number: it says no more than the
+     * HSA-ID, and a longer prefix the directory gives another organisation
+     * (a private provider's staff in the region's catalogue) would otherwise
+     * lose to it - the provider's staff would be the region's on a card and
+     * the provider's with a token. */
+    if (number_from_hsa_id(id) && (o = by_prefix(d, id->hsa_id)) != NULL)
+        return o;
     if (id->org_number)
         o = apr_hash_get(d->org_by_number, id->org_number, APR_HASH_KEY_STRING);
     if (!o)

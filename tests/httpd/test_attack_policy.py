@@ -192,3 +192,54 @@ def test_own_organisation_sample_refuses_path_parameters(incidents, logcheck):
                   "/incidents/org/%s/%%3b/../../%s/17" % (KOMMUN, REGION),
                   "/incidents/org/%s/..%%5c..%%5corg%%5c%s/17" % (KOMMUN, REGION)):
         assert raw(incidents, "PUT", trick, "nurse-kommun") == 403, trick
+
+
+# ---- a certificate's organisation: the longer HSA-ID prefix wins ------------------
+
+# docs/directory.md: "A private provider whose staff carry HSA-IDs in the region's
+# catalogue too: the longer prefix wins".  Here doctor-region's HSA-ID
+# SE2321000016-K3X9 lies under the provider's prefix SE2321000016-K3.
+NESTED_DIR = """\
+Organisation 232100-0016 kind=region       name="Region Exempel" hsa=SE2321000016-
+Organisation 556999-9997 kind=private-care name="Norrvård AB"    hsa=SE5569999997-,SE2321000016-K3
+Group county 232100-0016
+Group vardsamverkan county 556999-9997
+"""
+
+
+@pytest.fixture(scope="module")
+def nested_srv():
+    c = TRUST_PROFILES + "EidDirectory county {root}/directory.conf\n"
+    c += 'ScriptAlias /who/echo "{root}/cgi/echo.py"\n'
+    c += ("<Location /who/>\nAuthType eid\nEidCertProfiles siths\nRequire valid-user\n"
+          "</Location>\n<Location /county/>\nAuthType eid\nEidCertProfiles siths\n"
+          "Require eid-group county\n</Location>\n")
+    s = Httpd(c, name="pol-nested")
+    write_dir(s.root, NESTED_DIR)
+    os.makedirs(os.path.join(s.root, "htdocs", "county"))
+    with open(os.path.join(s.root, "htdocs", "county", "index.html"), "w") as f:
+        f.write("county\n")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_card_of_provider_staff_in_region_catalogue_is_the_providers(nested_srv, logcheck):
+    """The number a SITHS card's identity carries is read out of its HSA-ID
+    (SE2321000016-...): it must not make the provider's staff region staff."""
+    c = logcheck(nested_srv)
+    c.expect_log(r"AH01630: client denied")
+    env = requests.get(nested_srv.url("/who/echo"), verify=CA, timeout=20,
+                       cert=user_cert("doctor-region")).json()
+    assert env["EID_HSA_ID"] == "SE2321000016-K3X9"
+    assert env["EID_ORG_KIND"] == "private-care"
+    # ... and the care provider an own-organisation rule compares with
+    assert env["EID_ORG_NUMBER"] == "5569999997"
+    assert env["EID_GROUPS"] == "vardsamverkan"
+    assert requests.get(nested_srv.url("/county/"), verify=CA, timeout=20,
+                        cert=user_cert("doctor-region")).status_code == 403
+    # the region's other staff stay the region's
+    env = requests.get(nested_srv.url("/who/echo"), verify=CA, timeout=20,
+                       cert=user_cert("nurse-kommun")).json()
+    assert "EID_ORG_KIND" not in env  # 212000-2874 is not in this directory

@@ -348,6 +348,20 @@ static void test_enrich_county(void **state)
     assert_string_equal(info.org_number, "5569999997");
     assert_string_equal(join(info.groups), "vardsamverkan");
     assert_string_equal(join(info.roles), "reporter");
+    /* ... and the same person's SITHS card: a certificate's organisation
+     * number is the one inside its HSA-ID (SE2321009991-...), which says no
+     * more than the HSA-ID itself - the longer prefix still wins. */
+    id = person("SE2321009991-PV77", "2321009991", NULL);
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_int_equal(info.org_kind, EID_ORG_KIND_PRIVATE_CARE);
+    assert_string_equal(info.org_number, "5569999997");
+    assert_string_equal(join(info.groups), "vardsamverkan");
+    /* A token that names the region as the care provider of the commission
+     * (an explicit claim, not read from the HSA-ID) is the region's. */
+    id = person("SE2321009991-PV77", "2321009991", NULL);
+    id->method = EID_METHOD_BEARER;
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_string_equal(info.org_number, "2321009991");
     /* A private provider outside every group: kind, no groups, no role. */
     id = person("SE5569999989-X", NULL, NULL);
     eid_directory_enrich(pool, dir, id, &info);
