@@ -243,3 +243,100 @@ def test_card_of_provider_staff_in_region_catalogue_is_the_providers(nested_srv,
     env = requests.get(nested_srv.url("/who/echo"), verify=CA, timeout=20,
                        cert=user_cert("nurse-kommun")).json()
     assert "EID_ORG_KIND" not in env  # 212000-2874 is not in this directory
+
+
+# ---- .htaccess and virtual hosts that name directories and policies -------------
+
+def scope_conf():
+    c = TRUST_PROFILES + "EidDirectory county {root}/directory.conf\n"
+    c += "EidDirectory empty {root}/empty.conf\n" + POLICY
+    c += ("<Directory {root}/htdocs/ht>\nAllowOverride AuthConfig\n</Directory>\n"
+          "<Directory {root}/vh>\nRequire all granted\n</Directory>\n")
+    # the first: the default for 127.0.0.1 (Host: localhost, the .htaccess tests)
+    c += ("<VirtualHost 127.0.0.1:*>\nServerName localhost\nSSLEngine on\n"
+          "SSLCertificateFile {pki}/server/localhost.pem\n"
+          "SSLCertificateKeyFile {pki}/server/localhost.key\n"
+          "SSLCACertificateFile {pki}/ca/client-trust.pem\nSSLVerifyClient optional\n"
+          "SSLVerifyDepth 3\n</VirtualHost>\n")
+    for name, directory in (("a", "county"), ("b", "empty")):
+        c += ("<VirtualHost 127.0.0.1:*>\nServerName %s.localhost\nSSLEngine on\n"
+              "SSLCertificateFile {pki}/server/localhost.pem\n"
+              "SSLCertificateKeyFile {pki}/server/localhost.key\n"
+              "SSLCACertificateFile {pki}/ca/client-trust.pem\nSSLVerifyClient optional\n"
+              "SSLVerifyDepth 3\nDocumentRoot {root}/vh\n<Location />\nAuthType eid\n"
+              "EidCertProfiles siths\nEidUseDirectory %s\n"
+              "Require eid-policy county-staff\n</Location>\n</VirtualHost>\n"
+              % (name, directory))
+    return c
+
+
+@pytest.fixture(scope="module")
+def scope_srv():
+    s = Httpd(scope_conf(), name="pol-scope")
+    write_dir(s.root)
+    with open(os.path.join(s.root, "empty.conf"), "w") as f:
+        f.write(EMPTY_DIR)
+    os.makedirs(os.path.join(s.root, "vh"))
+    with open(os.path.join(s.root, "vh", "index.html"), "w") as f:
+        f.write("vh\n")
+    for name, directory in (("county", "county"), ("empty", "empty")):
+        d = os.path.join(s.root, "htdocs", "ht", name)
+        os.makedirs(d)
+        with open(os.path.join(d, "index.html"), "w") as f:
+            f.write(name + "\n")
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write("AuthType eid\nEidCertProfiles siths\nEidUseDirectory %s\n"
+                    "Require eid-policy county-staff\n" % directory)
+    with open(os.path.join(s.root, "htdocs", "ht", ".htaccess"), "w") as f:
+        f.write("")
+    d = os.path.join(s.root, "htdocs", "ht", "define")
+    os.makedirs(d)
+    with open(os.path.join(d, ".htaccess"), "w") as f:
+        f.write("EidPolicy mine \"true\"\n")
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def one_connection(s, requests_, cert="nurse-kommun"):
+    """[(host, path)] on one TLS connection (the SNI is the first host's)."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=CA)
+    ctx.load_cert_chain(*user_cert(cert))
+    conn = http.client.HTTPSConnection("localhost", s.port, context=ctx, timeout=20)
+    out = []
+    try:
+        for host, path in requests_:
+            conn.request("GET", path, headers={"Host": "%s:%d" % (host, s.port)})
+            r = conn.getresponse()
+            r.read()
+            out.append(r.status)
+    finally:
+        conn.close()
+    return out
+
+
+def test_htaccess_directories_on_one_connection_both_orders(scope_srv, logcheck):
+    c = logcheck(scope_srv)
+    c.expect_log(r"AH01630: client denied")
+    seq = ["/ht/county/", "/ht/empty/", "/ht/county/", "/ht/empty/"]
+    assert one_connection(scope_srv, [("localhost", p) for p in seq]) == [200, 403, 200, 403]
+    seq.reverse()
+    assert one_connection(scope_srv, [("localhost", p) for p in seq]) == [403, 200, 403, 200]
+
+
+def test_two_virtual_hosts_on_one_connection(scope_srv, logcheck):
+    c = logcheck(scope_srv)
+    c.expect_log(r"AH01630: client denied")
+    seq = [("a.localhost", "/"), ("b.localhost", "/"), ("a.localhost", "/"),
+           ("b.localhost", "/")]
+    assert one_connection(scope_srv, seq) == [200, 403, 200, 403]
+    assert one_connection(scope_srv, seq[1:]) == [403, 200, 403]
+
+
+def test_policy_cannot_be_defined_in_htaccess(scope_srv, logcheck):
+    c = logcheck(scope_srv)
+    c.expect_log(r"EidPolicy not allowed here")
+    assert one_connection(scope_srv, [("localhost", "/ht/define/")]) == [500]
