@@ -6,8 +6,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "eid_directory_int.h"
+#include "eid/eid_hsa.h"
+
+#include <apr_strings.h>
 
 static const char *const kind_names[] = {NULL, "municipality", "region", "private-care",
                                          "state-agency"};
@@ -54,19 +58,35 @@ int eid_directory_has_role(const eid_directory_t *dir, const char *name)
     return dir && name && apr_hash_get(dir->role_names, name, APR_HASH_KEY_STRING) != NULL;
 }
 
-/* The organisation whose HSA-ID prefix is the longest one `hsa` starts with;
- * at most max_prefix hash lookups, no allocation. */
+char *eid_dir_upper(apr_pool_t *p, const char *s)
+{
+    char *u = apr_pstrdup(p, s), *q;
+
+    for (q = u; *q; q++)
+        if (*q >= 'a' && *q <= 'z')
+            *q = (char)(*q - 'a' + 'A');
+    return u;
+}
+
+/* The organisation whose HSA-ID prefix is the longest one `hsa` starts with,
+ * without regard to case (the prefixes are kept in upper case); at most
+ * max_prefix hash lookups, no allocation. */
 static const eid_dir_org_t *by_prefix(const eid_directory_t *d, const char *hsa)
 {
-    size_t n;
+    char up[EID_HSA_MAXLEN + 1];
+    size_t n, i;
 
     if (!hsa || d->max_prefix == 0)
         return NULL;
     n = strlen(hsa);
     if (n > (size_t)d->max_prefix)
         n = (size_t)d->max_prefix;
+    if (n > EID_HSA_MAXLEN) /* prefixes are HSA-ID-shaped: never longer */
+        n = EID_HSA_MAXLEN;
+    for (i = 0; i < n; i++)
+        up[i] = (hsa[i] >= 'a' && hsa[i] <= 'z') ? (char)(hsa[i] - 'a' + 'A') : hsa[i];
     for (; n > 0; n--) {
-        const eid_dir_org_t *o = apr_hash_get(d->org_by_prefix, hsa, (apr_ssize_t)n);
+        const eid_dir_org_t *o = apr_hash_get(d->org_by_prefix, up, (apr_ssize_t)n);
         if (o)
             return o;
     }
@@ -159,8 +179,11 @@ static int cond_holds(eid_dir_cond_e k, const eid_dir_cond_t *c, const eid_ident
         return 0;
     case EID_DC_ORG:
         return o && one_of(o->number, c);
-    case EID_DC_HSA_ID:
-        return one_of(id->hsa_id, c);
+    case EID_DC_HSA_ID: /* the values are in upper case (eid_directory.c) */
+        for (j = 0; id->hsa_id && j < c->n; j++)
+            if (!strcasecmp(id->hsa_id, c->vals[j]))
+                return 1;
+        return 0;
     default:
         return 0;
     }
