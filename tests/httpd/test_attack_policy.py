@@ -360,3 +360,81 @@ def test_own_organisation_sample_and_method_override(incidents, logcheck):
     assert raw(incidents, "POST", "/incidents/org/%s/17?_method=DELETE" % REGION,
                "nurse-kommun") == 403
     assert raw(incidents, "GET", "/incidents/org/%s/17" % REGION, "nurse-kommun") == 200
+
+
+# ---- subrequests and internal redirects into policy locations --------------------
+
+SUB_CONF = """
+EidDirectory county {root}/directory.conf
+EidPolicy county-staff "'county' -in eid_list('groups') && %{{EID_LOA}} -ge 3"
+EidPolicy never "%{{EID_LOA}} -ge 5"
+ScriptAliasMatch "^/[a-z]+/echo$" "{root}/cgi/echo.py"
+<Directory {root}/htdocs>
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+</Directory>
+RewriteEngine on
+RewriteRule "^/alias/(.*)$" "/pol/$1" [PT]
+<Location /pol/>
+    AuthType eid
+    EidCertProfiles siths
+    Require eid-policy county-staff
+</Location>
+<Location /deny/>
+    AuthType eid
+    EidCertProfiles siths
+    Require eid-policy never
+    ErrorDocument 403 /pol/echo
+</Location>
+"""
+
+OPEN_PAGE = ('I:<!--#include virtual="/pol/echo" -->\n'
+             'X:<!--#if expr="%{EID_LOA} -ge 3 || -n %{EID_HSA_ID}" -->SECRET<!--#endif -->\n')
+
+
+@pytest.fixture(scope="module")
+def sub_srv():
+    s = Httpd(TRUST_PROFILES + SUB_CONF, name="pol-sub", extra_modules=["include", "rewrite"])
+    write_dir(s.root)
+    for d in ("open", "pol"):
+        os.makedirs(os.path.join(s.root, "htdocs", d))
+        with open(os.path.join(s.root, "htdocs", d, "page.shtml"), "w") as f:
+            f.write(OPEN_PAGE)
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_ssi_include_and_if_with_policy(sub_srv, logcheck):
+    c = logcheck(sub_srv)
+    c.expect_log(r"AH01630: client denied", r"unable to include")
+    t = requests.get(sub_srv.url("/open/page.shtml"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun")).text
+    # the include authenticates on its own: the card's identity, county-enriched
+    assert '"EID_HSA_ID": "SE2120002874-P000000004711"' in t
+    # the open page itself has no identity: its #if sees none
+    assert "SECRET" not in t
+    t = requests.get(sub_srv.url("/pol/page.shtml"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun")).text
+    assert "SECRET" in t
+    # the reserve card (LoA 2) is denied by the include's policy
+    t = requests.get(sub_srv.url("/open/page.shtml"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun-reserve")).text
+    assert "EID_HSA_ID" not in t and "SECRET" not in t
+
+
+def test_rewrite_pt_and_error_document_into_policy(sub_srv, logcheck):
+    c = logcheck(sub_srv)
+    c.expect_log(r"AH01630: client denied")
+    r = requests.get(sub_srv.url("/alias/echo"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun-reserve"))
+    assert r.status_code == 403
+    r = requests.get(sub_srv.url("/alias/echo"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun"))
+    assert r.status_code == 200 and r.json()["EID_GROUPS"].startswith("county")
+    # denied by a policy: the error document (a policy location) gets no identity
+    r = requests.get(sub_srv.url("/deny/x"), verify=CA, timeout=20,
+                     cert=user_cert("nurse-kommun"))
+    assert r.status_code == 403
+    assert "EID_HSA_ID" not in r.text
