@@ -438,3 +438,58 @@ def test_rewrite_pt_and_error_document_into_policy(sub_srv, logcheck):
                      cert=user_cert("nurse-kommun"))
     assert r.status_code == 403
     assert "EID_HSA_ID" not in r.text
+
+
+# ---- hostile values: quotes, commas, non-ASCII, long lists ------------------------
+
+def test_hostile_claim_values_in_expressions_and_audit(sample_op, logcheck):
+    from test_directory import AUD
+    from eidtest import unique_path
+    body = TRUST_PROFILES
+    body += ("EidProvider inera issuer=%s discovery=on audience=%s algs=RS256,ES256 "
+             "claims=inera\n" % (sample_op.issuer, AUD))
+    body += "EidDirectory county {root}/directory.conf\n"
+    body += 'ScriptAliasMatch "^/[a-z]+/echo(/.*)?$" "{root}/cgi/echo.py"\n'
+    for name, rule in (
+            # exact membership: the value with a comma is one role
+            ("exact", "Require expr \"'x,BIF;Admin' -in eid_list('roles')\""),
+            ("split", "Require expr \"'BIF;Admin' -in eid_list('roles')\""),
+            # a value with a quote compares as text, never as expression syntax
+            ("quote", "Require expr \"%{{EID_ORG_NAME}} == 'Vård \\\"AB\\\"'\""),
+            ("pol", "Require eid-policy hostile")):
+        body += ("<Location /%s/>\nAuthType eid\nEidMethods bearer\n%s\n</Location>\n"
+                 % (name, rule))
+    body = body.replace("EidDirectory county {root}/directory.conf\n",
+                        "EidDirectory county {root}/directory.conf\n"
+                        "EidPolicy hostile \"'reporter' -in eid_list('dir-roles') && "
+                        "%{{EID_ORG_NAME}} =~ /\\\"/\"\n")
+    s = Httpd(body, name="pol-hostile")
+    write_dir(s.root)
+    s.start()
+    try:
+        c = logcheck(s)
+        c.expect_log(r"AH01630: client denied")
+        roles = ["x,BIF;Admin", 'q"uote', "Läkare ✓", "\\back"] + ["r%04d" % i for i in range(400)]
+        hsa = "SE2120002874-H1"
+        tok = sample_op.mint(preset="inera-nurse", aud=AUD, claims={
+            "sub": hsa, "employeeHsaId": hsa, "allEmployeeHsaIds": [hsa],
+            "healthCareProviderHsaId": "SE2120002874-F1", "healthCareProviderOrgNo": "2120002874",
+            "healthCareProviderName": 'Vård "AB"', "systemRole": roles,
+            "healthCareUnitHsaId": "SE2120002874-E1", "commissionHsaId": "SE2120002874-U1"})
+        h = {"Authorization": "Bearer " + tok}
+
+        def st(path):
+            return requests.get(s.url(path), headers=h, verify=CA, timeout=20).status_code
+        assert st("/exact/echo") == 200
+        assert st("/split/echo") == 403
+        assert st("/quote/echo") == 200
+        p = unique_path("/pol/echo")
+        assert st(p) == 200
+        rec = s.wait_audit(p, 1)[-1]
+        assert rec["roles"] == roles
+        assert rec["org_name"] == 'Vård "AB"'
+        assert rec["authz"] == ["eid-policy hostile: granted"]
+        assert rec["dir_roles"] == ["nurse", "reporter"]
+    finally:
+        s.stop()
+        s.cleanup()
