@@ -493,3 +493,43 @@ def test_hostile_claim_values_in_expressions_and_audit(sample_op, logcheck):
     finally:
         s.stop()
         s.cleanup()
+
+
+# ---- HTTP/2: many streams of one connection across directories and policies ------
+
+def test_h2_parallel_streams_policies_and_directories(logcheck):
+    import collections
+    import re
+    import subprocess
+    conf = "Protocols h2 http/1.1\n" + TRUST_PROFILES
+    conf += "EidDirectory county {root}/directory.conf\nEidDirectory empty {root}/empty.conf\n"
+    conf += POLICY
+    for i in range(6):
+        conf += ("<Location /h%d/>\nAuthType eid\nEidCertProfiles %s\nEidUseDirectory %s\n"
+                 "Require eid-policy county-staff\n</Location>\n"
+                 % (i, "siths" if i % 3 else "siths eid", "county" if i % 2 == 0 else "empty"))
+    s = Httpd(conf, name="pol-h2", extra_modules=["http2"])
+    write_dir(s.root)
+    with open(os.path.join(s.root, "empty.conf"), "w") as f:
+        f.write(EMPTY_DIR)
+    for i in range(6):
+        os.makedirs(os.path.join(s.root, "htdocs", "h%d" % i))
+        with open(os.path.join(s.root, "htdocs", "h%d" % i, "x.txt"), "w") as f:
+            f.write("h%d\n" % i)
+    s.start()
+    try:
+        c = logcheck(s)
+        c.expect_log(r"AH01630: client denied")
+        chain, key = user_cert("nurse-kommun")
+        cmd = ["curl", "-s", "--http2", "--cacert", CA, "--cert", chain, "--key", key, "-Z",
+               "--parallel-max", "50", "-o", "/dev/null", "-w", "%{url} %{http_version} "
+               "%{http_code}\\n"]
+        for i in range(300):
+            cmd.append(s.url("/h%d/x.txt" % (i % 6)))
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+        got = collections.Counter(re.findall(r"/h(\d)/x.txt (\d) (\d{3})", out))
+        # county directory (even locations): granted; empty directory: denied
+        assert got == {(str(i), "2", "200" if i % 2 == 0 else "403"): 50 for i in range(6)}
+    finally:
+        s.stop()
+        s.cleanup()
