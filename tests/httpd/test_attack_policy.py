@@ -533,3 +533,30 @@ def test_h2_parallel_streams_policies_and_directories(logcheck):
     finally:
         s.stop()
         s.cleanup()
+
+
+# ---- one staff IdP, several services: a token for one is not one for another -----
+
+def test_incident_reporting_token_does_not_read_patient_overview(sample_op, logcheck):
+    """county-common.conf's one provider accepts the audiences of both APIs
+    (one provider per issuer and server; audiences are not per location): a
+    token the incident-reporting service received - for api://incident-reporting
+    - must not read patient data when that service replays it."""
+    from test_samples_policy import site, staff_token, REGION
+    s = site(sample_op, "patient-overview.conf")
+    try:
+        c = logcheck(s)
+        c.expect_log(r"AH01909", r"AH01630: client denied")
+        t = staff_token(sample_op, REGION, "K3X9", "api://incident-reporting",
+                        rights=("Läsa;Alla;Sjf=JA",), scope="incident-reporting")
+        r = requests.get(s.url("/api/patients/1"), verify=CA, timeout=20,
+                         headers={"Authorization": "Bearer " + t})
+        assert r.status_code == 403
+        t = staff_token(sample_op, REGION, "K3X9", "api://patient-overview",
+                        rights=("Läsa;Alla;Sjf=JA",), scope="patient-overview")
+        r = requests.get(s.url("/api/patients/1"), verify=CA, timeout=20,
+                         headers={"Authorization": "Bearer " + t})
+        assert r.status_code == 200
+    finally:
+        s.stop()
+        s.cleanup()

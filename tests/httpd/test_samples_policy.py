@@ -88,24 +88,32 @@ def test_discharge_planning(sites):
 
 def test_patient_overview(sites, op):
     s = sites("patient-overview.conf")
-    aud = "api://patient-overview"
-    physician = staff_token(op, REGION, "K3X9", aud, rights=("Läsa;Alla;Sjf=JA",))
+    aud, sc = "api://patient-overview", "patient-overview"
+    physician = staff_token(op, REGION, "K3X9", aud, rights=("Läsa;Alla;Sjf=JA",), scope=sc)
     assert call(s, "/api/patients/1", token=physician) == 200
-    assert call(s, "/api/patients/1", token=staff_token(op, KOMMUN, "P1", aud)) == 200
+    assert call(s, "/api/patients/1",
+                token=staff_token(op, KOMMUN, "P1", aud, scope=sc)) == 200
     # read only
     assert call(s, "/api/patients/1", "POST", token=physician) == 403
     # right group, wrong purpose; right purpose, outside the county
-    admin_purpose = staff_token(op, REGION, "K3X9", aud, purpose="Administration")
+    admin_purpose = staff_token(op, REGION, "K3X9", aud, purpose="Administration", scope=sc)
     assert call(s, "/api/patients/1", token=admin_purpose) == 403
-    assert call(s, "/api/patients/1", token=staff_token(op, GRANNBY, "P1", aud)) == 403
+    assert call(s, "/api/patients/1",
+                token=staff_token(op, GRANNBY, "P1", aud, scope=sc)) == 403
     # a contracted provider's nurse is no county staff
-    assert call(s, "/api/patients/1", token=staff_token(op, NORRVARD, "P1", aud)) == 403
+    assert call(s, "/api/patients/1",
+                token=staff_token(op, NORRVARD, "P1", aud, scope=sc)) == 403
     # right everything, LoA 2
-    low = staff_token(op, REGION, "K3X9", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2")
+    low = staff_token(op, REGION, "K3X9", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2",
+                      scope=sc)
     assert call(s, "/api/patients/1", token=low) == 403
     assert call(s, "/api/patients/1") == 401
-    # a token for another service
+    # a token for another service: another issuer's audience, or another county
+    # API's (accepted by the shared provider, refused by the scope)
     assert call(s, "/api/patients/1", token=staff_token(op, REGION, "K3X9", "api://x")) == 401
+    assert call(s, "/api/patients/1",
+                token=staff_token(op, REGION, "K3X9", "api://incident-reporting",
+                                  rights=("Läsa;Alla;Sjf=JA",))) == 403
 
 
 def test_incident_reporting(sites, op):
