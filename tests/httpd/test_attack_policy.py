@@ -560,3 +560,18 @@ def test_incident_reporting_token_does_not_read_patient_overview(sample_op, logc
     finally:
         s.stop()
         s.cleanup()
+
+
+def test_patient_overview_token_does_not_report_incidents(incidents, sample_op, logcheck):
+    """The other way round: a token the patient overview received (for
+    api://patient-overview) must not file or change incident reports."""
+    from test_samples_policy import staff_token, KOMMUN
+    c = logcheck(incidents)
+    c.expect_log(r"AH01909", r"AH01630: client denied")
+    for aud, scope, want in (("api://patient-overview", "patient-overview", 403),
+                             ("api://incident-reporting", "incident-reporting", 200)):
+        t = staff_token(sample_op, KOMMUN, "P1", aud, scope=scope)
+        for method, path in (("POST", "/incidents/"), ("PUT", "/incidents/org/%s/1" % KOMMUN)):
+            r = requests.request(method, incidents.url(path), verify=CA, timeout=20,
+                                 headers={"Authorization": "Bearer " + t})
+            assert r.status_code == want, (aud, method, path)

@@ -119,7 +119,7 @@ def test_patient_overview(sites, op):
 def test_incident_reporting(sites, op):
     s = sites("incident-reporting.conf")
     aud = "api://incident-reporting"
-    private = staff_token(op, NORRVARD, "P7", aud)
+    private = staff_token(op, NORRVARD, "P7", aud, scope="incident-reporting")
     # anyone of the collaboration reads and reports, by card or token
     assert call(s, "/incidents/", cert="nurse-kommun") == 200
     assert call(s, "/incidents/", "POST", cert="doctor-region") == 200
@@ -133,7 +133,8 @@ def test_incident_reporting(sites, op):
     assert call(s, "/incidents/org/%s/../../org/%s/17" % (KOMMUN, REGION), "PUT",
                 cert="nurse-kommun") == 403
     # outside the collaboration; a citizen; a reserve card
-    assert call(s, "/incidents/", token=staff_token(op, GRANNBY, "P1", aud)) == 403
+    assert call(s, "/incidents/", token=staff_token(op, GRANNBY, "P1", aud,
+                                                    scope="incident-reporting")) == 403
     assert call(s, "/incidents/", cert="citizen") == 403
     assert call(s, "/incidents/", "POST", cert="nurse-kommun-reserve") == 403
 
