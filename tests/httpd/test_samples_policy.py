@@ -141,15 +141,20 @@ def test_incident_reporting(sites, op):
 
 def test_guest_staff(sites, op):
     s = sites("guest-staff.conf")
-    aud = "api://incident-reporting"  # the ward system accepts the staff IdP's tokens
+    # the ward system accepts the staff IdP's tokens with its own scope
+    aud, sc = "api://incident-reporting", "ward"
     assert call(s, "/", cert="doctor-region") == 200                       # own staff
-    assert call(s, "/", token=staff_token(op, NORRVARD, "G0001", aud)) == 200  # guest nurse
-    assert call(s, "/", token=staff_token(op, NORRVARD, "G0002", aud)) == 200
+    assert call(s, "/", token=staff_token(op, NORRVARD, "G0001", aud, scope=sc)) == 200
+    assert call(s, "/", token=staff_token(op, NORRVARD, "G0002", aud, scope=sc)) == 200
     # the provider's other staff; a municipal nurse; the guest at LoA 2
-    assert call(s, "/", token=staff_token(op, NORRVARD, "P7", aud)) == 403
+    assert call(s, "/", token=staff_token(op, NORRVARD, "P7", aud, scope=sc)) == 403
     assert call(s, "/", cert="nurse-kommun") == 403
-    low = staff_token(op, NORRVARD, "G0001", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2")
+    low = staff_token(op, NORRVARD, "G0001", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2",
+                      scope=sc)
     assert call(s, "/", token=low) == 403
+    # the guest nurse's token for incident reporting, replayed by that service
+    replay = staff_token(op, NORRVARD, "G0001", aud, scope="incident-reporting")
+    assert call(s, "/", token=replay) == 403
 
 
 def test_admin(sites, op):
