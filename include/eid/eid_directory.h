@@ -90,7 +90,8 @@ typedef struct eid_dir_info {
 /*
  * Enrich: find the identity's organisation - by `org_number` when the
  * directory has it, else by the longest HSA-ID prefix of `org_hsa_id`, else
- * of `hsa_id` - and evaluate every role rule.
+ * of `hsa_id`; a certificate's number that is only the one inside its HSA-ID
+ * comes after that HSA-ID's longest prefix - and evaluate every role rule.
  * Pure and thread-safe: reads `dir` and `id` only; the two arrays are
  * allocated in `p` (nothing else is); the strings they hold and the org
  * strings belong to the directory, so copy them into a longer-lived pool if

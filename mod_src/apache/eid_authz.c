@@ -399,7 +399,10 @@ static int policy_memo_get(const eid_policy_memo_t *m, const eid_policy_t *pol)
 static const char *policy_match(request_rec *r, eid_req_t *st, const req_args_t *a)
 {
     const eid_policy_t *pol = a->policy;
-    eid_policy_memo_t *m = st->policy_memo;
+    /* Only a memo that is still of this request's identity (see
+     * eid_policy_memo_t.id): else evaluate, and keep nothing. */
+    eid_policy_memo_t *m = st->policy_memo && st->policy_memo->id == st->id
+                               ? st->policy_memo : NULL;
     const char *err = NULL;
     int rc = policy_memo_get(m, pol);
     if (rc < 0) {

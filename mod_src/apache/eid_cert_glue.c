@@ -92,8 +92,10 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
     /* Enriched once per connection, with the verdict: keep-alive requests
      * read the organisation kind, groups and roles from the cached identity. */
-    if (s->code == EID_CERT_OK)
+    if (s->code == EID_CERT_OK) {
         eid_dir_apply(c->pool, dir, s->id);
+        s->memo.id = s->id;
+    }
     else
         eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
                          eid_g->pseudonym_key_len, &s->ref);

@@ -107,6 +107,12 @@ typedef enum {
  * the connection slot that holds the memo, and a new slot starts empty. */
 #define EID_POLICY_MEMO_SLOTS 4
 typedef struct eid_policy_memo {
+    /* The identity the verdicts are of.  Checked on every read: the slot may
+     * be given to another identity while a request still points at it (a
+     * subrequest run inside a Require line - `-U` - takes the oldest slot of
+     * a full ring), and a pointer compare is exact, for identities live in
+     * the connection pool and are never freed before it. */
+    const struct eid_identity *id;
     const char *name[EID_POLICY_MEMO_SLOTS]; /* pconf strings */
     unsigned char granted[EID_POLICY_MEMO_SLOTS];
     int n;
