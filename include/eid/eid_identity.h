@@ -54,6 +54,7 @@ typedef struct eid_identity {
     apr_array_header_t *roles;       /* const char *, e.g. "BIF;Spärradministratör" */
     apr_array_header_t *scopes;      /* const char *, OAuth scopes (bearer) */
     apr_array_header_t *policy_oids; /* const char *, certificate policies (cert) */
+    apr_array_header_t *audiences;   /* const char *, the token's `aud` values (bearer, oidc) */
 
     /* From the organisation directory (EidUseDirectory), set once per
      * identity by the glue; NULL when no directory applies. */
@@ -77,7 +78,7 @@ typedef struct eid_identity {
     X(org_hsa_id) X(org_name) X(unit_hsa_id) X(unit_name) X(commission_hsa_id)           \
     X(commission_name) X(commission_purpose) X(loa_uri) X(org_kind) X(directory)
 #define EID_IDENTITY_ARR_FIELDS(X)                                                       \
-    X(commission_rights) X(roles) X(scopes) X(policy_oids) X(groups) X(dir_roles)
+    X(commission_rights) X(roles) X(scopes) X(policy_oids) X(groups) X(dir_roles) X(audiences)
 
 /* A new, empty identity in `p`. */
 eid_identity_t *eid_identity_make(apr_pool_t *p);

@@ -81,6 +81,8 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     }
     if (!add->providers)
         d->providers = base->providers;
+    if (!add->audiences)
+        d->audiences = base->audiences;
     if (!add->nuser_attrs) {
         memcpy(d->user_attrs, base->user_attrs, sizeof(d->user_attrs));
         d->nuser_attrs = base->nuser_attrs;

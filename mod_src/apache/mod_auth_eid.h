@@ -77,6 +77,8 @@ typedef struct eid_dir_conf {
     const char *profiles_key;      /* the profiles' names in order: what a cached
                                       verdict is keyed by (never the address) */
     apr_array_header_t *providers; /* eid_provider_t *; NULL unset (the only one) */
+    apr_array_header_t *audiences; /* EidBearerAudience: const char *; NULL unset (any of
+                                      the provider's) */
     eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
     int nuser_attrs; /* 0: unset */
     int export_env;     /* -1 unset */

@@ -88,38 +88,37 @@ def test_discharge_planning(sites):
 
 def test_patient_overview(sites, op):
     s = sites("patient-overview.conf")
-    aud, sc = "api://patient-overview", "patient-overview"
-    physician = staff_token(op, REGION, "K3X9", aud, rights=("Läsa;Alla;Sjf=JA",), scope=sc)
+    aud = "api://patient-overview"
+    physician = staff_token(op, REGION, "K3X9", aud, rights=("Läsa;Alla;Sjf=JA",))
     assert call(s, "/api/patients/1", token=physician) == 200
     assert call(s, "/api/patients/1",
-                token=staff_token(op, KOMMUN, "P1", aud, scope=sc)) == 200
+                token=staff_token(op, KOMMUN, "P1", aud)) == 200
     # read only
     assert call(s, "/api/patients/1", "POST", token=physician) == 403
     # right group, wrong purpose; right purpose, outside the county
-    admin_purpose = staff_token(op, REGION, "K3X9", aud, purpose="Administration", scope=sc)
+    admin_purpose = staff_token(op, REGION, "K3X9", aud, purpose="Administration")
     assert call(s, "/api/patients/1", token=admin_purpose) == 403
     assert call(s, "/api/patients/1",
-                token=staff_token(op, GRANNBY, "P1", aud, scope=sc)) == 403
+                token=staff_token(op, GRANNBY, "P1", aud)) == 403
     # a contracted provider's nurse is no county staff
     assert call(s, "/api/patients/1",
-                token=staff_token(op, NORRVARD, "P1", aud, scope=sc)) == 403
+                token=staff_token(op, NORRVARD, "P1", aud)) == 403
     # right everything, LoA 2
-    low = staff_token(op, REGION, "K3X9", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2",
-                      scope=sc)
+    low = staff_token(op, REGION, "K3X9", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2")
     assert call(s, "/api/patients/1", token=low) == 403
     assert call(s, "/api/patients/1") == 401
-    # a token for another service: another issuer's audience, or another county
-    # API's (accepted by the shared provider, refused by the scope)
+    # a token for another service: an audience no provider knows, or another
+    # county API's (accepted by the shared provider, refused by EidBearerAudience)
     assert call(s, "/api/patients/1", token=staff_token(op, REGION, "K3X9", "api://x")) == 401
     assert call(s, "/api/patients/1",
                 token=staff_token(op, REGION, "K3X9", "api://incident-reporting",
-                                  rights=("Läsa;Alla;Sjf=JA",))) == 403
+                                  rights=("Läsa;Alla;Sjf=JA",))) == 401
 
 
 def test_incident_reporting(sites, op):
     s = sites("incident-reporting.conf")
     aud = "api://incident-reporting"
-    private = staff_token(op, NORRVARD, "P7", aud, scope="incident-reporting")
+    private = staff_token(op, NORRVARD, "P7", aud)
     # anyone of the collaboration reads and reports, by card or token
     assert call(s, "/incidents/", cert="nurse-kommun") == 200
     assert call(s, "/incidents/", "POST", cert="doctor-region") == 200
@@ -133,28 +132,26 @@ def test_incident_reporting(sites, op):
     assert call(s, "/incidents/org/%s/../../org/%s/17" % (KOMMUN, REGION), "PUT",
                 cert="nurse-kommun") == 403
     # outside the collaboration; a citizen; a reserve card
-    assert call(s, "/incidents/", token=staff_token(op, GRANNBY, "P1", aud,
-                                                    scope="incident-reporting")) == 403
+    assert call(s, "/incidents/", token=staff_token(op, GRANNBY, "P1", aud)) == 403
     assert call(s, "/incidents/", cert="citizen") == 403
     assert call(s, "/incidents/", "POST", cert="nurse-kommun-reserve") == 403
 
 
 def test_guest_staff(sites, op):
     s = sites("guest-staff.conf")
-    # the ward system accepts the staff IdP's tokens with its own scope
-    aud, sc = "api://incident-reporting", "ward"
+    # the ward system accepts the staff IdP's tokens issued for it
+    aud = "api://ward"
     assert call(s, "/", cert="doctor-region") == 200                       # own staff
-    assert call(s, "/", token=staff_token(op, NORRVARD, "G0001", aud, scope=sc)) == 200
-    assert call(s, "/", token=staff_token(op, NORRVARD, "G0002", aud, scope=sc)) == 200
+    assert call(s, "/", token=staff_token(op, NORRVARD, "G0001", aud)) == 200
+    assert call(s, "/", token=staff_token(op, NORRVARD, "G0002", aud)) == 200
     # the provider's other staff; a municipal nurse; the guest at LoA 2
-    assert call(s, "/", token=staff_token(op, NORRVARD, "P7", aud, scope=sc)) == 403
+    assert call(s, "/", token=staff_token(op, NORRVARD, "P7", aud)) == 403
     assert call(s, "/", cert="nurse-kommun") == 403
-    low = staff_token(op, NORRVARD, "G0001", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2",
-                      scope=sc)
+    low = staff_token(op, NORRVARD, "G0001", aud, acr="http://id.elegnamnden.se/loa/1.0/loa2")
     assert call(s, "/", token=low) == 403
     # the guest nurse's token for incident reporting, replayed by that service
-    replay = staff_token(op, NORRVARD, "G0001", aud, scope="incident-reporting")
-    assert call(s, "/", token=replay) == 403
+    replay = staff_token(op, NORRVARD, "G0001", "api://incident-reporting")
+    assert call(s, "/", token=replay) == 401
 
 
 def test_admin(sites, op):
