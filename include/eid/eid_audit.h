@@ -39,6 +39,10 @@ typedef struct eid_audit_rec {
     /* A refused client certificate (NULL otherwise): issuer DN, serial (hex),
      * subject DN with any personnummer already pseudonymised. */
     const char *cert_issuer, *cert_serial, *cert_subject;
+    /* The client certificate's revocation check (NULL: none ran): status
+     * good / revoked / unknown / undetermined, source ocsp / crl / cache /
+     * grace (a good answer kept past its age while the source is down). */
+    const char *revocation, *revocation_source;
 } eid_audit_rec_t;
 
 typedef struct eid_audit_opts {

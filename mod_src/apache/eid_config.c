@@ -10,6 +10,7 @@
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
+#include "eid_rev_glue.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -528,6 +529,7 @@ const command_rec eid_cmds[] = {
     EID_BEARER_SERVER_CMDS
     EID_BEARER_DIR_CMDS
     EID_DIRECTORY_SERVER_CMDS
+    EID_REVOCATION_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),

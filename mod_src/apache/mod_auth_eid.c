@@ -11,6 +11,7 @@
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_rev_glue.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -73,6 +74,7 @@ static void eid_child_init(apr_pool_t *pchild, server_rec *s)
         threads = 2;
     eid_introspect_set_process_limit(threads / 2);
     eid_bearer_child_init(pchild, s);
+    eid_rev_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)

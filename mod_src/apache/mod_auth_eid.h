@@ -110,6 +110,9 @@ typedef struct eid_req {
     const char *cert_issuer;
     const char *cert_serial;
     const char *cert_subject;
+    /* The certificate's revocation check, for the audit record (static
+     * strings; NULL: none ran). */
+    const char *rev_status, *rev_source;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "eid/eid_util.h"
+#include "eid_cert_int.h"
 
 struct eid_ocsp_req {
     OCSP_REQUEST *req;
@@ -202,6 +203,7 @@ apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const u
         goto done;
     }
     out->source = EID_REV_SRC_OCSP;
+    out->fetched = now;
     if (status == V_OCSP_CERTSTATUS_GOOD)
         out->status = EID_REV_GOOD;
     else if (status == V_OCSP_CERTSTATUS_REVOKED) {
@@ -344,6 +346,7 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
                APR_EGENERAL;
     out->source = EID_REV_SRC_CRL;
     out->status = EID_REV_GOOD;
+    out->fetched = now;
     if (X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) == 1 &&
         rev) {
         ASN1_ENUMERATED *rc = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
@@ -354,4 +357,33 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
     }
     ERR_clear_error();
     return APR_SUCCESS;
+}
+
+/* ---- issuers of a trust profile ------------------------------------------- */
+
+X509 *eid_rev_profile_ca(const struct eid_trust_profile *tp, int i)
+{
+    if (!tp || i < 0 || i >= tp->issuers->nelts)
+        return NULL;
+    return APR_ARRAY_IDX(tp->issuers, i, eid_cert_issuer_t).cert;
+}
+
+X509 *eid_rev_profile_issuer(const struct eid_trust_profile *tp, X509 *cert)
+{
+    int i;
+
+    for (i = 0; tp && i < tp->issuers->nelts; i++) {
+        X509 *ca = APR_ARRAY_IDX(tp->issuers, i, eid_cert_issuer_t).cert;
+        EVP_PKEY *key = X509_get0_pubkey(ca);
+        /* Why the signature again: the issuer's key is what OCSP and CRL
+         * answers are checked against; a CA with the same name but another
+         * key must not be picked. */
+        if (X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca)) == 0 &&
+            X509_check_issued(ca, cert) == X509_V_OK && key && X509_verify(cert, key) == 1) {
+            ERR_clear_error();
+            return ca;
+        }
+    }
+    ERR_clear_error();
+    return NULL;
 }

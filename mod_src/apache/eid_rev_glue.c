@@ -1,0 +1,571 @@
+/*
+ * eid_rev_glue.c - revocation checking of client certificates in httpd
+ * (docs/revocation.md).
+ *
+ * EidRevocation configures it per trust profile, at server level, after the
+ * profile's EidTrustIssuer lines; everything is checked while the
+ * configuration is read (CRL files loaded and matched to the profile's CAs).
+ * The certificate method calls eid_rev_check() once its own verdict is OK;
+ * the result is kept with that verdict on the connection until the answer's
+ * age (max-age) or nextUpdate, whichever comes first.
+ *
+ * Shared state (docs/architecture.md, "Shared state and threads"):
+ * - the profile registry and each profile's settings and CRLs: built while
+ *   the configuration is read, in pconf, read-only afterwards; except
+ * - per profile, two C11 atomics: OCSP fetches in flight (the bound) and the
+ *   "source is down" flag (one log line per outage);
+ * - two process-wide answer caches (eid_revcache: a mutex per shard),
+ *   created in child_init from pchild before any thread runs: `answers`
+ *   (fresh answers, until max-age / nextUpdate) and `goods` (the last good
+ *   answer per certificate, kept for the longest grace period).
+ */
+#include "eid_rev_glue.h"
+
+#include "apr_strings.h"
+#include "apr_thread_cond.h"
+#include "apr_thread_mutex.h"
+#include "http_ssl.h"
+
+#include "eid/eid_revocation.h"
+#include "eid/eid_util.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdatomic.h>
+
+#define M_OCSP 1
+#define M_CRL 2
+#define MAX_CRLS 8
+#define CRL_FILE_MAX (64 * 1024 * 1024)
+/* While a grace admission lasts, the source is asked again this often. */
+#define GRACE_RETRY apr_time_from_sec(30)
+#define LEEWAY apr_time_from_sec(300)
+
+typedef struct rev_prof {
+    const char *name;
+    const eid_trust_profile_t *tp;
+    int methods[2], nmethods;     /* 0: off */
+    const char *responder;        /* NULL: the certificate's AIA */
+    apr_array_header_t *crls;     /* X509_CRL *, in pconf */
+    int grace_on;
+    apr_interval_time_t grace, timeout, max_age;
+    int cache_entries, inflight_max, nonce;
+    atomic_int inflight; /* OCSP fetches in flight in this process */
+    atomic_int down;     /* 1 from the first failure to the next answer */
+} rev_prof_t;
+
+/* Single flight: one fetch per certificate at a time in this process; the
+ * other threads that want the same answer wait for it (bounded) instead of
+ * asking the source too.  Created in child_init; `keys`/`used`/`waiters`
+ * guarded by `mu`. */
+#define FLIGHT_SLOTS 64
+#define FLIGHT_WAITERS 64
+#define FLIGHT_NONE -1 /* no slot free: fetch without one */
+#define FLIGHT_DONE -2 /* the other fetch ended: look in the cache again */
+#define FLIGHT_BUSY -3 /* waited too long, or too many waiting */
+static struct {
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *cv;
+    unsigned char keys[FLIGHT_SLOTS][EID_REV_KEY_LEN];
+    int used[FLIGHT_SLOTS];
+    int waiters;
+} flight;
+
+/* name -> rev_prof_t *, in pconf; NULLed by a cleanup of pconf. */
+static apr_hash_t *registry;
+/* Written in child_init only (before threads), read-only after. */
+static eid_revcache_t *answers, *goods;
+
+static apr_status_t registry_gone(void *data)
+{
+    (void)data;
+    registry = NULL;
+    return APR_SUCCESS;
+}
+
+static const char *seconds(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
+                           apr_int64_t max, apr_interval_time_t *out)
+{
+    apr_int64_t n;
+    if (eid_uint_parse(v, min, max, &n) != 0)
+        return apr_psprintf(p, "%s= wants whole seconds from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT ", not '%s'", key, min, max, v);
+    *out = apr_time_from_sec(n);
+    return NULL;
+}
+
+static const char *count(apr_pool_t *p, const char *key, const char *v, apr_int64_t min,
+                         apr_int64_t max, int *out)
+{
+    apr_int64_t n;
+    if (eid_uint_parse(v, min, max, &n) != 0)
+        return apr_psprintf(p, "%s= wants a number from %" APR_INT64_T_FMT " to %"
+                            APR_INT64_T_FMT ", not '%s'", key, min, max, v);
+    *out = (int)n;
+    return NULL;
+}
+
+static const char *parse_methods(apr_pool_t *p, const char *v, rev_prof_t *rp)
+{
+    char *list = apr_pstrdup(p, v), *last, *w;
+    for (w = apr_strtok(list, ",", &last); w; w = apr_strtok(NULL, ",", &last)) {
+        int m = !strcasecmp(w, "ocsp") ? M_OCSP : !strcasecmp(w, "crl") ? M_CRL : 0;
+        if (!m || rp->nmethods == 2 || (rp->nmethods == 1 && rp->methods[0] == m))
+            return apr_psprintf(p, "'%s' is not a method list (off, ocsp, crl, ocsp,crl or "
+                                "crl,ocsp)", v);
+        rp->methods[rp->nmethods++] = m;
+    }
+    return rp->nmethods ? NULL : "empty method list";
+}
+
+static int has_method(const rev_prof_t *rp, int m)
+{
+    return rp->methods[0] == m || rp->methods[1] == m;
+}
+
+/* A CRL file: loaded now (pconf), signed by one of the profile's CAs. */
+static const char *add_crl(cmd_parms *cmd, rev_prof_t *rp, const char *file)
+{
+    const char *path = ap_server_root_relative(cmd->pool, file);
+    eid_result_t res = {0};
+    X509_CRL *crl;
+    X509 *ca;
+    int i, ok = 0;
+
+    if (!path)
+        return apr_psprintf(cmd->pool, "crl=: invalid path '%s'", file);
+    if (rp->crls->nelts >= MAX_CRLS)
+        return apr_psprintf(cmd->pool, "crl=: at most %d files", MAX_CRLS);
+    if (eid_crl_load(cmd->pool, path, CRL_FILE_MAX, &crl, &res) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "crl=%s: %s (%s)", file, res.reason, res.tag);
+    for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++)
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
+            X509_get0_pubkey(ca) && X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) {
+            ok = 1;
+            break;
+        }
+    ERR_clear_error();
+    if (!ok)
+        return apr_psprintf(cmd->pool, "crl=%s is not signed by an issuing CA of trust "
+                            "profile '%s' (EidTrustIssuer lines before this one)", file,
+                            rp->name);
+    /* Why a look-up now: OpenSSL sorts a CRL's entries on the first look-up;
+     * done here, in the one configuration thread, the CRL is only read while
+     * requests run. */
+    {
+        X509_REVOKED *rev;
+        ASN1_INTEGER *zero = ASN1_INTEGER_new();
+        if (zero)
+            X509_CRL_get0_by_serial(crl, &rev, zero);
+        ASN1_INTEGER_free(zero);
+    }
+    APR_ARRAY_PUSH(rp->crls, X509_CRL *) = crl;
+    return NULL;
+}
+
+static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, int *fail_set)
+{
+    apr_pool_t *p = cmd->pool;
+    const char *eq = strchr(a, '='), *v = eq ? eq + 1 : NULL;
+    char *key = eq ? apr_pstrmemdup(p, a, (apr_size_t)(eq - a)) : NULL;
+
+    if (!key)
+        return apr_psprintf(p, "'%s': options are key=value", a);
+    if (!strcasecmp(key, "responder")) {
+        const char *why = eid_http_ocsp_url_check(v);
+        if (why)
+            return apr_psprintf(p, "responder=%s: %s", v, why);
+        rp->responder = apr_pstrdup(p, v);
+        return NULL;
+    }
+    if (!strcasecmp(key, "crl"))
+        return add_crl(cmd, rp, v);
+    if (!strcasecmp(key, "fail")) {
+        if (*fail_set)
+            return "fail= given twice";
+        *fail_set = 1;
+        if (!strcasecmp(v, "closed"))
+            rp->grace_on = 0;
+        else if (!strcasecmp(v, "grace"))
+            rp->grace_on = 1;
+        else
+            return apr_psprintf(p, "fail=%s: use closed or grace", v);
+        return NULL;
+    }
+    if (!strcasecmp(key, "grace"))
+        return seconds(p, key, v, 1, 7 * 86400, &rp->grace);
+    if (!strcasecmp(key, "timeout"))
+        return seconds(p, key, v, 1, 30, &rp->timeout);
+    if (!strcasecmp(key, "max-age"))
+        return seconds(p, key, v, 1, 86400, &rp->max_age);
+    if (!strcasecmp(key, "cache"))
+        return count(p, key, v, 64, 1000000, &rp->cache_entries);
+    if (!strcasecmp(key, "inflight"))
+        return count(p, key, v, 1, 256, &rp->inflight_max);
+    if (!strcasecmp(key, "nonce")) {
+        if (strcasecmp(v, "on") && strcasecmp(v, "off"))
+            return apr_psprintf(p, "nonce=%s: use on or off", v);
+        rp->nonce = !strcasecmp(v, "on");
+        return NULL;
+    }
+    return apr_psprintf(p, "unknown option '%s' (responder=, crl=, fail=, grace=, timeout=, "
+                        "max-age=, cache=, inflight=, nonce=)", key);
+}
+
+/* The combinations that cannot do what the line says are refused here. */
+static const char *check_combination(apr_pool_t *p, rev_prof_t *rp, int fail_set)
+{
+    X509 *ca;
+    int i, j;
+
+    if (!rp->nmethods)
+        return NULL;
+    if (rp->responder && !has_method(rp, M_OCSP))
+        return "responder= without the ocsp method";
+    if (rp->crls->nelts && !has_method(rp, M_CRL))
+        return "crl= without the crl method";
+    if (has_method(rp, M_CRL) && !rp->crls->nelts)
+        return "the crl method needs crl=FILE (the issuing CA's CRL)";
+    if (rp->grace_on && !rp->grace)
+        return "fail=grace needs grace=SECONDS (how long a good answer may be used "
+               "while the source is down)";
+    if (!rp->grace_on && rp->grace)
+        return "grace= needs fail=grace (the default, fail=closed, refuses while the "
+               "source is down)";
+    /* crl only: every CA of the profile needs its CRL, or its cards could
+     * never be checked. */
+    if (rp->nmethods == 1 && rp->methods[0] == M_CRL)
+        for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++) {
+            int found = 0;
+            for (j = 0; j < rp->crls->nelts; j++)
+                if (!X509_NAME_cmp(X509_CRL_get_issuer(APR_ARRAY_IDX(rp->crls, j, X509_CRL *)),
+                                   X509_get_subject_name(ca)))
+                    found = 1;
+            if (!found) {
+                char *dn = X509_NAME_oneline(X509_get_subject_name(ca), NULL, 0);
+                const char *msg = apr_psprintf(p, "method crl: no crl= file for issuing CA "
+                                               "%s of the profile", dn ? dn : "?");
+                OPENSSL_free(dn);
+                return msg;
+            }
+        }
+    return NULL;
+}
+
+/* EidRevocation <profile> [off|ocsp|crl|ocsp,crl|crl,ocsp] [key=value]... */
+const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    rev_prof_t *rp;
+    int i = 1, fail_set = 0;
+
+    (void)dc;
+    if (err)
+        return err;
+    if (cmd->server->is_virtual)
+        return "EidRevocation: set it at server level, outside <VirtualHost>, with the "
+               "trust profile (EidTrustIssuer)";
+    if (argc < 1)
+        return "EidRevocation: needs a trust profile name";
+    if (!registry) {
+        registry = apr_hash_make(cmd->pool);
+        apr_pool_cleanup_register(cmd->pool, NULL, registry_gone, apr_pool_cleanup_null);
+    }
+    if (apr_hash_get(registry, argv[0], APR_HASH_KEY_STRING))
+        return apr_psprintf(cmd->pool, "EidRevocation: profile '%s' has one already",
+                            argv[0]);
+    rp = apr_pcalloc(cmd->pool, sizeof(*rp));
+    rp->name = apr_pstrdup(cmd->pool, argv[0]);
+    rp->tp = apr_hash_get(eid_g->profiles, argv[0], APR_HASH_KEY_STRING);
+    if (!rp->tp)
+        return apr_psprintf(cmd->pool, "EidRevocation: unknown trust profile '%s' (define "
+                            "it with EidTrustIssuer before this line)", argv[0]);
+    rp->crls = apr_array_make(cmd->pool, 2, sizeof(X509_CRL *));
+    rp->timeout = apr_time_from_sec(3);
+    rp->max_age = apr_time_from_sec(600);
+    rp->cache_entries = 4096;
+    rp->inflight_max = 8;
+    rp->nonce = 1;
+    if (argc < 2 || strchr(argv[1], '='))
+        rp->methods[rp->nmethods++] = M_OCSP; /* the default: the card's own responder */
+    else if (strcasecmp(argv[i++], "off") && (err = parse_methods(cmd->pool, argv[1], rp)))
+        return apr_pstrcat(cmd->pool, "EidRevocation: ", err, NULL);
+    if (!rp->nmethods && i < argc)
+        return apr_pstrcat(cmd->pool, "EidRevocation ", rp->name, ": 'off' takes no options",
+                           NULL);
+    for (; i < argc; i++)
+        if ((err = parse_option(cmd, rp, argv[i], &fail_set)))
+            return apr_pstrcat(cmd->pool, "EidRevocation ", rp->name, ": ", err, NULL);
+    if ((err = check_combination(cmd->pool, rp, fail_set)))
+        return apr_pstrcat(cmd->pool, "EidRevocation ", rp->name, ": ", err, NULL);
+    atomic_init(&rp->inflight, 0);
+    atomic_init(&rp->down, 0);
+    apr_hash_set(registry, rp->name, APR_HASH_KEY_STRING, rp);
+    return NULL;
+}
+
+void eid_rev_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_hash_index_t *hi;
+    apr_size_t entries = 0;
+    apr_interval_time_t age = 0, grace = 0;
+
+    answers = goods = NULL;
+    memset(&flight, 0, sizeof(flight));
+    for (hi = registry ? apr_hash_first(pchild, registry) : NULL; hi; hi = apr_hash_next(hi)) {
+        const rev_prof_t *rp = apr_hash_this_val(hi);
+        if (!rp->nmethods)
+            continue;
+        entries += (apr_size_t)rp->cache_entries;
+        age = rp->max_age > age ? rp->max_age : age;
+        grace = rp->grace > grace ? rp->grace : grace;
+    }
+    if (!entries)
+        return;
+    /* Bounded by the sum of the profiles' cache= (fixed tables, no growth). */
+    answers = eid_revcache_create(pchild, entries, age);
+    if (grace)
+        goods = eid_revcache_create(pchild, entries, grace);
+    if (apr_thread_mutex_create(&flight.mu, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS ||
+        apr_thread_cond_create(&flight.cv, pchild) != APR_SUCCESS)
+        flight.mu = NULL; /* then every thread fetches for itself */
+    if (!answers || (grace && !goods))
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "EID05122: no memory for the revocation answer cache: every check "
+                     "asks its source");
+}
+
+/* ---- the check ---------------------------------------------------------------- */
+
+/* Claim the fetch of `key`: the slot (>= 0) to give back with flight_end(),
+ * or FLIGHT_NONE / FLIGHT_DONE / FLIGHT_BUSY.  Waits at most `wait`. */
+static int flight_begin(const unsigned char *key, apr_interval_time_t wait)
+{
+    apr_time_t deadline = apr_time_now() + wait;
+    int i, free_slot, waited = 0;
+
+    if (!flight.mu)
+        return FLIGHT_NONE;
+    apr_thread_mutex_lock(flight.mu);
+    for (;;) {
+        int busy = -1;
+        free_slot = -1;
+        for (i = 0; i < FLIGHT_SLOTS; i++) {
+            if (!flight.used[i])
+                free_slot = free_slot < 0 ? i : free_slot;
+            else if (!memcmp(flight.keys[i], key, EID_REV_KEY_LEN))
+                busy = i;
+        }
+        if (busy < 0)
+            break;
+        {
+            apr_time_t left = deadline - apr_time_now();
+            if (left <= 0 || flight.waiters >= FLIGHT_WAITERS) {
+                apr_thread_mutex_unlock(flight.mu);
+                return FLIGHT_BUSY;
+            }
+            flight.waiters++;
+            apr_thread_cond_timedwait(flight.cv, flight.mu, left);
+            flight.waiters--;
+            waited = 1;
+        }
+    }
+    if (waited) {
+        apr_thread_mutex_unlock(flight.mu);
+        return FLIGHT_DONE;
+    }
+    if (free_slot >= 0) {
+        memcpy(flight.keys[free_slot], key, EID_REV_KEY_LEN);
+        flight.used[free_slot] = 1;
+    }
+    apr_thread_mutex_unlock(flight.mu);
+    return free_slot >= 0 ? free_slot : FLIGHT_NONE;
+}
+
+static void flight_end(int slot)
+{
+    if (slot < 0)
+        return;
+    apr_thread_mutex_lock(flight.mu);
+    flight.used[slot] = 0;
+    apr_thread_cond_broadcast(flight.cv);
+    apr_thread_mutex_unlock(flight.mu);
+}
+
+static const char *status_name(eid_rev_status_e st)
+{
+    return st == EID_REV_GOOD ? "good" : st == EID_REV_REVOKED ? "revoked" : "unknown";
+}
+
+/* One source, one answer (APR_SUCCESS) or a failure in res. */
+static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X509 *issuer,
+                        eid_rev_answer_t *a, eid_result_t *res)
+{
+    if (method == M_OCSP) {
+        eid_ocsp_opts_t o;
+        apr_status_t rv;
+        /* Why a bound, and refuse beyond it instead of waiting: a slow
+         * responder and a flood of new connections with uncached
+         * certificates would otherwise hold every worker thread. */
+        if (atomic_fetch_add(&rp->inflight, 1) >= rp->inflight_max) {
+            atomic_fetch_sub(&rp->inflight, 1);
+            eid_result_set(res, p, 5111, "EID05111",
+                           "%d OCSP requests of profile %s already in flight",
+                           rp->inflight_max, rp->name);
+            return APR_EAGAIN;
+        }
+        eid_ocsp_opts_default(&o);
+        /* Why the AIA only here: the certificate's chain was verified by
+         * mod_ssl and its issuer by the core before its URL is used. */
+        o.url = rp->responder;
+        o.nonce = rp->nonce;
+        o.http.timeout = rp->timeout;
+        o.http.connect_timeout = rp->timeout < apr_time_from_sec(2) ? rp->timeout
+                                                                    : apr_time_from_sec(2);
+        rv = eid_ocsp_check(p, cert, issuer, &o, a, res);
+        atomic_fetch_sub(&rp->inflight, 1);
+        return rv;
+    }
+    else {
+        int i;
+        for (i = 0; i < rp->crls->nelts; i++) {
+            X509_CRL *crl = APR_ARRAY_IDX(rp->crls, i, X509_CRL *);
+            if (!X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)))
+                return eid_crl_check(p, crl, cert, issuer, 0, LEEWAY, a, res);
+        }
+        eid_result_set(res, NULL, 5207, "EID05207",
+                       "no CRL configured for this certificate's issuer");
+        return APR_EGENERAL;
+    }
+}
+
+static void from_answer(request_rec *r, const rev_prof_t *rp, const eid_rev_answer_t *a,
+                        const char *source, eid_rev_verdict_t *v)
+{
+    eid_result_t res = {0};
+    apr_time_t until = a->fetched + rp->max_age;
+
+    if (a->next_update && a->next_update < until)
+        until = a->next_update;
+    v->until = until;
+    v->status = status_name(a->status);
+    v->source = source;
+    if (eid_rev_judge(r->connection->pool, a, &res)) {
+        v->refuse = HTTP_FORBIDDEN;
+        v->tag = res.tag;
+        v->reason = res.reason;
+    }
+}
+
+/* The source failed: the fail mode decides.  One log line per outage. */
+static void failed(request_rec *r, rev_prof_t *rp, const unsigned char *key, apr_time_t now,
+                   const eid_result_t *res, eid_rev_verdict_t *v)
+{
+    apr_pool_t *cp = r->connection->pool;
+    eid_rev_answer_t a;
+    int grace = rp->grace_on && goods && key && eid_revcache_get(goods, key, now, &a) &&
+                a.status == EID_REV_GOOD && a.fetched + rp->grace > now;
+
+    if (atomic_exchange(&rp->down, 1) == 0)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "EID05120: trust profile %s: no revocation answer can be had (%s: %s); "
+                      "%s until it answers again (logged once per outage)",
+                      rp->name, res->tag, res->reason,
+                      rp->grace_on ? "admitting known-good certificates within the grace "
+                                     "period, refusing others"
+                                   : "refusing client certificates (fail=closed)");
+    if (grace) {
+        /* Why only a GOOD answer and only within grace of its fetch: the
+         * sysadmin bounded how long a card may go unchecked. */
+        v->status = "good";
+        v->source = "grace";
+        v->until = a.fetched + rp->grace < now + GRACE_RETRY ? a.fetched + rp->grace
+                                                             : now + GRACE_RETRY;
+        return;
+    }
+    v->status = "undetermined";
+    v->source = NULL;
+    v->until = now; /* ask again on the next request */
+    v->quiet = 1;
+    v->tag = res->tag;
+    v->reason = apr_pstrcat(cp, "revocation status cannot be had: ", res->reason, NULL);
+    /* Why 503 and not 403: nothing is known against the card; the service,
+     * not the user, has a problem, and the user may retry. */
+    v->refuse = res->cls == EID_CLASS_MISCONFIGURED ? HTTP_INTERNAL_SERVER_ERROR
+                                                     : HTTP_SERVICE_UNAVAILABLE;
+}
+
+void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
+{
+    rev_prof_t *rp = registry && profile ? apr_hash_get(registry, profile, APR_HASH_KEY_STRING)
+                                         : NULL;
+    const char *pem;
+    unsigned char key[EID_REV_KEY_LEN];
+    eid_result_t res = {0};
+    eid_rev_answer_t a;
+    apr_pool_t *tmp;
+    apr_time_t now = apr_time_now();
+    X509 *cert = NULL, *issuer;
+    BIO *b;
+    int i, got = 0, slot;
+
+    memset(v, 0, sizeof(*v));
+    v->done = 1;
+    if (!rp || !rp->nmethods)
+        return;
+    pem = ap_ssl_var_lookup(r->pool, r->server, r->connection, r, "SSL_CLIENT_CERT");
+    if (pem && (b = BIO_new_mem_buf(pem, -1))) {
+        cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    issuer = cert ? eid_rev_profile_issuer(rp->tp, cert) : NULL;
+    if (!issuer || eid_rev_key(cert, issuer, key) != 0) {
+        /* The core accepted it under this profile a moment ago. */
+        X509_free(cert);
+        ERR_clear_error();
+        eid_result_set(&res, NULL, 5102, "EID05102",
+                       "the certificate or its issuer cannot be read for the check");
+        failed(r, rp, NULL, now, &res, v);
+        return;
+    }
+    if (answers && eid_revcache_get(answers, key, now, &a) && a.fetched + rp->max_age > now) {
+        X509_free(cert);
+        from_answer(r, rp, &a, "cache", v);
+        return;
+    }
+    slot = flight_begin(key, rp->timeout + apr_time_from_sec(1));
+    if (slot == FLIGHT_DONE && answers && eid_revcache_get(answers, key, now, &a)) {
+        X509_free(cert);
+        from_answer(r, rp, &a, "cache", v);
+        return;
+    }
+    apr_pool_create(&tmp, r->pool);
+    if (slot == FLIGHT_BUSY)
+        eid_result_set(&res, NULL, 5112, "EID05112",
+                       "waited too long for the revocation check of this certificate "
+                       "already in flight");
+    for (i = 0; slot != FLIGHT_BUSY && i < rp->nmethods && !got; i++)
+        got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &res) == APR_SUCCESS;
+    X509_free(cert);
+    if (got) {
+        if (answers)
+            eid_revcache_put(answers, key, &a, now);
+        if (goods && a.status == EID_REV_GOOD) {
+            /* kept for the grace period, whatever its nextUpdate */
+            eid_rev_answer_t g = a;
+            g.next_update = 0;
+            eid_revcache_put(goods, key, &g, now);
+        }
+        flight_end(slot);
+        if (atomic_exchange(&rp->down, 0) == 1)
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                          "EID05121: trust profile %s: revocation answers can be had again",
+                          rp->name);
+        from_answer(r, rp, &a, a.source == EID_REV_SRC_CRL ? "crl" : "ocsp", v);
+    }
+    else {
+        flight_end(slot);
+        failed(r, rp, key, now, &res, v);
+    }
+    apr_pool_destroy(tmp);
+}
