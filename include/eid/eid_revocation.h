@@ -73,7 +73,8 @@ const unsigned char *eid_ocsp_req_der(const eid_ocsp_req_t *r, apr_size_t *len);
  * successful, a basic response signed by the issuer or by a responder
  * certificate the issuer issued with the id-kp-OCSPSigning EKU, a single
  * response for exactly r's certId, thisUpdate not in the future and
- * nextUpdate not in the past (o->leeway each way), our nonce echoed when the
+ * nextUpdate not in the past (o->leeway each way; without a nextUpdate,
+ * thisUpdate no older than o->leeway), our nonce echoed when the
  * responder echoes one.  Fills `out` (source OCSP) on success.
  */
 apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const unsigned char *der,

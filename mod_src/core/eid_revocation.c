@@ -188,9 +188,14 @@ apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const u
     }
     out->this_update = asn1_to_apr(thisu);
     out->next_update = nextu ? asn1_to_apr(nextu) : 0;
-    if (!out->this_update || (nextu && !out->next_update) ||
+    /* Why an answer without nextUpdate must be fresh (thisUpdate within the
+     * leeway): nothing else bounds its age, and an old signed "good" replayed
+     * on the plain-http path (a responder that ignores our nonce) would hide
+     * a later revocation.  Times before 1970 come out <= 0 and are refused. */
+    if (out->this_update <= 0 || (nextu && out->next_update <= 0) ||
         out->this_update > now + o->leeway ||
-        (out->next_update && out->next_update < now - o->leeway)) {
+        (out->next_update && out->next_update < now - o->leeway) ||
+        (!nextu && out->this_update < now - o->leeway)) {
         eid_result_set(res, NULL, 5109, "EID05109",
                        "OCSP answer is stale or not yet valid (thisUpdate/nextUpdate)");
         goto done;
@@ -337,11 +342,11 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
     out->next_update = asn1_to_apr(X509_CRL_get0_nextUpdate(crl));
     /* Why a CRL without nextUpdate is stale: nothing bounds how old it may
      * be, and a replayed old CRL would hide every later revocation. */
-    if (!out->next_update || out->next_update < now - leeway)
+    if (out->next_update <= 0 || out->next_update < now - leeway)
         return eid_result_set(res, NULL, 5204, "EID05204",
                               "CRL is stale (nextUpdate missing or past)"),
                APR_EGENERAL;
-    if (!out->this_update || out->this_update > now + leeway)
+    if (out->this_update <= 0 || out->this_update > now + leeway)
         return eid_result_set(res, NULL, 5204, "EID05204", "CRL is not yet valid"),
                APR_EGENERAL;
     out->source = EID_REV_SRC_CRL;
