@@ -120,16 +120,17 @@ class Pki:
         subprocess.run(args, check=True, capture_output=True, cwd=self.dir)
         return out
 
-    def respond(self, der):
-        """One OCSP answer from OpenSSL's responder over the database."""
+    def respond(self, der, signer="hsa3"):
+        """One OCSP answer from OpenSSL's responder over the database, signed
+        with `signer`'s key (hsa3: the issuer itself)."""
         fd, reqf = tempfile.mkstemp(dir=self.dir, suffix=".req")
         with os.fdopen(fd, "wb") as f:
             f.write(der)
         respf = reqf[:-4] + ".resp"
         with self.lock:
             subprocess.run(["openssl", "ocsp", "-index", os.path.join(self.dir, "index.txt"),
-                            "-CA", pki("ca", "hsa3.pem"), "-rsigner", pki("ca", "hsa3.pem"),
-                            "-rkey", pki("ca", "hsa3.key"), "-nmin", "10", "-reqin", reqf,
+                            "-CA", pki("ca", "hsa3.pem"), "-rsigner", pki("ca", signer + ".pem"),
+                            "-rkey", pki("ca", signer + ".key"), "-nmin", "10", "-reqin", reqf,
                             "-respout", respf], check=True, capture_output=True, timeout=20)
         with open(respf, "rb") as f:
             body = f.read()
@@ -167,7 +168,9 @@ class Front:
                         return
                     if mode != "ok":
                         time.sleep(float(mode))
-                    resp = front.pki.respond(body)
+                    # /forged: another CA of the same root signs (not the issuer,
+                    # not a responder it delegated to)
+                    resp = front.pki.respond(body, "hsa2" if path == "/forged" else "hsa3")
                     self.send_response(200)
                     self.send_header("Content-Type", "application/ocsp-response")
                     self.send_header("Content-Length", str(len(resp)))
@@ -209,6 +212,7 @@ def body(front, crl, stale):
         "down": "ocsp responder=http://127.0.0.1:%d/ timeout=1" % DEAD,
         "grace": "ocsp responder=%s/grace fail=grace grace=60 max-age=1" % url,
         "slow": "ocsp responder=%s/slow timeout=2 inflight=2" % url,
+        "forged": "ocsp responder=%s/forged" % url,
         "crl": "crl crl=" + crl,
         "stale": "crl crl=" + stale,
         "both": "ocsp,crl responder=http://127.0.0.1:%d/ timeout=1 crl=%s" % (DEAD, crl),
@@ -332,6 +336,18 @@ def test_grace_admits_known_good_only(env, logcheck):
     st, rec, _ = get(srv, "grace", other["cert"])
     assert st == 200 and rec["revocation_source"] == "ocsp", rec
     assert re.search(r"EID05121: trust profile rv-grace", srv.read_error_log())
+
+
+def test_answer_signed_by_another_key_refused(env, logcheck):
+    srv, p = env["srv"], env["pki"]
+    logcheck(srv)
+    srv.expect_log(r"EID05120: trust profile rv-forged: .*EID05107")
+    card = p.leaf("forged-revoked", "R")  # even a "revoked" is not believed
+    for _ in range(2):
+        st, rec, _ = get(srv, "forged", card["cert"])
+        assert st == 503 and rec["tag"] == "EID05107", rec
+        assert rec["revocation"] == "undetermined", rec
+    assert env["front"].hits.get("/forged", 0) == 2
 
 
 def test_slow_responder_bounded_in_flight(env, logcheck):
