@@ -24,6 +24,7 @@
 #include "apr_strings.h"
 #include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
+#include "ap_mpm.h"
 #include "http_ssl.h"
 
 #include "eid/eid_revocation.h"
@@ -50,6 +51,8 @@ typedef struct rev_prof {
     int grace_on;
     apr_interval_time_t grace, timeout, max_age;
     int cache_entries, inflight_max, nonce;
+    const char *file;    /* of the EidRevocation line, for check_config */
+    int line;
     atomic_int inflight; /* OCSP fetches in flight in this process */
     atomic_int down;     /* 1 from the first failure to the next answer */
 } rev_prof_t;
@@ -75,6 +78,11 @@ static struct {
 static apr_hash_t *registry;
 /* Written in child_init only (before threads), read-only after. */
 static eid_revcache_t *answers, *goods;
+/* OCSP fetches in flight in this process, all profiles together, and the
+ * bound (half the child's threads), set in child_init before threads run:
+ * per-profile bounds add up. */
+static atomic_int all_inflight;
+static int all_limit = 1 << 30;
 
 static apr_status_t registry_gone(void *data)
 {
@@ -212,12 +220,34 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
                         "max-age=, cache=, inflight=, nonce=)", key);
 }
 
-/* The combinations that cannot do what the line says are refused here. */
-static const char *check_combination(apr_pool_t *p, rev_prof_t *rp, int fail_set)
+/* crl alone: every issuing CA of the profile needs its CRL, or its cards could
+ * never be checked.  NULL or why not. */
+static const char *crl_coverage(apr_pool_t *p, const rev_prof_t *rp)
 {
     X509 *ca;
     int i, j;
 
+    if (rp->nmethods != 1 || rp->methods[0] != M_CRL)
+        return NULL;
+    for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++) {
+        int found = 0;
+        for (j = 0; j < rp->crls->nelts && !found; j++)
+            found = !X509_NAME_cmp(X509_CRL_get_issuer(APR_ARRAY_IDX(rp->crls, j, X509_CRL *)),
+                                   X509_get_subject_name(ca));
+        if (!found) {
+            char *dn = X509_NAME_oneline(X509_get_subject_name(ca), NULL, 0);
+            const char *msg = apr_psprintf(p, "method crl: no crl= file for issuing CA %s of "
+                                           "the profile", dn ? dn : "?");
+            OPENSSL_free(dn);
+            return msg;
+        }
+    }
+    return NULL;
+}
+
+/* The combinations that cannot do what the line says are refused here. */
+static const char *check_combination(apr_pool_t *p, rev_prof_t *rp)
+{
     if (!rp->nmethods)
         return NULL;
     if (rp->responder && !has_method(rp, M_OCSP))
@@ -232,24 +262,27 @@ static const char *check_combination(apr_pool_t *p, rev_prof_t *rp, int fail_set
     if (!rp->grace_on && rp->grace)
         return "grace= needs fail=grace (the default, fail=closed, refuses while the "
                "source is down)";
-    /* crl only: every CA of the profile needs its CRL, or its cards could
-     * never be checked. */
-    if (rp->nmethods == 1 && rp->methods[0] == M_CRL)
-        for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++) {
-            int found = 0;
-            for (j = 0; j < rp->crls->nelts; j++)
-                if (!X509_NAME_cmp(X509_CRL_get_issuer(APR_ARRAY_IDX(rp->crls, j, X509_CRL *)),
-                                   X509_get_subject_name(ca)))
-                    found = 1;
-            if (!found) {
-                char *dn = X509_NAME_oneline(X509_get_subject_name(ca), NULL, 0);
-                const char *msg = apr_psprintf(p, "method crl: no crl= file for issuing CA "
-                                               "%s of the profile", dn ? dn : "?");
-                OPENSSL_free(dn);
-                return msg;
-            }
+    return crl_coverage(p, rp);
+}
+
+/* check_config: an EidTrustIssuer line after the profile's EidRevocation may
+ * have added a CA that `crl` alone cannot check. */
+int eid_rev_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = registry ? apr_hash_first(ptemp, registry) : NULL; hi; hi = apr_hash_next(hi)) {
+        const rev_prof_t *rp = apr_hash_this_val(hi);
+        const char *err = crl_coverage(ptemp, rp);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         "Syntax error on line %d of %s: EidRevocation %s: %s (an "
+                         "EidTrustIssuer line for the profile after this one)",
+                         rp->line, rp->file, rp->name, err);
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
-    return NULL;
+    }
+    return OK;
 }
 
 /* EidRevocation <profile> [off|ocsp|crl|ocsp,crl|crl,ocsp] [key=value]... */
@@ -296,8 +329,10 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
     for (; i < argc; i++)
         if ((err = parse_option(cmd, rp, argv[i], &fail_set)))
             return apr_pstrcat(cmd->pool, "EidRevocation ", rp->name, ": ", err, NULL);
-    if ((err = check_combination(cmd->pool, rp, fail_set)))
+    if ((err = check_combination(cmd->pool, rp)))
         return apr_pstrcat(cmd->pool, "EidRevocation ", rp->name, ": ", err, NULL);
+    rp->file = cmd->directive->filename;
+    rp->line = cmd->directive->line_num;
     atomic_init(&rp->inflight, 0);
     atomic_init(&rp->down, 0);
     apr_hash_set(registry, rp->name, APR_HASH_KEY_STRING, rp);
@@ -309,6 +344,12 @@ void eid_rev_child_init(apr_pool_t *pchild, server_rec *s)
     apr_hash_index_t *hi;
     apr_size_t entries = 0;
     apr_interval_time_t age = 0, grace = 0;
+    int threads = 0;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 2)
+        threads = 2;
+    all_limit = threads / 2;
+    atomic_init(&all_inflight, 0);
 
     answers = goods = NULL;
     memset(&flight, 0, sizeof(flight));
@@ -414,6 +455,14 @@ static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X
                            rp->inflight_max, rp->name);
             return APR_EAGAIN;
         }
+        if (atomic_fetch_add(&all_inflight, 1) >= all_limit) {
+            atomic_fetch_sub(&all_inflight, 1);
+            atomic_fetch_sub(&rp->inflight, 1);
+            eid_result_set(res, p, 5111, "EID05111",
+                           "%d OCSP requests already in flight in this process (half its "
+                           "threads)", all_limit);
+            return APR_EAGAIN;
+        }
         eid_ocsp_opts_default(&o);
         /* Why the AIA only here: the certificate's chain was verified by
          * mod_ssl and its issuer by the core before its URL is used. */
@@ -423,6 +472,7 @@ static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X
         o.http.connect_timeout = rp->timeout < apr_time_from_sec(2) ? rp->timeout
                                                                     : apr_time_from_sec(2);
         rv = eid_ocsp_check(p, cert, issuer, &o, a, res);
+        atomic_fetch_sub(&all_inflight, 1);
         atomic_fetch_sub(&rp->inflight, 1);
         return rv;
     }

@@ -40,6 +40,9 @@ typedef struct eid_rev_verdict {
  */
 void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v);
 
+/* check_config hook: what later lines changed (a profile's CA without its CRL). */
+int eid_rev_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+
 /* child_init: the process-wide answer caches, before any thread runs. */
 void eid_rev_child_init(apr_pool_t *pchild, server_rec *s);
 

@@ -84,6 +84,7 @@ static void register_hooks(apr_pool_t *p)
 
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(eid_bearer_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(eid_rev_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -477,6 +477,9 @@ BAD = [
     ("EidRevocation p ocsp,ocsp", r"not a method list"),
     ("EidRevocation p off timeout=3", r"'off' takes no options"),
     ("EidRevocation p ocsp\nEidRevocation p crl", r"profile 'p' has one already"),
+    # a CA added to the profile after the line: crl alone could never check its cards
+    ("EidRevocation p crl crl=CRL\nEidTrustIssuer p {pki}/ca/hsa2.pem loa=2 ids=hsa-id",
+     r"no crl= file for issuing CA .*HSA-id 2 CA.*after this one"),
     ("<VirtualHost 127.0.0.1:9>\nEidRevocation p ocsp\n</VirtualHost>",
      r"outside <VirtualHost>"),
     ("<Location /x>\nEidRevocation p ocsp\n</Location>", r"not allowed|cannot occur"),
