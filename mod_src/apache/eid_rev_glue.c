@@ -32,30 +32,11 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <stdatomic.h>
 
-#define M_OCSP 1
-#define M_CRL 2
-#define MAX_CRLS 8
-#define CRL_FILE_MAX (64 * 1024 * 1024)
+#include "eid_rev_int.h"
+
 /* While a grace admission lasts, the source is asked again this often. */
 #define GRACE_RETRY apr_time_from_sec(30)
-#define LEEWAY apr_time_from_sec(300)
-
-typedef struct rev_prof {
-    const char *name;
-    const eid_trust_profile_t *tp;
-    int methods[2], nmethods;     /* 0: off */
-    const char *responder;        /* NULL: the certificate's AIA */
-    apr_array_header_t *crls;     /* X509_CRL *, in pconf */
-    int grace_on;
-    apr_interval_time_t grace, timeout, max_age;
-    int cache_entries, inflight_max, nonce;
-    const char *file;    /* of the EidRevocation line, for check_config */
-    int line;
-    atomic_int inflight; /* OCSP fetches in flight in this process */
-    atomic_int down;     /* 1 from the first failure to the next answer */
-} rev_prof_t;
 
 /* Single flight: one fetch per certificate at a time in this process; the
  * other threads that want the same answer wait for it (bounded) instead of
@@ -131,46 +112,6 @@ static int has_method(const rev_prof_t *rp, int m)
     return rp->methods[0] == m || rp->methods[1] == m;
 }
 
-/* A CRL file: loaded now (pconf), signed by one of the profile's CAs. */
-static const char *add_crl(cmd_parms *cmd, rev_prof_t *rp, const char *file)
-{
-    const char *path = ap_server_root_relative(cmd->pool, file);
-    eid_result_t res = {0};
-    X509_CRL *crl;
-    X509 *ca;
-    int i, ok = 0;
-
-    if (!path)
-        return apr_psprintf(cmd->pool, "crl=: invalid path '%s'", file);
-    if (rp->crls->nelts >= MAX_CRLS)
-        return apr_psprintf(cmd->pool, "crl=: at most %d files", MAX_CRLS);
-    if (eid_crl_load(cmd->pool, path, CRL_FILE_MAX, &crl, &res) != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "crl=%s: %s (%s)", file, res.reason, res.tag);
-    for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++)
-        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
-            X509_get0_pubkey(ca) && X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) {
-            ok = 1;
-            break;
-        }
-    ERR_clear_error();
-    if (!ok)
-        return apr_psprintf(cmd->pool, "crl=%s is not signed by an issuing CA of trust "
-                            "profile '%s' (EidTrustIssuer lines before this one)", file,
-                            rp->name);
-    /* Why a look-up now: OpenSSL sorts a CRL's entries on the first look-up;
-     * done here, in the one configuration thread, the CRL is only read while
-     * requests run. */
-    {
-        X509_REVOKED *rev;
-        ASN1_INTEGER *zero = ASN1_INTEGER_new();
-        if (zero)
-            X509_CRL_get0_by_serial(crl, &rev, zero);
-        ASN1_INTEGER_free(zero);
-    }
-    APR_ARRAY_PUSH(rp->crls, X509_CRL *) = crl;
-    return NULL;
-}
-
 static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, int *fail_set)
 {
     apr_pool_t *p = cmd->pool;
@@ -187,7 +128,9 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
         return NULL;
     }
     if (!strcasecmp(key, "crl"))
-        return add_crl(cmd, rp, v);
+        return eid_rev_crl_add(cmd, rp, v);
+    if (!strcasecmp(key, "crl-refresh"))
+        return seconds(p, key, v, 1, 86400, &rp->crl_refresh);
     if (!strcasecmp(key, "fail")) {
         if (*fail_set)
             return "fail= given twice";
@@ -220,31 +163,6 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
                         "max-age=, cache=, inflight=, nonce=)", key);
 }
 
-/* crl alone: every issuing CA of the profile needs its CRL, or its cards could
- * never be checked.  NULL or why not. */
-static const char *crl_coverage(apr_pool_t *p, const rev_prof_t *rp)
-{
-    X509 *ca;
-    int i, j;
-
-    if (rp->nmethods != 1 || rp->methods[0] != M_CRL)
-        return NULL;
-    for (i = 0; (ca = eid_rev_profile_ca(rp->tp, i)); i++) {
-        int found = 0;
-        for (j = 0; j < rp->crls->nelts && !found; j++)
-            found = !X509_NAME_cmp(X509_CRL_get_issuer(APR_ARRAY_IDX(rp->crls, j, X509_CRL *)),
-                                   X509_get_subject_name(ca));
-        if (!found) {
-            char *dn = X509_NAME_oneline(X509_get_subject_name(ca), NULL, 0);
-            const char *msg = apr_psprintf(p, "method crl: no crl= file for issuing CA %s of "
-                                           "the profile", dn ? dn : "?");
-            OPENSSL_free(dn);
-            return msg;
-        }
-    }
-    return NULL;
-}
-
 /* The combinations that cannot do what the line says are refused here. */
 static const char *check_combination(apr_pool_t *p, rev_prof_t *rp)
 {
@@ -262,7 +180,7 @@ static const char *check_combination(apr_pool_t *p, rev_prof_t *rp)
     if (!rp->grace_on && rp->grace)
         return "grace= needs fail=grace (the default, fail=closed, refuses while the "
                "source is down)";
-    return crl_coverage(p, rp);
+    return eid_rev_crl_coverage(p, rp);
 }
 
 /* check_config: an EidTrustIssuer line after the profile's EidRevocation may
@@ -273,7 +191,7 @@ int eid_rev_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
     for (hi = registry ? apr_hash_first(ptemp, registry) : NULL; hi; hi = apr_hash_next(hi)) {
         const rev_prof_t *rp = apr_hash_this_val(hi);
-        const char *err = crl_coverage(ptemp, rp);
+        const char *err = eid_rev_crl_coverage(ptemp, rp);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          "Syntax error on line %d of %s: EidRevocation %s: %s (an "
@@ -313,7 +231,8 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
     if (!rp->tp)
         return apr_psprintf(cmd->pool, "EidRevocation: unknown trust profile '%s' (define "
                             "it with EidTrustIssuer before this line)", argv[0]);
-    rp->crls = apr_array_make(cmd->pool, 2, sizeof(X509_CRL *));
+    rp->crls = apr_array_make(cmd->pool, 2, sizeof(eid_rev_crl_t));
+    rp->crl_refresh = apr_time_from_sec(60);
     rp->timeout = apr_time_from_sec(3);
     rp->max_age = apr_time_from_sec(600);
     rp->cache_entries = 4096;
@@ -370,6 +289,7 @@ void eid_rev_child_init(apr_pool_t *pchild, server_rec *s)
     if (apr_thread_mutex_create(&flight.mu, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS ||
         apr_thread_cond_create(&flight.cv, pchild) != APR_SUCCESS)
         flight.mu = NULL; /* then every thread fetches for itself */
+    eid_rev_crl_child_init(pchild, s, registry);
     if (!answers || (grace && !goods))
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "EID05122: no memory for the revocation answer cache: every check "
@@ -476,17 +396,7 @@ static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X
         atomic_fetch_sub(&rp->inflight, 1);
         return rv;
     }
-    else {
-        int i;
-        for (i = 0; i < rp->crls->nelts; i++) {
-            X509_CRL *crl = APR_ARRAY_IDX(rp->crls, i, X509_CRL *);
-            if (!X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)))
-                return eid_crl_check(p, crl, cert, issuer, 0, LEEWAY, a, res);
-        }
-        eid_result_set(res, NULL, 5207, "EID05207",
-                       "no CRL configured for this certificate's issuer");
-        return APR_EGENERAL;
-    }
+    return eid_rev_crl_ask(p, rp, cert, issuer, a, res);
 }
 
 static void from_answer(request_rec *r, const rev_prof_t *rp, const eid_rev_answer_t *a,
@@ -598,7 +508,10 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
         got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &res) == APR_SUCCESS;
     X509_free(cert);
     if (got) {
-        if (answers)
+        /* Why OCSP answers only: a CRL answer is a local look-up, and the
+         * file may be replaced any time (eid_rev_crl.c); the connection
+         * keeps it for max-age all the same. */
+        if (answers && a.source == EID_REV_SRC_OCSP)
             eid_revcache_put(answers, key, &a, now);
         if (goods && a.status == EID_REV_GOOD) {
             /* kept for the grace period, whatever its nextUpdate */

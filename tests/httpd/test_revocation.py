@@ -55,6 +55,7 @@ class Pki:
 
     def __init__(self, front_port):
         self.dir = tempfile.mkdtemp(prefix="eid-rev-")
+        os.chmod(self.dir, 0o755)  # the children (www-data) read the CRL files again
         self.front_port = front_port
         self.entries = {}  # serial hex -> (status, subject)
         self.lock = threading.Lock()
@@ -111,13 +112,15 @@ class Pki:
         shutil.copy(os.path.join(self.dir, "index.txt"), os.path.join(self.dir, "crlindex.txt"))
         out = os.path.join(self.dir, name)
         args = ["openssl", "ca", "-config", os.path.join(self.dir, "ca.cnf"), "-gencrl",
-                "-keyfile", pki("ca", "hsa3.key"), "-cert", pki("ca", "hsa3.pem"), "-out", out]
+                "-keyfile", pki("ca", "hsa3.key"), "-cert", pki("ca", "hsa3.pem"),
+                "-out", out + ".tmp"]
         if stale:
             args += ["-crl_lastupdate", time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 2 * 86400)),
                      "-crl_nextupdate", time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 86400))]
         else:
             args += ["-crldays", "1"]
         subprocess.run(args, check=True, capture_output=True, cwd=self.dir)
+        os.replace(out + ".tmp", out)  # whole, as a cron job should put it
         return out
 
     def respond(self, der, signer="hsa3"):
@@ -204,7 +207,7 @@ def profile(name, rev):
         name, "EidRevocation %s %s\n" % (name, rev) if rev else "")
 
 
-def body(front, crl, stale):
+def body(front, crl, stale, refresh):
     url = "http://127.0.0.1:%d" % front.port
     conf = ""
     locs = {
@@ -215,6 +218,7 @@ def body(front, crl, stale):
         "forged": "ocsp responder=%s/forged" % url,
         "crl": "crl crl=" + crl,
         "stale": "crl crl=" + stale,
+        "refresh": "crl crl=%s crl-refresh=1 max-age=1" % refresh,
         "both": "ocsp,crl responder=http://127.0.0.1:%d/ timeout=1 crl=%s" % (DEAD, crl),
         "none": None,
     }
@@ -236,7 +240,8 @@ def env():
     p.leaf("crl-revoked", "R")
     crl = p.crl("crl.pem")
     stale = p.crl("crl-stale.pem", stale=True)
-    h = Httpd(body(front, crl, stale), name="rev")
+    refresh = p.crl("crl-refresh.pem")
+    h = Httpd(body(front, crl, stale, refresh), name="rev", loglevel="warn auth_eid:debug")
     h.start()
     yield {"srv": h, "front": front, "pki": p}
     h.stop()
@@ -389,6 +394,39 @@ def test_crl_mode(env, logcheck):
     st, rec, _ = get(srv, "crl", (crl_revoked + ".chain.pem", crl_revoked + ".key"))
     assert st == 403 and rec["revocation"] == "revoked", rec
     assert rec["revocation_source"] in ("crl", "cache"), rec
+
+
+def test_crl_file_read_again_in_the_background(env, logcheck):
+    """A new CRL file is taken without a restart; a bad or older one is not."""
+    srv, p = env["srv"], env["pki"]
+    logcheck(srv)
+    srv.expect_log(r"EID05001.*\(CRL", r"EID05211: trust profile rv-refresh: .*not taken")
+    card = p.leaf("refresh-card")
+    st, rec, _ = get(srv, "refresh", card["cert"])
+    assert st == 200 and rec["revocation_source"] == "crl", rec
+    older = os.path.join(p.dir, "crl-refresh.pem")
+    shutil.copy(older, older + ".old")
+    time.sleep(1.1)  # a lastUpdate after the current one (second resolution)
+    p.set_status(card["serial"], "R")
+    p.crl("crl-refresh.pem")
+    deadline, st = time.time() + 6, 200
+    while st != 403 and time.time() < deadline:
+        time.sleep(0.3)
+        st, rec, _ = get(srv, "refresh", card["cert"])
+    assert st == 403 and rec["revocation"] == "revoked", (rec, srv.read_error_log()[-3000:])
+    assert re.search(r"EID05210: trust profile rv-refresh: CRL file \S+crl-refresh.pem read "
+                     r"again", srv.read_error_log())
+    # garbage, then the older CRL: neither is taken, the card stays refused
+    for bad in (b"not a CRL", open(older + ".old", "rb").read()):
+        with open(older + ".tmp", "wb") as f:
+            f.write(bad)
+        os.replace(older + ".tmp", older)
+        time.sleep(2.2)
+        st, rec, _ = get(srv, "refresh", card["cert"])
+        assert st == 403 and rec["revocation"] == "revoked", rec
+    log = srv.read_error_log()
+    assert re.search(r"EID05211: .*not taken: CRL is neither PEM nor DER", log), log[-1500:]
+    assert re.search(r"EID05211: .*not taken: older \(lastUpdate\)", log), log[-1500:]
 
 
 def test_stale_crl_fails_closed(env, logcheck):
