@@ -253,7 +253,8 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
     rp->file = cmd->directive->filename;
     rp->line = cmd->directive->line_num;
     atomic_init(&rp->inflight, 0);
-    atomic_init(&rp->down, 0);
+    atomic_init(&rp->down[0], 0);
+    atomic_init(&rp->down[1], 0);
     apr_hash_set(registry, rp->name, APR_HASH_KEY_STRING, rp);
     return NULL;
 }
@@ -417,23 +418,43 @@ static void from_answer(request_rec *r, const rev_prof_t *rp, const eid_rev_answ
     }
 }
 
-/* The source failed: the fail mode decides.  One log line per outage. */
+static const char *method_name(int m)
+{
+    return m == M_OCSP ? "OCSP" : "the CRL";
+}
+
+/* Source i of the profile gave no answer: one log line per outage. */
+static void source_failed(request_rec *r, rev_prof_t *rp, int i, const eid_result_t *res)
+{
+    if (atomic_exchange(&rp->down[i], 1) == 0)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "EID05120: trust profile %s: %s gives no revocation answer (%s: %s); "
+                      "%s until it answers again (logged once per outage)",
+                      rp->name, method_name(rp->methods[i]), res->tag, res->reason,
+                      i + 1 < rp->nmethods ? "asking the next source"
+                      : rp->grace_on ? "admitting known-good certificates within the grace "
+                                       "period, refusing others"
+                                     : "refusing client certificates (fail=closed)");
+}
+
+static void source_ok(request_rec *r, rev_prof_t *rp, int i)
+{
+    if (atomic_exchange(&rp->down[i], 0) == 1)
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "EID05121: trust profile %s: %s answers again", rp->name,
+                      method_name(rp->methods[i]));
+}
+
+/* No source answered: the fail mode decides.  `quiet`: the outage was
+ * logged (source_failed), the refusal goes to debug. */
 static void failed(request_rec *r, rev_prof_t *rp, const unsigned char *key, apr_time_t now,
-                   const eid_result_t *res, eid_rev_verdict_t *v)
+                   const eid_result_t *res, int quiet, eid_rev_verdict_t *v)
 {
     apr_pool_t *cp = r->connection->pool;
     eid_rev_answer_t a;
     int grace = rp->grace_on && goods && key && eid_revcache_get(goods, key, now, &a) &&
                 a.status == EID_REV_GOOD && a.fetched + rp->grace > now;
 
-    if (atomic_exchange(&rp->down, 1) == 0)
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "EID05120: trust profile %s: no revocation answer can be had (%s: %s); "
-                      "%s until it answers again (logged once per outage)",
-                      rp->name, res->tag, res->reason,
-                      rp->grace_on ? "admitting known-good certificates within the grace "
-                                     "period, refusing others"
-                                   : "refusing client certificates (fail=closed)");
     if (grace) {
         /* Why only a GOOD answer and only within grace of its fetch: the
          * sysadmin bounded how long a card may go unchecked. */
@@ -446,7 +467,7 @@ static void failed(request_rec *r, rev_prof_t *rp, const unsigned char *key, apr
     v->status = "undetermined";
     v->source = NULL;
     v->until = now; /* ask again on the next request */
-    v->quiet = 1;
+    v->quiet = quiet;
     v->tag = res->tag;
     v->reason = apr_pstrcat(cp, "revocation status cannot be had: ", res->reason, NULL);
     /* Why 503 and not 403: nothing is known against the card; the service,
@@ -485,7 +506,7 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
         ERR_clear_error();
         eid_result_set(&res, NULL, 5102, "EID05102",
                        "the certificate or its issuer cannot be read for the check");
-        failed(r, rp, NULL, now, &res, v);
+        failed(r, rp, NULL, now, &res, 0, v);
         return;
     }
     if (answers && eid_revcache_get(answers, key, now, &a) && a.fetched + rp->max_age > now) {
@@ -504,8 +525,13 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
         eid_result_set(&res, NULL, 5112, "EID05112",
                        "waited too long for the revocation check of this certificate "
                        "already in flight");
-    for (i = 0; slot != FLIGHT_BUSY && i < rp->nmethods && !got; i++)
+    for (i = 0; slot != FLIGHT_BUSY && i < rp->nmethods && !got; i++) {
         got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &res) == APR_SUCCESS;
+        if (got)
+            source_ok(r, rp, i);
+        else
+            source_failed(r, rp, i, &res);
+    }
     X509_free(cert);
     if (got) {
         /* Why OCSP answers only: a CRL answer is a local look-up, and the
@@ -520,15 +546,12 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
             eid_revcache_put(goods, key, &g, now);
         }
         flight_end(slot);
-        if (atomic_exchange(&rp->down, 0) == 1)
-            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                          "EID05121: trust profile %s: revocation answers can be had again",
-                          rp->name);
         from_answer(r, rp, &a, a.source == EID_REV_SRC_CRL ? "crl" : "ocsp", v);
     }
     else {
         flight_end(slot);
-        failed(r, rp, key, now, &res, v);
+        /* quiet unless nothing was asked (waited for another thread's fetch) */
+        failed(r, rp, key, now, &res, slot != FLIGHT_BUSY, v);
     }
     apr_pool_destroy(tmp);
 }

@@ -46,7 +46,8 @@ typedef struct rev_prof {
     const char *file;    /* of the EidRevocation line, for check_config */
     int line;
     atomic_int inflight; /* OCSP fetches in flight in this process */
-    atomic_int down;     /* 1 from the first failure to the next answer */
+    atomic_int down[2];  /* per method (methods[i]): 1 from its first failure to its
+                            next answer (one log line per outage) */
 } rev_prof_t;
 
 /* crl=FILE: load it (pconf), find the profile's CA that signed it; NULL or

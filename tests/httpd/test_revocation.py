@@ -440,9 +440,15 @@ def test_stale_crl_fails_closed(env, logcheck):
 def test_ocsp_then_crl(env, logcheck):
     srv, p = env["srv"], env["pki"]
     logcheck(srv)
-    srv.expect_log(r"EID05120: trust profile rv-both")
-    st, rec, _ = get(srv, "both", p.leaf("both-good")["cert"])
-    assert st == 200 and rec["revocation_source"] == "crl", rec
+    srv.expect_log(r"EID05120: trust profile rv-both: OCSP .*EID05103.*asking the next")
+    mark = len(srv.read_error_log())
+    for i in range(3):
+        st, rec, _ = get(srv, "both", p.leaf("both-good%d" % i)["cert"])
+        assert st == 200 and rec["revocation_source"] == "crl", rec
+    # the responder's outage is logged once, though the CRL answers meanwhile
+    log = srv.read_error_log()[mark:]
+    assert len(re.findall(r"EID05120: trust profile rv-both", log)) == 1, log
+    assert "EID05121" not in log, log
 
 
 def test_keepalive_recheck_after_revocation(env, logcheck):
