@@ -529,8 +529,10 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
         got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &res) == APR_SUCCESS;
         if (got)
             source_ok(r, rp, i);
-        else
+        else if (res.cls != EID_CLASS_MISCONFIGURED)
             source_failed(r, rp, i, &res);
+        /* else a card without a responder (EID05101): not an outage of the
+         * source, refused and logged per request */
     }
     X509_free(cert);
     if (got) {
@@ -550,8 +552,9 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
     }
     else {
         flight_end(slot);
-        /* quiet unless nothing was asked (waited for another thread's fetch) */
-        failed(r, rp, key, now, &res, slot != FLIGHT_BUSY, v);
+        /* quiet when the source's outage was logged */
+        failed(r, rp, key, now, &res,
+               slot != FLIGHT_BUSY && res.cls != EID_CLASS_MISCONFIGURED, v);
     }
     apr_pool_destroy(tmp);
 }

@@ -298,6 +298,21 @@ def test_unknown_card_refused(env, logcheck):
     assert st == 403 and rec["revocation"] == "unknown" and rec["tag"] == "EID05002", rec
 
 
+def test_card_without_responder_is_misconfiguration(env, logcheck):
+    """ocsp without responder= and a card without AIA: 500, never admitted."""
+    srv, p = env["srv"], env["pki"]
+    logcheck(srv)
+    srv.expect_log(r"EID05101.*client certificate refused")
+    mark = len(srv.read_error_log())
+    st, rec, _ = get(srv, "ocsp", p.leaf("no-aia", aia=False)["cert"])
+    assert st == 500 and rec["tag"] == "EID05101", rec
+    assert rec["revocation"] == "undetermined" and rec["decision"] == "error", rec
+    # a card's own misconfiguration: logged with the refusal, not as an outage
+    log = srv.read_error_log()[mark:]
+    assert re.search(r"warn.*EID05101.*client certificate refused", log), log
+    assert "EID05120" not in log, log
+
+
 def test_no_revocation_configured(env, logcheck):
     srv, p = env["srv"], env["pki"]
     logcheck(srv)
