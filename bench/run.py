@@ -86,8 +86,10 @@ def eid_load(ctx):
 def eid_cert_scenario(ctx, verify, checks, name, desc, audit=True, export=True, ocsp=False):
     lines = ["EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id"]
     if ocsp:  # answers cached: only the first request of a process asks the responder
+        # timeout=10: the responder is a thread of this runner; on a machine loaded by
+        # others it can take seconds, and fail=closed would then refuse (503)
         lines.append("EidRevocation siths ocsp responder=http://127.0.0.1:{ocsp_port}/ "
-                     "max-age=3600")
+                     "max-age=3600 timeout=10")
     if audit:
         lines.append("EidAuditLog {root}/audit.log")
     loc = ["AuthType eid", "EidMethods cert", "EidCertProfiles siths"]
@@ -1006,7 +1008,8 @@ def main():
             if st != 200 or json.loads(body) != ctx["tokens"].jwks:
                 raise BenchError("JWKS server does not serve the JWKS (%s)" % st)
         if any(getattr(s, "needs_ocsp", False) for s in scenarios):
-            ocsp_dir = tempfile.mkdtemp(prefix="eid-bench-ocsp-")
+            ocsp_dir = os.path.join(workdir, "ocsp")  # removed with workdir
+            os.makedirs(ocsp_dir)
             ctx["ocsp_port"] = ocsp_responder(ctx, ocsp_dir).server_address[1]
         if any(s.name == "eid-cert" for s in scenarios) or any(
                 s.needs_module for s in scenarios):
