@@ -16,6 +16,7 @@ import http.server
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -514,6 +515,27 @@ def test_24_concurrent_clients(env, logcheck):
     # one fetch per card (single flight), not one per connection; a few more
     # only if the run outlived max-age=2
     assert env["front"].hits.get("/aia", 0) - hits <= 4, env["front"].hits
+
+
+def test_graceful_restart_and_stop(env, logcheck):
+    """Children with the CRL refresh thread end cleanly (graceful restart: the
+    thread is joined before the child's pool goes), and the new generation
+    checks as before."""
+    srv, p = env["srv"], env["pki"]
+    logcheck(srv)
+    srv.expect_log(r"AH00493|AH00492|AH00171")  # graceful restart notices
+    mark = len(srv.read_error_log())
+    srv.proc.send_signal(signal.SIGUSR1)
+    deadline = time.time() + 10
+    while "resuming normal operations" not in srv.read_error_log()[mark:]:
+        assert time.time() < deadline, srv.read_error_log()[mark:]
+        time.sleep(0.1)
+    time.sleep(0.5)
+    for loc in ("crl", "ocsp"):
+        st, rec, _ = get(srv, loc, p.leaf("graceful-" + loc)["cert"])
+        assert st == 200 and rec["revocation"] == "good", rec
+    log = srv.read_error_log()[mark:]
+    assert not re.search(r"exit signal|AH00052|AH00060", log), log
 
 
 # ---- apachectl -t ----------------------------------------------------------------
