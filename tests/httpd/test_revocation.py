@@ -523,10 +523,12 @@ def test_graceful_restart_and_stop(env, logcheck):
     checks as before."""
     srv, p = env["srv"], env["pki"]
     logcheck(srv)
-    srv.expect_log(r"AH00493|AH00492|AH00171")  # graceful restart notices
+    # graceful restart noise: notices, the certificate-name note, and (ServerLimit 1, an
+    # old child still exiting under a slow ASan build) the scoreboard being full
+    srv.expect_log(r"AH00493|AH00492|AH00171", r"AH01909", r"AH00485")
     mark = len(srv.read_error_log())
     srv.proc.send_signal(signal.SIGUSR1)
-    deadline = time.time() + 10
+    deadline = time.time() + 15
     while "resuming normal operations" not in srv.read_error_log()[mark:]:
         assert time.time() < deadline, srv.read_error_log()[mark:]
         time.sleep(0.1)
