@@ -116,8 +116,9 @@ class Pki:
                 "-keyfile", pki("ca", "hsa3.key"), "-cert", pki("ca", "hsa3.pem"),
                 "-out", out + ".tmp"]
         if stale:
-            args += ["-crl_lastupdate", time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 2 * 86400)),
-                     "-crl_nextupdate", time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 86400))]
+            def ago(days):
+                return time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - days * 86400))
+            args += ["-crl_lastupdate", ago(2), "-crl_nextupdate", ago(1)]
         else:
             args += ["-crldays", "1"]
         subprocess.run(args, check=True, capture_output=True, cwd=self.dir)
