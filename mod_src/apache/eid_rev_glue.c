@@ -10,14 +10,17 @@
  * age (max-age) or nextUpdate, whichever comes first.
  *
  * Shared state (docs/architecture.md, "Shared state and threads"):
- * - the profile registry and each profile's settings and CRLs: built while
- *   the configuration is read, in pconf, read-only afterwards; except
- * - per profile, two C11 atomics: OCSP fetches in flight (the bound) and the
- *   "source is down" flag (one log line per outage);
- * - two process-wide answer caches (eid_revcache: a mutex per shard),
+ * - the profile registry and each profile's settings: built while the
+ *   configuration is read, in pconf, read-only afterwards; except
+ * - per profile, C11 atomics: OCSP fetches in flight (the bound) and, per
+ *   source, the "down" flag (one log line per outage); and its CRLs, which
+ *   eid_rev_crl.c replaces under the profile's rwlock;
+ * - process-wide: two answer caches (eid_revcache: a mutex per shard),
  *   created in child_init from pchild before any thread runs: `answers`
- *   (fresh answers, until max-age / nextUpdate) and `goods` (the last good
- *   answer per certificate, kept for the longest grace period).
+ *   (fresh OCSP answers, until max-age / nextUpdate) and `goods` (the last
+ *   good answer per certificate, kept for the longest grace period); the
+ *   single-flight table (`flight`, one mutex); all OCSP fetches in flight
+ *   (`all_inflight`, atomic).
  */
 #include "eid_rev_glue.h"
 
