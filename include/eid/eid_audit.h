@@ -43,6 +43,10 @@ typedef struct eid_audit_rec {
     /* The Require eid-* lines that ran, each with its outcome
      * ("eid-policy staff: granted"); NULL or empty when none ran. */
     const apr_array_header_t *authz;
+    /* The client certificate's revocation check (NULL: none ran): status
+     * good / revoked / unknown / undetermined, source ocsp / crl / cache /
+     * grace (a good answer kept past its age while the source is down). */
+    const char *revocation, *revocation_source;
 } eid_audit_rec_t;
 
 typedef struct eid_audit_opts {

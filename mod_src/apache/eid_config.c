@@ -12,6 +12,7 @@
 #include "eid_dir_glue.h"
 #include "eid_pages.h"
 #include "eid_expr.h"
+#include "eid_rev_glue.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -535,6 +536,7 @@ const command_rec eid_cmds[] = {
     EID_BEARER_SERVER_CMDS
     EID_BEARER_DIR_CMDS
     EID_DIRECTORY_SERVER_CMDS
+    EID_REVOCATION_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
     EID_PAGES_CMDS
     EID_POLICY_SERVER_CMDS

@@ -135,6 +135,9 @@ typedef struct eid_req {
     const char *cert_issuer;
     const char *cert_serial;
     const char *cert_subject;
+    /* The certificate's revocation check, for the audit record (static
+     * strings; NULL: none ran). */
+    const char *rev_status, *rev_source;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
     /* The Require eid-* lines evaluated for this request with their outcome
      * ("eid-policy staff: granted"), for the audit record; at most

@@ -218,6 +218,8 @@ const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
     sb_field(&b, "reason", rec->reason);
     sb_field(&b, "tag", rec->tag);
     sb_field(&b, "cert_issuer", rec->cert_issuer);
+    sb_field(&b, "revocation", rec->revocation);
+    sb_field(&b, "revocation_source", rec->revocation_source);
     sb_field(&b, "cert_serial", rec->cert_serial);
     sb_field(&b, "cert_subject", rec->cert_subject);
     sb_int(&b, "status", rec->status);
