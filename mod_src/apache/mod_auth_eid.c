@@ -11,6 +11,7 @@
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_login_glue.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -81,6 +82,7 @@ static void register_hooks(apr_pool_t *p)
     static const char *const after_ssl[] = {"mod_ssl.c", NULL};
 
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(eid_login_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(eid_bearer_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);

@@ -63,6 +63,7 @@ typedef struct eid_srv_conf {
      * prefix's; built while the configuration is read, read-only after.  NULL:
      * none.  A vhost's own only: the main server's are checked as well. */
     apr_hash_t *own_header_names;
+    struct eid_login_srv *login; /* login settings (eid_login_glue.h); NULL: none */
 } eid_srv_conf_t;
 
 typedef struct eid_dir_conf {
@@ -85,6 +86,8 @@ typedef struct eid_dir_conf {
     const char *realm;
     const struct eid_directory *directory; /* EidUseDirectory; NULL: none */
     int directory_set;                     /* 0: unset (the only one, if one) */
+    apr_array_header_t *login_providers;   /* eid_provider_t *; NULL unset */
+    int login_loa;                         /* EidLoginLoA; 0 unset */
 } eid_dir_conf_t;
 
 /* What one method, and then authentication as a whole, made of a request.
@@ -118,6 +121,11 @@ typedef struct eid_req {
     /* eid_is_eid_location()'s answer for per_dir_config loc_cfg */
     const struct ap_conf_vector_t *loc_cfg;
     int loc_is_eid;
+    /* A session event (login, logout, backchannel-logout) this request
+     * made: the audit record's reason. */
+    const char *event;
+    int stepup_loa; /* eid-loa denied an oidc session: the level needed */
+    struct eid_session_found *session; /* the oidc method's session (eid_login_glue.h) */
 } eid_req_t;
 
 /* eid_config.c */
