@@ -15,6 +15,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_pages.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -194,14 +195,18 @@ int eid_access_checker(request_rec *r)
 {
     eid_req_t *st;
 
-    if (!eid_is_eid_location(r))
+    /* The module's endpoints authenticate their own input (eid_endpoints.c). */
+    if (!eid_is_eid_location(r) || eid_is_endpoint(r))
         return DECLINED;
     st = authenticate(r);
     st->loc_cfg = r->per_dir_config; /* the answer above, for the later phases */
     st->loc_is_eid = 1;
     /* Success or nothing presented: let the Require lines decide (they ask
      * for a user through check_authn when they need one). */
-    return st->outcome == EID_TRY_REFUSED ? st->status : DECLINED;
+    if (st->outcome != EID_TRY_REFUSED)
+        return DECLINED;
+    eid_page_arrange_refusal(r, st->status);
+    return st->status;
 }
 
 int eid_check_authn(request_rec *r)
@@ -209,7 +214,9 @@ int eid_check_authn(request_rec *r)
     const eid_dir_conf_t *d;
     eid_req_t *st;
 
-    if (!eid_is_eid_location(r))
+    int status;
+
+    if (!eid_is_eid_location(r) || eid_is_endpoint(r))
         return DECLINED;
     d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
     st = authenticate(r);
@@ -217,8 +224,11 @@ int eid_check_authn(request_rec *r)
     case EID_TRY_OK:
         return OK;
     case EID_TRY_ABSENT:
-        return absent_status(r, d, st);
+        status = absent_status(r, d, st);
+        break;
     default:
-        return st->status;
+        status = st->status;
     }
+    eid_page_arrange_refusal(r, status);
+    return status;
 }

@@ -11,6 +11,7 @@
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
 #include "eid_login_glue.h"
+#include "eid_pages.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -134,6 +135,8 @@ void *eid_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     if (add->pseudonymise < 0)
         c->pseudonymise = base->pseudonymise;
     c->login = eid_login_srv_merge(p, base->login, add->login);
+    if (!add->endpoint_path)
+        c->endpoint_path = base->endpoint_path;
     return c;
 }
 
@@ -535,6 +538,7 @@ const command_rec eid_cmds[] = {
     EID_DIRECTORY_DIR_CMDS
     EID_LOGIN_SERVER_CMDS
     EID_LOGIN_DIR_CMDS
+    EID_PAGES_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

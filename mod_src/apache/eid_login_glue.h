@@ -14,6 +14,7 @@
 #include "mod_auth_eid.h"
 
 #include "eid/eid_bearer.h"
+#include "eid/eid_oidc.h"
 #include "eid/eid_pending.h"
 #include "eid/eid_session.h"
 #include "eid/eid_store.h"
@@ -24,7 +25,6 @@
 #define EID_STATE_SLOTS 4
 #define EID_DEFAULT_ENDPOINT_PATH "/.eid"
 
-struct eid_oidc_login;
 
 /* Main-server settings of login and sessions (one per configuration, in
  * pconf; written while the configuration is read and in post_config /
@@ -59,13 +59,10 @@ typedef struct eid_login_srv {
     const char *vhost_id;      /* what sessions are bound to: name:port */
 } eid_login_srv_t;
 
-/* A provider that logs users in (EidProvider ... login=on).
- * TEMPORARY until h10-oidc is merged: eid_oidc_enabled() is declared weak so
- * that this branch builds without eid_oidc (no provider has login=on). */
-int eid_oidc_enabled(const eid_provider_t *pv) __attribute__((weak));
+/* A provider that logs users in (EidProvider ... login=on). */
 static inline int eid_login_enabled(const eid_provider_t *pv)
 {
-    return eid_oidc_enabled ? eid_oidc_enabled(pv) : 0;
+    return eid_oidc_enabled(pv);
 }
 
 /* eid_login_conf.c */
@@ -157,7 +154,7 @@ eid_store_rc_e eid_session_end(request_rec *r, const char *skey);
 /* A new session for login `lg`: new id, sealed, stored, indexed, cookie
  * set.  EID_STORE_ERROR also when no random bytes. */
 eid_store_rc_e eid_session_create(request_rec *r, const char *provider,
-                                  const struct eid_oidc_login *lg);
+                                  const eid_oidc_login_t *lg);
 /* "i:sid:<provider>:<sid>" / "i:sub:<provider>:<sub>" */
 const char *eid_session_index_key(apr_pool_t *p, const char *kind, const char *provider,
                                   const char *v);

@@ -98,6 +98,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(eid_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
+    eid_endpoints_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(auth_eid) = {
