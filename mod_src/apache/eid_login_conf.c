@@ -228,9 +228,8 @@ const char *eid_set_login_providers(cmd_parms *cmd, void *dcv, int argc, char *c
             return apr_psprintf(cmd->pool, "EidLoginProviders: unknown provider '%s' "
                                 "(define it with EidProvider ... login=on before this line)",
                                 argv[i]);
-        if (!eid_login_enabled(pv))
-            return apr_psprintf(cmd->pool, "EidLoginProviders: provider '%s' has no "
-                                "login=on", argv[i]);
+        /* login=on is known once the provider is checked, at the end of the
+         * configuration: eid_scope.c refuses a provider without it there. */
         for (j = 0; j < d->login_providers->nelts; j++)
             if (APR_ARRAY_IDX(d->login_providers, j, eid_provider_t *) == pv)
                 return apr_psprintf(cmd->pool, "EidLoginProviders: '%s' named twice",
@@ -264,9 +263,10 @@ const char *eid_login_load_keys(apr_pool_t *p, const char *path)
     return err ? apr_pstrcat(p, "EidSessionKeyFile: ", err, NULL) : NULL;
 }
 
-/* check_config (also for `apachectl -t`): every login=on provider, in
- * definition order, for the locations that name none; the rest of what a
- * location with oidc needs is eid_scope.c's (it knows the file and line). */
+/* check_config (also for `apachectl -t`), after the providers were checked
+ * (eid_bearer_check_config): every login=on provider, in definition order,
+ * for the locations that name none; what a location with oidc needs is
+ * eid_scope.c's (it knows the file and line). */
 int eid_login_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
@@ -278,4 +278,31 @@ int eid_login_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
             APR_ARRAY_PUSH(eid_login_g->all, eid_provider_t *) = pv;
     }
     return OK;
+}
+
+/* post_config (parent, one thread, the pass that serves): what sessions of
+ * each virtual host are bound to, and the store. */
+int eid_login_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *v;
+    for (v = s; v; v = v->next) {
+        eid_srv_conf_t *c = ap_get_module_config(v->module_config, &auth_eid_module);
+        if (!c->login)
+            c->login = apr_pcalloc(pconf, sizeof(*c->login));
+        /* name and port: __Host- cookies are per host, not per port, so two
+         * virtual hosts on one name must not accept each other's. */
+        c->login->vhost_id = apr_psprintf(pconf, "%s:%u", v->server_hostname ?
+                                          v->server_hostname : "",
+                                          v->addrs ? (unsigned)v->addrs->host_port : 0u);
+    }
+    if (!eid_login_g->used)
+        return OK;
+    /* TEMPORARY until eid_store_socache is merged: the in-memory store,
+     * per process (the tests run one child). */
+    eid_login_g->store = eid_store_mem_create(pconf, 100000);
+    return eid_login_g->store ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+void eid_login_child_init(apr_pool_t *pchild, server_rec *s)
+{
 }

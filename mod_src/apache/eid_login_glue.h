@@ -167,7 +167,19 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
  * X-Requested-With, Accept not only JSON)?  Only those are redirected. */
 int eid_login_is_browser(request_rec *r);
 
+/* Login is configured (session keys, a store, a login provider): else the
+ * endpoints answer 404. */
+static inline int eid_login_configured(void)
+{
+    return eid_login_g && eid_login_g->keys && eid_login_g->store && eid_login_g->all &&
+           eid_login_g->all->nelts > 0;
+}
+
 /* eid_login_glue.c */
+/* The decoded value of parameter `name` in `args` (x-www-form-urlencoded),
+ * in p; NULL when absent or when it does not decode (bad %xx, control
+ * characters); *count: how often the name occurs. */
+const char *eid_form_get(apr_pool_t *p, const char *args, const char *name, int *count);
 /* No credential (or a session below `min_loa`) on an oidc location, browser
  * request: sets Location (and a state cookie) and returns the redirect
  * status; an auth hook returns it as is (no body is written here). */

@@ -122,6 +122,19 @@ static void check_provider_list(walk_t *w, const ap_directive_t *d)
     }
 }
 
+/* Every provider an EidLoginProviders line names must log users in (known
+ * only now, once the providers are checked). */
+static void check_login_list(walk_t *w, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    char *name;
+    while (*args && (name = ap_getword_conf(w->p, &args)) && *name) {
+        eid_provider_t *pv = apr_hash_get(eid_g->providers, name, APR_HASH_KEY_STRING);
+        if (pv && !eid_login_enabled(pv))
+            fail(w, d, apr_psprintf(w->p, "provider '%s' has no login=on", name));
+    }
+}
+
 static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t *main_top)
 {
     for (; d; d = d->next) {
@@ -154,6 +167,7 @@ static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t 
         }
         else if (!strcasecmp(d->directive, "EidLoginProviders")) {
             cur->names_login = 1;
+            check_login_list(w, d);
         }
         else if (!strcasecmp(d->directive, "EidRedirectURI")) {
             cur->redirect_uri = 1;

@@ -205,8 +205,7 @@ request_rec *eid_root_request(request_rec *r);
 const char *eid_request_id(request_rec *r);
 void eid_request_id_child_init(void);
 
-/* Login endpoints (eid_login_glue.c / eid_session_glue.c; 404 stubs in
- * eid_ep_stubs.c until then), called by eid_endpoints.c's handler for the
+/* Login endpoints (eid_login_glue.c, eid_logout_glue.c), called by eid_endpoints.c's handler for the
  * exact URIs <EidEndpointPath>/login, /callback, /logout,
  * /backchannel-logout, /choose of a request from the client (never a
  * subrequest or internal redirect).  Return a handler status. */

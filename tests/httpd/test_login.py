@@ -103,3 +103,114 @@ def test_login_settings_accepted():
                          "EidLogoutRedirectAllow https://portal.example\n",
                          keys=(KEY_A, KEY_B))
     assert r.returncode == 0, r.stderr
+
+
+# ---- the flow, end to end -------------------------------------------------------
+
+import concurrent.futures  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import requests  # noqa: E402
+
+from loginkit import (CA, browser, cookies, hits, login, make_httpd, start_op,  # noqa: E402
+                      stop_op)
+
+LOCS = {
+    "/app/": "EidMethods oidc\nRequire valid-user",
+    "/mixed/": "EidMethods bearer oidc\nEidRealm portal\nRequire valid-user",
+    "/loa3/": "EidMethods oidc\nRequire eid-loa 3",
+    "/min3/": "EidMethods oidc\nEidLoginLoA 3\nRequire valid-user",
+    "/nurse/": "EidMethods oidc\nRequire eid-hsa-id SE2321000016-P0001N",
+}
+
+
+@pytest.fixture(scope="module")
+def op():
+    o = start_op()
+    yield o
+    stop_op(o)
+
+
+@pytest.fixture(scope="module")
+def srv(op):
+    h = make_httpd(op, LOCS)
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture
+def fresh(op, srv, logcheck):
+    """A clean OP (switches reset) and log check for each test."""
+    op.admin("/admin/login-behaviour", {"reset": True})
+    op.admin("/admin/auto-login", {"user": "nurse"})
+    logcheck(srv)
+    return srv
+
+
+def follow(b, r, hops=8):
+    """Follow redirects by hand (the jar sees every Set-Cookie); the last answer."""
+    while r.status_code in (301, 302, 303) and hops:
+        r = b.get(urllib.parse.urljoin(r.url, r.headers["Location"]), allow_redirects=False,
+                  timeout=20)
+        hops -= 1
+    return r
+
+
+def session_cookie(b):
+    c = cookies(b, "__Host-eid-session")
+    return c[0].value if c else None
+
+
+def test_login_gives_identity_and_audit(op, fresh):
+    b = browser()
+    path = "/app/echo/login-" + str(time.time())
+    r = b.get(fresh.url(path), allow_redirects=False, timeout=20)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(op.issuer + "/authorize?")
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)
+    assert q["code_challenge_method"] == ["S256"] and len(q["state"][0]) == 43
+    sc = [v for k, v in r.raw.headers.items() if k.lower() == "set-cookie"]
+    assert len(sc) == 1 and sc[0].startswith("__Host-eid-st-")
+    for attr in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=600"):
+        assert attr in sc[0]
+    r = follow(b, r)
+    assert r.status_code == 200, r.text[:300]
+    env = r.json()
+    assert env["EID_METHOD"] == "oidc"
+    assert env["EID_HSA_ID"] == "SE2321000016-P0001N"
+    assert env["EID_LOA"] == "3" and env["REMOTE_USER"] == "SE2321000016-P0001N"
+    assert r.url == fresh.url(path)  # back where the user started
+    assert session_cookie(b) and len(session_cookie(b)) == 43
+    assert not cookies(b, "__Host-eid-st-")  # the state cookie is cleared
+    # the next request: the session, no OP round trip
+    n = op.stats()["token_requests"]
+    r = b.get(fresh.url(path), allow_redirects=False, timeout=20)
+    assert r.status_code == 200 and r.json()["EID_HSA_ID"] == "SE2321000016-P0001N"
+    assert op.stats()["token_requests"] == n
+    recs = fresh.wait_audit("/.eid/callback", 1)
+    assert recs and recs[-1]["decision"] == "allow" and recs[-1]["reason"] == "login"
+
+
+def test_api_style_requests_get_401_never_a_redirect(fresh):
+    for headers in ({"Accept": "application/json"}, {"X-Requested-With": "XMLHttpRequest"},
+                    {"Authorization": "Basic Zm9vOmJhcg=="}):
+        r = requests.get(fresh.url("/app/echo/api"), headers=headers, verify=CA,
+                         allow_redirects=False, timeout=20)
+        assert r.status_code == 401, headers
+        assert "Location" not in r.headers and "Set-Cookie" not in r.headers
+    r = requests.post(fresh.url("/app/echo/api"), data="x", verify=CA, allow_redirects=False,
+                      timeout=20, headers={"Accept": "text/html"})
+    assert r.status_code == 401 and "Location" not in r.headers
+    # bearer allowed: the challenge
+    r = requests.get(fresh.url("/mixed/echo/api"), headers={"Accept": "application/json"},
+                     verify=CA, allow_redirects=False, timeout=20)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    # ... and a browser there is sent to log in
+    r = requests.get(fresh.url("/mixed/echo/api"), headers={"Accept": "text/html"},
+                     verify=CA, allow_redirects=False, timeout=20)
+    assert r.status_code == 302
