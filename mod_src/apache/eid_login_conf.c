@@ -11,6 +11,7 @@
  * and line; the settings themselves are checked here, on their own line.
  */
 #include "eid_login_glue.h"
+#include "eid_store_socache.h"
 #include "eid/eid_util.h"
 
 #include "apr_lib.h"
@@ -20,14 +21,12 @@
 
 eid_login_g_t *eid_login_g;
 
-#define DEFAULT_STORE_BYTES 4194304
 #define DEFAULT_IDLE_SEC 1800
 #define DEFAULT_MAX_AGE_SEC 36000
 
 void eid_login_reset(apr_pool_t *pconf)
 {
     eid_login_g = apr_pcalloc(pconf, sizeof(*eid_login_g));
-    eid_login_g->store_bytes = DEFAULT_STORE_BYTES;
     eid_login_g->idle = apr_time_from_sec(DEFAULT_IDLE_SEC);
     eid_login_g->max_age = apr_time_from_sec(DEFAULT_MAX_AGE_SEC);
 }
@@ -90,24 +89,15 @@ const char *eid_set_session_key_file(cmd_parms *cmd, void *dc, const char *file)
     return eid_login_load_keys(cmd->pool, path);
 }
 
-/* shm or shm:<bytes> */
+/* shm or shm:<bytes>: eid_store_socache checks it (and mod_socache_shmcb). */
 const char *eid_set_session_store(cmd_parms *cmd, void *dc, const char *spec)
 {
     const char *err = main_only(cmd);
-    apr_int64_t n;
     if (err)
         return err;
-    if (strncasecmp(spec, "shm", 3) || (spec[3] != '\0' && spec[3] != ':'))
-        return apr_psprintf(cmd->pool, "EidSessionStore: unknown store '%s' (use shm or "
-                            "shm:<bytes>)", spec);
-    if (spec[3] == ':') {
-        if (eid_uint_parse(spec + 4, 65536, 1073741824, &n))
-            return "EidSessionStore: shm:<bytes> takes 65536 to 1073741824 bytes";
-        eid_login_g->store_bytes = (apr_size_t)n;
-    }
+    if ((err = eid_store_socache_define(cmd->pool, spec, &eid_login_g->sc)))
+        return err;
     eid_login_g->store_set = 1;
-    eid_login_g->store_file = cmd->directive->filename;
-    eid_login_g->store_line = cmd->directive->line_num;
     return NULL;
 }
 
@@ -270,12 +260,21 @@ const char *eid_login_load_keys(apr_pool_t *p, const char *path)
 int eid_login_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
+    const char *err;
     int i;
     eid_login_g->all = apr_array_make(pconf, 2, sizeof(eid_provider_t *));
     for (i = 0; i < eid_g->all_providers->nelts; i++) {
         eid_provider_t *pv = APR_ARRAY_IDX(eid_g->all_providers, i, eid_provider_t *);
         if (eid_login_enabled(pv))
             APR_ARRAY_PUSH(eid_login_g->all, eid_provider_t *) = pv;
+    }
+    /* Login is used (eid_scope.c saw an oidc location) and no
+     * EidSessionStore: the default shared-memory store. */
+    if (eid_login_g->used && !eid_login_g->sc &&
+        (err = eid_store_socache_define(pconf, "shm", &eid_login_g->sc))) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                     "a location accepts oidc, so sessions need a store: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
@@ -295,14 +294,18 @@ int eid_login_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                                           v->server_hostname : "",
                                           v->addrs ? (unsigned)v->addrs->host_port : 0u);
     }
-    if (!eid_login_g->used)
+    if (!eid_login_g->sc)
         return OK;
-    /* TEMPORARY until eid_store_socache is merged: the in-memory store,
-     * per process (the tests run one child). */
-    eid_login_g->store = eid_store_mem_create(pconf, 100000);
-    return eid_login_g->store ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    /* Created in the parent (retained across graceful restarts: a reload
+     * logs nobody out), opened again in each child (eid_login_child_init). */
+    if (eid_store_socache_post_config(eid_login_g->sc, pconf, ptemp, s) != APR_SUCCESS)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    eid_login_g->store = eid_store_socache_store(eid_login_g->sc);
+    return OK;
 }
 
 void eid_login_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    if (eid_login_g->sc)
+        eid_store_socache_child_init(eid_login_g->sc, pchild, s);
 }

@@ -32,12 +32,9 @@
 typedef struct eid_login_g {
     const char *key_file;          /* EidSessionKeyFile (absolute path) */
     eid_session_keys_t *keys;      /* loaded at the directive */
-    apr_size_t store_bytes;        /* EidSessionStore shm:<bytes> */
+    struct eid_store_socache *sc;  /* EidSessionStore (or the default), in pconf */
     int store_set;
-    const char *store_file;        /* where EidSessionStore was given */
-    int store_line;
-    eid_store_t *store;            /* made in post_config, opened per child */
-    void *store_backend;           /* the socache backend object */
+    eid_store_t *store;            /* eid_store_socache_store(sc) after post_config */
     apr_interval_time_t idle;      /* EidSessionIdleTimeout */
     apr_interval_time_t max_age;   /* EidSessionMaxAge */
     int used;                      /* some location accepts oidc */
@@ -97,7 +94,7 @@ const char *eid_login_ep_path(request_rec *r);
                   "<file> - session keys: one or two lines of 64 hex digits (current, "  \
                   "previous); mode 0600 or 0400"),                                       \
     AP_INIT_TAKE1("EidSessionStore", eid_set_session_store, NULL, RSRC_CONF,             \
-                  "shm[:bytes] - where sessions live (default shm:4194304)"),             \
+                  "shm[:bytes] - where sessions live (default shm:16777216)"),             \
     AP_INIT_TAKE1("EidSessionIdleTimeout", eid_set_session_timeout, (void *)0,           \
                   RSRC_CONF, "<seconds> - a session unused this long ends (default "     \
                   "1800)"),                                                              \

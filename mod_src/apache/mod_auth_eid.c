@@ -12,6 +12,7 @@
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
 #include "eid_login_glue.h"
+#include "eid_store_socache.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -32,6 +33,9 @@ void eid_glue_log(void *baton, eid_log_level_e level, const char *tag, const cha
 static int eid_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     eid_globals_reset(pconf);
+    /* `Mutex eid-store ...` must be known before the configuration is read. */
+    if (eid_store_socache_pre_config(pconf) != APR_SUCCESS)
+        return HTTP_INTERNAL_SERVER_ERROR;
     return OK;
 }
 

@@ -47,9 +47,9 @@ BAD = [
     ("EidSessionKeyFile", "EidSessionKeyFile /nonexistent/session.key", r"EidSessionKeyFile"),
     ("EidSessionKeyFile", "<VirtualHost 127.0.0.1:9>\nEidSessionKeyFile {root}/session.key\n"
      "</VirtualHost>", r"EidSessionKeyFile|VirtualHost"),
-    ("EidSessionStore", "EidSessionStore redis://127.0.0.1", r"unknown store"),
-    ("EidSessionStore", "EidSessionStore shm:12", r"65536"),
-    ("EidSessionStore", "EidSessionStore shm:lots", r"65536"),
+    ("EidSessionStore", "EidSessionStore redis://127.0.0.1", r"expected shm"),
+    ("EidSessionStore", "EidSessionStore shm:12", r"EidSessionStore"),
+    ("EidSessionStore", "EidSessionStore shm:lots", r"whole number"),
     ("EidSessionIdleTimeout", "EidSessionIdleTimeout 5", r"60 to"),
     ("EidSessionMaxAge", "EidSessionMaxAge forever", r"60 to"),
     ("EidRedirectURI", "EidRedirectURI /.eid/callback", r"absolute"),
@@ -96,7 +96,7 @@ def test_session_key_file_refused(mode, keys, msg):
 
 
 def test_login_settings_accepted():
-    r, _, _ = configtest("EidSessionKeyFile {root}/session.key\nEidSessionStore shm:1048576\n"
+    r, _, _ = configtest("EidSessionKeyFile {root}/session.key\nEidSessionStore shm:4194304\n"
                          "EidSessionIdleTimeout 600\nEidSessionMaxAge 7200\n"
                          "EidRedirectURI https://localhost/.eid/callback\n"
                          "EidReturnAllow https://portal.example https://x.example:8443\n"
