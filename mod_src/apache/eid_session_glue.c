@@ -310,7 +310,8 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
     const eid_directory_t *dir;
 
     if (rc == EID_STORE_ERROR) {
-        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID08210",
+        /* logged at error by eid_session_find() already */
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_DEBUG, "EID08210",
                    "the session store failed");
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return eid_try_refused(st, HTTP_SERVICE_UNAVAILABLE);

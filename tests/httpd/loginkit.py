@@ -124,3 +124,40 @@ def cookies(b, prefix):
 def hits(h):
     with open(os.path.join(h.root, "hits.log")) as f:
         return f.read().splitlines()
+
+
+def children(pid):
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.add(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def graceful(h, timeout=20):
+    """Graceful restart (SIGUSR1): the configuration (and the key file) is
+    read again, the shm store is kept; returns when every old child is gone
+    and the new ones listen."""
+    import signal
+    import socket
+    import time
+    before = children(h.proc.pid)
+    h.proc.send_signal(signal.SIGUSR1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = children(h.proc.pid)
+        if not (now & before) and len(now) >= 1:
+            try:
+                with socket.create_connection(("127.0.0.1", h.port), timeout=0.2):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError("graceful restart did not finish")

@@ -552,3 +552,85 @@ def test_backchannel_logout(op, fresh):
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and r.headers["Cache-Control"] == "no-store"
     fresh.expect_log(r"EID075\d\d", r"EID08312", r"EID0831\d")
+
+
+# ---- the store, keys and virtual hosts --------------------------------------------
+
+from loginkit import KEY_A, KEY_B, graceful, write_keys  # noqa: E402
+
+
+@pytest.fixture
+def own(op, logcheck):
+    """A server of the test's own (it restarts it), with a second virtual host."""
+    made = []
+
+    def make(extra="", vhost_port=None):
+        vh = ""
+        if vhost_port:
+            vh = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
+                  "SSLEngine on\nSSLCertificateFile {pki}/server/localhost.pem\n"
+                  "SSLCertificateKeyFile {pki}/server/localhost.key\n"
+                  'ScriptAliasMatch "^/([a-z0-9-]+)/echo(/.*)?$" "{root}/cgi/hits.py$2"\n'
+                  "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n"
+                  "</Location>\n</VirtualHost>\n" % (vhost_port, vhost_port))
+        h = make_httpd(op, {"/app/": "EidMethods oidc\nRequire valid-user"}, extra=extra,
+                       name="own", vhost=vh)
+        made.append(h)
+        os.makedirs(os.path.join(h.root, "locks"))
+        h.start()
+        logcheck(h)
+        return h
+
+    yield make
+    op.admin("/admin/login-behaviour", {"reset": True})
+    for h in made:
+        h.stop()
+        h.cleanup()
+
+
+def test_store_failure_is_503_not_a_redirect(op, own):
+    h = own("Mutex flock:{root}/locks eid-store\n")
+    b = logged_in(op, h)
+    cookie = session_cookie(b)
+    # the store's lock file disappears: the new children cannot use the store
+    for f in os.listdir(os.path.join(h.root, "locks")):
+        os.unlink(os.path.join(h.root, "locks", f))
+    graceful(h)
+    for headers in ({"Accept": "text/html"}, {"Accept": "application/json"}):
+        r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie)
+        assert r.status_code == 503, r.status_code
+        assert r.headers["Retry-After"] == "5"
+        assert "Location" not in r.headers and "Set-Cookie" not in r.headers  # cookie kept
+    h.expect_log(r"EID06205", r"EID08210", r"AH03490")
+
+
+def test_key_rotation_previous_key_then_dropped(op, own):
+    h = own()
+    b1, b2 = logged_in(op, h), logged_in(op, h)
+    c1, c2 = session_cookie(b1), session_cookie(b2)
+    write_keys(h.root, KEY_B, KEY_A)  # new current key, the old one still opens
+    graceful(h)
+    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1)
+    assert r.status_code == 200 and r.json()["EID_HSA_ID"] == "SE2321000016-P0001N"
+    write_keys(h.root, KEY_B)  # the old key dropped
+    graceful(h)
+    # c1 was re-sealed under the new key on its use: it lives on
+    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1).status_code == 200
+    # c2 was not used meanwhile: sealed under a key that is gone, no session
+    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c2)
+    assert r.status_code == 302
+    h.expect_log(r"AH03490")
+
+
+def test_session_of_another_virtual_host_is_no_session(op, own):
+    from eidtest import free_port
+    port2 = free_port()
+    h = own(vhost_port=port2)
+    b = logged_in(op, h)
+    cookie = session_cookie(b)
+    url2 = "https://localhost:%d/app/echo/s" % port2
+    r = requests.get(url2, headers={"Cookie": "__Host-eid-session=" + cookie,
+                                    "Accept": "text/html"},
+                     verify=CA, allow_redirects=False, timeout=20)
+    assert r.status_code == 302  # the same cookie is not a session there
+    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie).status_code == 200
