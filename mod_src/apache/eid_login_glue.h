@@ -173,6 +173,9 @@ static inline int eid_login_configured(void)
 }
 
 /* eid_login_glue.c */
+/* `path` (local) as an absolute URL on EidRedirectURI's origin (never
+ * built from the Host header). */
+const char *eid_login_abs_url(request_rec *r, const char *path);
 /* The decoded value of parameter `name` in `args` (x-www-form-urlencoded),
  * in p; NULL when absent or when it does not decode (bad %xx, control
  * characters); *count: how often the name occurs. */

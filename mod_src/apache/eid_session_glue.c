@@ -378,6 +378,8 @@ eid_store_rc_e eid_session_create(request_rec *r, const char *provider,
     rec.csrf = csrf;
     rec.created = rec.last_seen = r->request_time;
     rec.expires = r->request_time + ttl;
+    /* the credential's end is the session's, not the ID token's */
+    rec.id->expires = rec.expires;
     if (eid_session_seal(r->pool, eid_login_g->keys, bind_of(r->pool, skey, vhost), &rec,
                          &sealed, &slen) != APR_SUCCESS)
         return EID_STORE_ERROR;

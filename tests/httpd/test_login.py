@@ -147,6 +147,7 @@ def fresh(op, srv, logcheck):
     """A clean OP (switches reset) and log check for each test."""
     op.admin("/admin/login-behaviour", {"reset": True})
     op.admin("/admin/auto-login", {"user": "nurse"})
+    register(op, srv)  # other tests' servers register their own callback
     logcheck(srv)
     return srv
 
@@ -634,3 +635,32 @@ def test_session_of_another_virtual_host_is_no_session(op, own):
                      verify=CA, allow_redirects=False, timeout=20)
     assert r.status_code == 302  # the same cookie is not a session there
     assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie).status_code == 200
+
+
+def test_first_login_asks_for_the_level_require_eid_loa_needs(op, fresh):
+    b = browser()
+    r = b.get(fresh.url("/loa3/echo/first"), allow_redirects=False, timeout=20)
+    assert r.status_code == 302 and r.headers["Location"].startswith(op.issuer)
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)
+    assert "loa3" in q["acr_values"][0] and "loa2" not in q["acr_values"][0]
+    r = follow(b, r)
+    assert r.status_code == 200 and r.json()["EID_LOA"] == "3"
+
+
+def test_redirects_never_follow_a_forged_host_header(op, fresh):
+    b = logged_in(op, fresh, user="lowlevel")
+    forged = {"Host": "evil.example:%d" % fresh.port, "Accept": "text/html"}
+    # (requests picks jar cookies by the Host header: the cookie goes explicitly)
+    r = requests.get(fresh.url("/loa3/echo/h"), allow_redirects=False, timeout=20, verify=CA,
+                     headers=dict(forged, Cookie="__Host-eid-session=" + session_cookie(b)))
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(fresh.url("/.eid/login?")), r.headers["Location"]
+    # the callback's way back, too
+    b2 = browser()
+    r, _ = start_login(fresh, b2, "/app/echo/h2")
+    cb = op_callback(op, b2, r)
+    st = "; ".join("%s=%s" % (c.name, c.value) for c in cookies(b2, "__Host-eid-st-"))
+    r = requests.get(cb, headers=dict(forged, Cookie=st), allow_redirects=False, timeout=20,
+                     verify=CA)
+    assert r.status_code == 303 and r.headers["Location"] == fresh.url("/app/echo/h2")
+    fresh.expect_log(r"EID01101", r"AH01630")
