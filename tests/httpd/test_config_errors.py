@@ -221,6 +221,12 @@ def test_conf_samples_pass_configtest(sample):
         f.write(os.urandom(32))
     with open(os.path.join(conf, "incident-api.secret"), "w") as f:
         f.write("not-a-real-secret\n")
+    for secret in ("staff.secret", "citizen.secret"):  # oidc-login.conf
+        with open(os.path.join(conf, secret), "w") as f:
+            f.write("not-a-real-secret\n")
+    with open(os.path.join(conf, "session.key"), "w") as f:
+        f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
+    os.chmod(os.path.join(conf, "session.key"), 0o600)
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr
