@@ -352,17 +352,30 @@ MISBEHAVIOUR = [
     ({"token": "500"}, 503),
     ({"token": "malformed"}, (403, 503)),
     ({"token": "no-id-token"}, 403),
+    ({"authorize": "iss-param-wrong"}, 403),  # RFC 9207 mix-up
+    ({"id_token": ["acr-missing"], "path": "/min3/echo/m"}, 403),  # level 3 asked
+    ({"id_token": ["acr-wrong"], "path": "/min3/echo/m"}, 403),
+    ({"id_token": ["acr-missing"]}, 200),  # no level asked: admitted, at level 0
+    ({"authorize": "iss-param-missing"}, 200),  # optional: the ID token's iss decides
+    ({"id_token": ["es256"]}, 403),  # valid, but algs= is RS256 (the default) here
 ]
 
 
 @pytest.mark.parametrize("switch,status", MISBEHAVIOUR, ids=[json.dumps(m[0]) for m in MISBEHAVIOUR])
 def test_op_misbehaviour_refused(op, fresh, switch, status):
+    switch = dict(switch)
+    path = switch.pop("path", "/app/echo/x")
     op.admin("/admin/login-behaviour", switch)
     b = browser()
-    r, _ = start_login(fresh, b)
+    r, _ = start_login(fresh, b, path)
     r = follow(b, r)
     expected = status if isinstance(status, tuple) else (status,)
     assert r.status_code in expected, (r.status_code, r.text[:300])
+    if r.status_code == 200:
+        assert r.json()["EID_METHOD"] == "oidc" and session_cookie(b)
+        if "acr-missing" in json.dumps(switch):
+            assert r.json().get("EID_LOA", "0") == "0"
+        return
     assert "text/html" in r.headers["Content-Type"]
     assert not session_cookie(b)
     fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210")
