@@ -41,6 +41,10 @@ def assert_refused(body, directive, msg, **kw):
     assert re.search(msg, r.stderr), r.stderr
 
 
+LOGIN_A = ("EidProvider a issuer=https://a.example discovery=on claims=inera login=on "
+           "client_id=portal client_secret_file={root}/session.key\n")
+LOGIN_B = ("EidProvider b issuer=https://b.example discovery=on claims=oidc-sweden login=on "
+           "client_id=portal client_secret_file={root}/session.key\n")
 LOC_OIDC = "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n</Location>\n"
 
 BAD = [
@@ -70,7 +74,43 @@ BAD = [
     # ... with keys, but no provider that logs users in
     ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOC_OIDC,
      r"no EidProvider has login=on"),
+    # ... with a login provider, but no EidRedirectURI in its virtual host
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOC_OIDC,
+     r"no EidRedirectURI"),
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+     "<VirtualHost 127.0.0.1:9>\nEidRedirectURI https://a.example/.eid/callback\n"
+     "</VirtualHost>\n<VirtualHost 127.0.0.1:10>\n" + LOC_OIDC + "</VirtualHost>",
+     r"no EidRedirectURI"),
+    # ... two login providers and none named
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+     "EidRedirectURI https://localhost/.eid/callback\n" + LOC_OIDC,
+     r"names no login provider, and 2 are defined"),
+    # a provider without login=on named as a login provider
+    ("EidLoginProviders", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+     "EidProvider api issuer=https://api.example audience=api://x "
+     "jwks_uri=https://api.example/jwks\nEidRedirectURI https://localhost/.eid/callback\n"
+     "<Location /app/>\nAuthType eid\nEidMethods oidc\nEidLoginProviders a api\n"
+     "Require valid-user\n</Location>\n", r"provider 'api' has no login=on"),
 ]
+
+GOOD = [
+    # one login provider: the default of every oidc location
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+    "EidRedirectURI https://localhost/.eid/callback\n" + LOC_OIDC,
+    # two, named by the virtual host or the location
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+    "<VirtualHost 127.0.0.1:9>\nEidRedirectURI https://a.example/.eid/callback\n"
+    "EidLoginProviders a\n" + LOC_OIDC + "</VirtualHost>",
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+    "EidRedirectURI https://localhost/.eid/callback\n<Location /app/>\nAuthType eid\n"
+    "EidMethods oidc cert\nEidLoginProviders a b\nRequire valid-user\n</Location>\n",
+]
+
+
+@pytest.mark.parametrize("body", GOOD, ids=range(len(GOOD)))
+def test_login_config_accepted(body):
+    r, _, _ = configtest(body)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("directive,snippet,msg", BAD, ids=[b[1][:40] for b in BAD])
