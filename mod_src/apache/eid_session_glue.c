@@ -112,13 +112,22 @@ void eid_cookie_set(request_rec *r, const char *name, const char *value, int max
 
 int eid_login_is_browser(request_rec *r)
 {
-    const char *accept = apr_table_get(r->headers_in, "Accept");
+    const char *accept = apr_table_get(r->headers_in, "Accept"), *mode, *dest;
     if (r->method_number != M_GET)
         return 0; /* HEAD is M_GET with header_only */
     if (apr_table_get(r->headers_in, "Authorization") ||
         apr_table_get(r->headers_in, "X-Requested-With"))
         return 0;
     if (accept && ap_strcasestr(accept, "json") && !ap_strcasestr(accept, "text/html"))
+        return 0;
+    /* Fetch metadata: a browser says what a request is for; fetch(), an
+     * image or an iframe must not be sent to a login page (a cross-site
+     * redirect it cannot follow, or a login inside a frame). */
+    mode = apr_table_get(r->headers_in, "Sec-Fetch-Mode");
+    if (mode && strcasecmp(mode, "navigate"))
+        return 0;
+    dest = apr_table_get(r->headers_in, "Sec-Fetch-Dest");
+    if (dest && strcasecmp(dest, "document"))
         return 0;
     return 1;
 }

@@ -200,7 +200,10 @@ def test_login_gives_identity_and_audit(op, fresh):
 
 def test_api_style_requests_get_401_never_a_redirect(fresh):
     for headers in ({"Accept": "application/json"}, {"X-Requested-With": "XMLHttpRequest"},
-                    {"Authorization": "Basic Zm9vOmJhcg=="}):
+                    {"Authorization": "Basic Zm9vOmJhcg=="},
+                    {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+                    {"Accept": "text/html", "Sec-Fetch-Mode": "navigate",
+                     "Sec-Fetch-Dest": "iframe"}):
         r = requests.get(fresh.url("/app/echo/api"), headers=headers, verify=CA,
                          allow_redirects=False, timeout=20)
         assert r.status_code == 401, headers
@@ -208,6 +211,11 @@ def test_api_style_requests_get_401_never_a_redirect(fresh):
     r = requests.post(fresh.url("/app/echo/api"), data="x", verify=CA, allow_redirects=False,
                       timeout=20, headers={"Accept": "text/html"})
     assert r.status_code == 401 and "Location" not in r.headers
+    # a top-level navigation (fetch metadata of a browser) is sent to log in
+    r = requests.get(fresh.url("/app/echo/api"), verify=CA, allow_redirects=False, timeout=20,
+                     headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate",
+                              "Sec-Fetch-Dest": "document"})
+    assert r.status_code == 302
     # bearer allowed: the challenge
     r = requests.get(fresh.url("/mixed/echo/api"), headers={"Accept": "application/json"},
                      verify=CA, allow_redirects=False, timeout=20)
