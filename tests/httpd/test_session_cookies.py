@@ -129,3 +129,16 @@ def test_session_of_another_virtual_host_is_no_session(op, own):
                      verify=CA, allow_redirects=False, timeout=20)
     assert r.status_code == 302  # the same cookie is not a session there
     assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie).status_code == 200
+
+
+def test_one_session_many_parallel_requests(op, fresh):
+    b = logged_in(op, fresh)
+    cookie = session_cookie(b)
+
+    def get(i):
+        r = raw_cookie_get(fresh, "/app/echo/par%d" % i, "__Host-eid-session=" + cookie)
+        return r.status_code, r.json().get("EID_HSA_ID") if r.status_code == 200 else None
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        out = list(ex.map(get, range(64)))
+    assert out == [(200, "SE2321000016-P0001N")] * 64
