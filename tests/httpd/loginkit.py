@@ -184,7 +184,7 @@ def op():
 
 @pytest.fixture(scope="module")
 def srv(op):
-    h = make_httpd(op, LOCS)
+    h = make_httpd(op, LOCS, extra="EidReturnAllow https://portal.example\n")
     h.start()
     yield h
     h.stop()

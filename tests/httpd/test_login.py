@@ -442,3 +442,19 @@ def test_redirects_never_follow_a_forged_host_header(op, fresh):
                      verify=CA)
     assert r.status_code == 303 and r.headers["Location"] == fresh.url("/app/echo/h2")
     fresh.expect_log(r"EID01101", r"AH01630")
+
+
+def test_return_to_an_allowed_origin(op, fresh):
+    b = browser()
+    r = b.get(fresh.url("/.eid/login?provider=op&return=https%3A%2F%2Fportal.example%2Fx%3Fy"),
+              allow_redirects=False, timeout=20)
+    assert r.status_code == 302
+    cb = op_callback(op, b, r)
+    r = b.get(cb, allow_redirects=False, timeout=20)
+    assert r.status_code == 303 and r.headers["Location"] == "https://portal.example/x?y"
+    # another origin is not allowed, nor the allowed host on another port
+    for t in ("https://portal.example.evil/x", "https://portal.example:444/x"):
+        r = b.get(fresh.url("/.eid/login?provider=op&return=" + urllib.parse.quote(t, safe="")),
+                  allow_redirects=False, timeout=20)
+        assert r.status_code == 400, t
+    fresh.expect_log(r"EID08105")
