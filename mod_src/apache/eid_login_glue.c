@@ -342,6 +342,13 @@ int eid_ep_login(request_rec *r)
         pv = eid_login_provider(name);
     else if (!bad && eid_login_g->all->nelts == 1)
         pv = APR_ARRAY_IDX(eid_login_g->all, 0, eid_provider_t *);
+    else if (!bad) {
+        /* No provider named and several exist: the choice page. */
+        apr_table_setn(r->headers_out, "Location",
+                       choose_url(r, (eid_provider_t *const *)eid_login_g->all->elts,
+                                  eid_login_g->all->nelts, loa, ret));
+        return HTTP_MOVED_TEMPORARILY;
+    }
     if (bad || !pv)
         return refuse_page(r, st, HTTP_BAD_REQUEST, "invalid", "EID08106",
                            "login: malformed request or unknown provider");
