@@ -293,6 +293,7 @@ MISBEHAVIOUR = [
     ({"authorize": "access_denied"}, 403),
     ({"authorize": "server_error"}, 403),
     ({"token": "500"}, 503),
+    ({"token": "slow", "slow_seconds": 5}, 503),  # past the provider's fetch_timeout=3
     ({"token": "malformed"}, (403, 503)),
     ({"token": "no-id-token"}, 403),
     ({"authorize": "iss-param-wrong"}, 403),  # RFC 9207 mix-up
@@ -321,7 +322,7 @@ def test_op_misbehaviour_refused(op, fresh, switch, status):
         return
     assert "text/html" in r.headers["Content-Type"]
     assert not session_cookie(b)
-    fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210")
+    fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210", r"EID036\d\d")
 
 
 def test_userinfo_sub_mismatch_refused(op, srv, logcheck):
