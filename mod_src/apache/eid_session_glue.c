@@ -132,6 +132,14 @@ int eid_login_is_browser(request_rec *r)
     return 1;
 }
 
+int eid_login_may_redirect(request_rec *r)
+{
+    /* Never a subrequest, nor the error document of an error: the browser
+     * must get that error, not a login it did not ask for. */
+    return !r->main && !(r->prev && ap_is_HTTP_ERROR(r->prev->status)) &&
+           eid_login_is_browser(r);
+}
+
 const char *eid_session_vhost(request_rec *r)
 {
     const eid_login_srv_t *ls = eid_login_srv(r->server);
@@ -343,7 +351,7 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
     /* Below the location's level: a browser logs in again at it (its
      * session stays until that login completes); an API client is refused. */
     if (d->login_loa && f->rec->id->loa < d->login_loa) {
-        if (!r->main && eid_login_is_browser(r)) {
+        if (eid_login_may_redirect(r)) {
             st->status = eid_login_redirect(r, d, d->login_loa);
             return EID_TRY_REFUSED;
         }

@@ -143,3 +143,17 @@ def test_one_session_many_parallel_requests(op, fresh):
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         out = list(ex.map(get, range(64)))
     assert out == [(200, "SE2321000016-P0001N")] * 64
+
+
+def test_error_document_in_an_oidc_location_starts_no_login(op, own):
+    # a 404 outside any login location, its ErrorDocument inside one: the
+    # browser gets the 404 (httpd's text), never a login redirect or cookie
+    h = own("ErrorDocument 404 /app/echo/notfound\n")
+    r = requests.get(h.url("/no/such/file"), verify=CA, allow_redirects=False, timeout=20,
+                     headers={"Accept": "text/html"})
+    assert r.status_code == 404, (r.status_code, r.headers)
+    assert "Location" not in r.headers and "Set-Cookie" not in r.headers
+    # with a session, the error document is served with its identity
+    b = logged_in(op, h)
+    r = b.get(h.url("/no/such/file"), allow_redirects=False, timeout=20)
+    assert r.status_code == 404 and "Set-Cookie" not in r.headers
