@@ -311,4 +311,10 @@ def sample_conf_dir(root):
         f.write(os.urandom(32))
     with open(os.path.join(conf, "incident-api.secret"), "w") as f:
         f.write("not-a-real-secret\n")
+    for secret in ("staff.secret", "citizen.secret"):  # oidc-login.conf
+        with open(os.path.join(conf, secret), "w") as f:
+            f.write("not-a-real-secret\n")
+    with open(os.path.join(conf, "session.key"), "w") as f:
+        f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
+    os.chmod(os.path.join(conf, "session.key"), 0o600)
     return conf
