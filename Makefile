@@ -31,7 +31,7 @@ MODULE    := $(B)/mod_auth_eid.so
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   apache2 apache2-dev libssl-dev libapr1-dev libaprutil1-dev libjansson-dev \
   libcjose-dev liboauth2-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev \
-  redis-server curl openssl python3 python3-pytest python3-requests \
+  redis-server redis-sentinel curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto chromium chromium-driver python3-selenium
 
 .PHONY: all deps test test-unit test-tsan test-ubsan test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \

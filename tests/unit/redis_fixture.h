@@ -1,0 +1,151 @@
+/*
+ * redis_fixture.h - real redis-server processes for unit tests: started on a
+ * free 127.0.0.1 port (and a Unix socket) in a private temporary directory,
+ * waited for, stopped/continued/restarted on demand, killed at the end.
+ * Loopback only.  Header-only (static functions): include once per test.
+ */
+#ifndef REDIS_FIXTURE_H
+#define REDIS_FIXTURE_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+typedef struct rfix {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char sock[96];
+    const char *extra[8]; /* more redis-server arguments (NULL-terminated) */
+} rfix_t;
+
+/* slack for timing assertions: the sanitizers and valgrind are slower */
+__attribute__((unused)) static double rfix_slack(void)
+{
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    return 6.0;
+#else
+    return RUNNING_ON_VALGRIND ? 10.0 : 1.0;
+#endif
+}
+
+__attribute__((unused)) static double rfix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int rfix_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &l) != 0) {
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* one raw command over TCP with redis-cli (no hiredis: independent of the
+ * code under test); output into out (may be NULL).  Returns the exit code. */
+static int rfix_cli(const rfix_t *f, char *out, size_t osize, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %d %s 2>&1", f->port, args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = out ? fread(out, 1, osize - 1, p) : 0;
+    if (out)
+        out[n] = 0;
+    else {
+        char sink[256];
+        while (fread(sink, 1, sizeof(sink), p) > 0) {
+        }
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int rfix_ping(const rfix_t *f)
+{
+    char out[64];
+    return rfix_cli(f, out, sizeof(out), "PING") == 0 && strncmp(out, "PONG", 4) == 0;
+}
+
+/* start (or restart on the same port and dir); 0 when it answers PING */
+static int rfix_start(rfix_t *f)
+{
+    if (!f->dir[0]) {
+        snprintf(f->dir, sizeof(f->dir), "/tmp/eid-redis-XXXXXX");
+        if (!mkdtemp(f->dir))
+            return -1;
+        snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
+        f->port = rfix_free_port();
+    }
+    char port[16];
+    snprintf(port, sizeof(port), "%d", f->port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *argv[40] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                                "--unixsocket", f->sock, "--unixsocketperm", "700",
+                                "--dir", f->dir, "--save", "", "--appendonly", "no",
+                                "--daemonize", "no", "--protected-mode", "yes",
+                                "--logfile", "redis.log"};
+        int n = 21;
+        for (int i = 0; f->extra[i] && n < 38; i++)
+            argv[n++] = f->extra[i];
+        argv[n] = NULL;
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    f->pid = pid;
+    for (int i = 0; i < 200; i++) {
+        if (rfix_ping(f))
+            return 0;
+        usleep(20000);
+    }
+    return -1;
+}
+
+static void rfix_kill(rfix_t *f, int sig)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGCONT);
+        kill(f->pid, sig);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+}
+
+/* stop the server and remove its directory */
+static void rfix_stop(rfix_t *f)
+{
+    rfix_kill(f, SIGKILL);
+    if (f->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", f->dir);
+        f->dir[0] = 0;
+    }
+}
+
+#endif
