@@ -348,6 +348,9 @@ static int subscribe(rcache_t *c, redisContext *x)
     }
     rc = sync_cmd(x, 2, (const char *[]){"SUBSCRIBE", "__redis__:invalidate"},
                   (size_t[]){9, 20}, &rep);
+    if (rc != 0)
+        eid_redis_note(r, RT_CACHE, "invalidation channel: SUBSCRIBE refused: %.200s",
+                       rep && rep->type == REDIS_REPLY_ERROR ? rep->str : x->errstr);
     if (rep)
         freeReplyObject(rep);
     return rc;
@@ -455,7 +458,9 @@ apr_status_t eid_rcache_start(rcache_t *c, apr_pool_t *pchild)
         return APR_SUCCESS;
     atomic_store(&c->stop, 0);
     apr_status_t rv = apr_thread_create(&c->thread, NULL, subscriber, c, pchild);
+    /* a PRE-cleanup: the thread's own pool is a subpool of pchild, destroyed
+     * before pchild's ordinary cleanups run; the thread must be gone first */
     if (rv == APR_SUCCESS)
-        apr_pool_cleanup_register(pchild, c, stop_thread, apr_pool_cleanup_null);
+        apr_pool_pre_cleanup_register(pchild, c, stop_thread);
     return rv;
 }

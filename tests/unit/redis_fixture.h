@@ -27,6 +27,7 @@ typedef struct rfix {
     char dir[64];
     char sock[96];
     const char *extra[8]; /* more redis-server arguments (NULL-terminated) */
+    const char *sentinel_conf; /* set: run as a sentinel with this config text */
 } rfix_t;
 
 /* slack for timing assertions: the sanitizers and valgrind are slower */
@@ -100,13 +101,28 @@ static int rfix_start(rfix_t *f)
     }
     char port[16];
     snprintf(port, sizeof(port), "%d", f->port);
+    char conf[128] = "", logf[128];
+    snprintf(logf, sizeof(logf), "%s/%s.log", f->dir, f->sentinel_conf ? "sentinel" : "redis");
+    if (f->sentinel_conf) {
+        snprintf(conf, sizeof(conf), "%s/sentinel.conf", f->dir);
+        FILE *cf = fopen(conf, "w");
+        if (!cf)
+            return -1;
+        fprintf(cf, "port %d\nbind 127.0.0.1\ndir %s\n%s", f->port, f->dir, f->sentinel_conf);
+        fclose(cf);
+    }
     pid_t pid = fork();
+    if (pid == 0 && conf[0]) {
+        execlp("redis-server", "redis-server", conf, "--sentinel", "--logfile", logf,
+               (char *)NULL);
+        _exit(127);
+    }
     if (pid == 0) {
         const char *argv[40] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
                                 "--unixsocket", f->sock, "--unixsocketperm", "700",
                                 "--dir", f->dir, "--save", "", "--appendonly", "no",
                                 "--daemonize", "no", "--protected-mode", "yes",
-                                "--logfile", "redis.log"};
+                                "--logfile", logf};
         int n = 21;
         for (int i = 0; f->extra[i] && n < 38; i++)
             argv[n++] = f->extra[i];
