@@ -347,3 +347,81 @@ static void test_cache_denied(void **state)
         cmocka_unit_test(test_sigstop), cmocka_unit_test(test_auth),                        \
         cmocka_unit_test(test_maxmemory), cmocka_unit_test(test_cache),                     \
         cmocka_unit_test(test_cache_denied)
+
+/* master + replica + one sentinel; the master killed: the store follows */
+static void test_sentinel(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    rfix_t m = {0}, r = {0}, sn = {0};
+    assert_int_equal(rfix_start(&m), 0);
+    char mport[16];
+    snprintf(mport, sizeof(mport), "%d", m.port);
+    r.extra[0] = "--replicaof";
+    r.extra[1] = "127.0.0.1";
+    r.extra[2] = mport;
+    assert_int_equal(rfix_start(&r), 0);
+    sn.sentinel_conf = apr_psprintf(p, "sentinel monitor mm 127.0.0.1 %d 1\n"
+                                       "sentinel down-after-milliseconds mm 1000\n"
+                                       "sentinel failover-timeout mm 3000\n", m.port);
+    assert_int_equal(rfix_start(&sn), 0);
+    /* the replica is in sync before the drill */
+    char out[256];
+    for (int i = 0; i < 200; i++) {
+        rfix_cli(&r, out, sizeof(out), "INFO replication");
+        if (strstr(out, "master_link_status:up"))
+            break;
+        usleep(20000);
+    }
+    assert_non_null(strstr(out, "master_link_status:up"));
+    /* a dead sentinel first in the list: the next one answers */
+    int dead = rfix_free_port();
+    eid_store_t *s = store_on(p, apr_psprintf(p, "sentinel://127.0.0.1:%d,127.0.0.1:%d/mm", dead,
+                                              sn.port),
+                              "prefix=t-sen:", "breaker=3/100", NULL);
+    assert_int_equal(eid_store_set(s, K("s:1"), V("before"), MS(60000)), EID_STORE_OK);
+    want_value(s, p, K("s:1"), "before", 6);
+    eid_redis_stats_t st;
+    eid_store_redis_stats(s, &st);
+    assert_int_equal(st.discoveries, 1);
+    /* replicated before the master dies */
+    assert_int_equal(rfix_cli(&m, out, sizeof(out), "WAIT 1 2000"), 0);
+    assert_string_equal(out, "1\n");
+    /* the master dies: pooled connections fail, the sentinels promote the
+     * replica (down-after 1 s), the store finds it */
+    rfix_kill(&m, SIGKILL);
+    /* writes follow the new master within the failover time */
+    char rport[16];
+    snprintf(rport, sizeof(rport), "%d", r.port);
+    for (int i = 0; i < 200; i++) {
+        rfix_cli(&sn, out, sizeof(out), "SENTINEL get-master-addr-by-name mm");
+        if (strstr(out, rport))
+            break;
+        usleep(50000);
+    }
+    assert_non_null(strstr(out, rport));
+    double t0 = rfix_now();
+    eid_store_rc_e rc = EID_STORE_ERROR;
+    while (rc != EID_STORE_OK && rfix_now() - t0 < 10) {
+        rc = eid_store_set(s, K("s:2"), V("after"), MS(60000));
+        if (rc != EID_STORE_OK)
+            usleep(50000);
+    }
+    assert_int_equal(rc, EID_STORE_OK);
+    assert_int_equal(rfix_cli(&r, out, sizeof(out), "GET t-sen:s:2"), 0);
+    assert_string_equal(out, "after\n"); /* written on the promoted replica */
+    want_value(s, p, K("s:1"), "before", 6); /* sessions survived */
+    eid_store_redis_stats(s, &st);
+    assert_true(st.discoveries >= 2);
+    rfix_stop(&sn);
+    rfix_stop(&r);
+    rfix_stop(&m);
+    apr_pool_destroy(p);
+}
+
+#undef FAULT_TESTS
+#define FAULT_TESTS                                                                        \
+    cmocka_unit_test(test_breaker), cmocka_unit_test(test_restart),                         \
+        cmocka_unit_test(test_sigstop), cmocka_unit_test(test_auth),                        \
+        cmocka_unit_test(test_maxmemory), cmocka_unit_test(test_cache),                     \
+        cmocka_unit_test(test_cache_denied), cmocka_unit_test(test_sentinel)

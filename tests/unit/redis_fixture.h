@@ -30,6 +30,42 @@ typedef struct rfix {
     const char *sentinel_conf; /* set: run as a sentinel with this config text */
 } rfix_t;
 
+/* every server started and not yet stopped: killed by rfix_stop_all() even
+ * when a failed assertion skipped the test's own rfix_stop() */
+#define RFIX_MAX 16
+static pid_t rfix_pids[RFIX_MAX];
+static char rfix_dirs[RFIX_MAX][64];
+
+static void rfix_track(pid_t pid, const char *dir, int on)
+{
+    for (int i = 0; i < RFIX_MAX; i++) {
+        if (on && rfix_pids[i] == 0) {
+            rfix_pids[i] = pid;
+            snprintf(rfix_dirs[i], sizeof(rfix_dirs[i]), "%s", dir);
+            return;
+        }
+        if (!on && rfix_pids[i] == pid) {
+            rfix_pids[i] = 0;
+            return;
+        }
+    }
+}
+
+__attribute__((unused)) static void rfix_stop_all(void)
+{
+    for (int i = 0; i < RFIX_MAX; i++)
+        if (rfix_pids[i] > 0) {
+            kill(rfix_pids[i], SIGCONT);
+            kill(rfix_pids[i], SIGKILL);
+            waitpid(rfix_pids[i], NULL, 0);
+            char cmd[256];
+            snprintf(cmd, sizeof(cmd), "rm -rf '%.63s'", rfix_dirs[i]);
+            if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", rfix_dirs[i]);
+            rfix_pids[i] = 0;
+        }
+}
+
 /* slack for timing assertions: the sanitizers and valgrind are slower */
 __attribute__((unused)) static double rfix_slack(void)
 {
@@ -133,6 +169,7 @@ static int rfix_start(rfix_t *f)
     if (pid < 0)
         return -1;
     f->pid = pid;
+    rfix_track(pid, f->dir, 1);
     for (int i = 0; i < 200; i++) {
         if (rfix_ping(f))
             return 0;
@@ -147,6 +184,7 @@ static void rfix_kill(rfix_t *f, int sig)
         kill(f->pid, SIGCONT);
         kill(f->pid, sig);
         waitpid(f->pid, NULL, 0);
+        rfix_track(f->pid, NULL, 0);
         f->pid = 0;
     }
 }

@@ -57,6 +57,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     rfix_stop(&R);
+    rfix_stop_all();
     eid_log_set(NULL, NULL);
     apr_pool_destroy(pool);
     apr_terminate();
