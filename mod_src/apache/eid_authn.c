@@ -15,6 +15,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_login_glue.h"
 #include "eid_pages.h"
 
 #include "apr_strings.h"
@@ -111,6 +112,8 @@ static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *
         return eid_try_cert(r, d, st, id);
     case EID_METHOD_BEARER:
         return eid_try_bearer(r, d, st, id);
+    case EID_METHOD_OIDC:
+        return eid_try_session(r, d, st, id);
     default:
         return EID_TRY_ABSENT;
     }
@@ -177,8 +180,15 @@ static eid_req_t *authenticate(request_rec *r)
 static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
 {
     const eid_method_e *m = d->methods;
-    int i;
+    int i, oidc = 0;
     st->decision = EID_DECISION_AUTHN;
+    for (i = 0; i < d->nmethods; i++)
+        oidc |= m[i] == EID_METHOD_OIDC;
+    /* A browser is sent to log in (Location and a state cookie only: the
+     * redirect's body is httpd's); anything else is never redirected. */
+    if (oidc && eid_login_may_redirect(r))
+        return eid_login_redirect(r, d, d->login_loa > st->stepup_loa ? d->login_loa
+                                                                       : st->stepup_loa);
     for (i = 0; i < d->nmethods; i++)
         if (m[i] == EID_METHOD_BEARER) {
             /* RFC 6750 3.1: no error code when no credential was sent. */
@@ -186,6 +196,10 @@ static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
             eid_bearer_challenge(r, d, NULL, NULL);
             return HTTP_UNAUTHORIZED;
         }
+    if (oidc) {
+        st->reason = "no session";
+        return HTTP_UNAUTHORIZED;
+    }
     /* A certificate cannot be asked for with a 401 challenge: 403. */
     st->reason = "no client certificate";
     return HTTP_FORBIDDEN;

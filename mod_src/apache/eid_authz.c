@@ -9,6 +9,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_dir_glue.h"
+#include "eid_login_glue.h"
 #include "eid_pages.h"
 #include "eid_expr.h"
 
@@ -107,6 +108,10 @@ static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
     /* for the refusal page: the level a user needs to log in with */
     if (!strcmp(a->kind->name, "eid-loa") && a->loa > st->loa_needed)
         st->loa_needed = a->loa;
+    /* A login session below the level: a browser logs in again at it
+     * (step-up) instead of seeing a refusal. */
+    if (!strcmp(a->kind->name, "eid-loa") && st->id && st->id->method == EID_METHOD_OIDC)
+        eid_login_stepup(r, a->loa);
     eid_page_arrange_refusal(r, HTTP_FORBIDDEN);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID01101: user %s denied by '%s': %s",
                   eid_safe_user(r, st->id), a->text, why);
@@ -137,6 +142,13 @@ static authz_status check_line(request_rec *r, const char *line, const void *par
     eid_req_t *st = NULL;
     authz_status s = identity_of(r, a, &st);
     const char *why;
+    /* No user yet: a login started for this request asks for the level the
+     * eid-loa lines here need (one login instead of a login and a step-up). */
+    if (s == AUTHZ_DENIED_NO_USER && !strcmp(a->kind->name, "eid-loa")) {
+        eid_req_t *rs = eid_req_get(r, 1);
+        if (a->loa > rs->stepup_loa)
+            rs->stepup_loa = a->loa;
+    }
     if (s != AUTHZ_GRANTED)
         return s;
     why = a->kind->match(r, st, a);

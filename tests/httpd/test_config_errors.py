@@ -39,7 +39,10 @@ BAD = [
      "</Location>", r"eid-method"),
     ("Require", "<Location /x>\nAuthType eid\nRequire eid-scope\n</Location>", r"eid-scope"),
     ("EidMethods", "<Location /x>\nEidMethods cert smoke-signal\n</Location>", r"EidMethods"),
-    ("EidMethods", "<Location /x>\nEidMethods oidc\n</Location>", r"not supported"),
+    # oidc (login sessions) needs the session keys, a login provider and a
+    # redirect URI: test_login.py checks each of them.
+    ("EidMethods", "<Location /x>\nAuthType eid\nEidMethods oidc\n</Location>",
+     r"EidSessionKeyFile"),
     # Token providers: option syntax on the line, completeness at the end of
     # the configuration (check_config), both naming the EidProvider line.
     ("EidProvider", "EidProvider op issuer=https://op.example", r"needs a name|audience"),
@@ -207,7 +210,13 @@ def test_conf_samples_pass_configtest(sample):
     path = os.path.join(REPO, "conf-samples", sample)
     h = Httpd("Define EID_CONF_DIR {root}/conf\nDefine EID_STATE_DIR {root}\nInclude %s"
               % path, name="sample")
-    sample_conf_dir(h.root)
+    conf = sample_conf_dir(h.root)
+    for secret in ("staff.secret", "citizen.secret"):  # oidc-login.conf
+        with open(os.path.join(conf, secret), "w") as f:
+            f.write("not-a-real-secret\n")
+    with open(os.path.join(conf, "session.key"), "w") as f:
+        f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
+    os.chmod(os.path.join(conf, "session.key"), 0o600)
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr
