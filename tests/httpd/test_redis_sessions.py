@@ -1,0 +1,219 @@
+"""Sessions in Redis (issue 11): two httpd instances on one real redis-server
+(started here on a free loopback port, killed at the end) share a session made
+through the real test OP; a logout on one is refused on the other within
+100 ms (measured); a back-channel logout to either ends both; Redis stopped ->
+503 with Retry-After (never a redirect, never 200), back within 1 s of Redis
+returning, nobody logged out; the directive's redis branch at `apachectl -t`."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from eidtest import Httpd, free_port
+from loginkit import (browser, login, make_httpd, op, raw_cookie_get,  # noqa: F401
+                      register, session_cookie)
+
+
+class Redis:
+    """A redis-server on 127.0.0.1:<free port> with an append-only file, so a
+    restart keeps the sessions."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="eid-redis-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--logfile", os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.cli("PING").strip() == "PONG":
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args),
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+            self.proc = None
+
+    def cleanup(self):
+        self.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+LOC = {"/app/": "EidMethods oidc\nRequire valid-user"}
+
+
+@pytest.fixture(scope="module")
+def redis():
+    r = Redis().start()
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pair(op, redis):
+    """Two httpd instances (two ports, one ServerName) on one Redis."""
+    store = ("EidSessionStore redis://127.0.0.1:%d/0 prefix=t-httpd: cache=1000 timeout=500 "
+             "breaker=3/200\n" % redis.port)
+    h1 = make_httpd(op, LOC, extra=store, name="redis1")
+    h2 = make_httpd(op, LOC, extra=store, name="redis2")
+    for h in (h1, h2):
+        h.start()
+    yield h1, h2
+    for h in (h1, h2):
+        h.stop()
+        h.cleanup()
+
+
+def as_primary(op, h, other):
+    """The OP's client: callbacks of both, back-channel logout to h."""
+    register(op, h, other.url("/.eid/callback"))
+
+
+def status(h, cookie, path="/app/echo/x"):
+    return raw_cookie_get(h, path, "__Host-eid-session=" + cookie)
+
+
+def redis_gets(redis):
+    m = re.search(r"cmdstat_get:calls=(\d+)", redis.cli("INFO", "commandstats"))
+    return int(m.group(1)) if m else 0
+
+
+def test_session_shared_and_logout_seen_within_100ms(op, pair, redis):
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    r = login(h1, op, b, "/app/echo/x")
+    assert r.json()["EID_METHOD"] == "oidc"
+    cookie = session_cookie(b)
+    # the session works on the other server, twice: the second from its cache
+    # (no GET reaches Redis)
+    for i in range(2):
+        gets = redis_gets(redis)
+        r = status(h2, cookie)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        assert r.json()["EID_METHOD"] == "oidc"
+    assert redis_gets(redis) == gets
+    # logout on h1 (CSRF form), then h2 refuses the cookie within 100 ms
+    r = b.get(h1.url("/.eid/logout"), allow_redirects=False, timeout=20)
+    csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
+    r = b.post(h1.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False, timeout=20)
+    assert r.status_code == 303
+    t0 = time.monotonic()
+    while True:
+        r = status(h2, cookie)
+        if r.status_code == 302:
+            break
+        assert r.status_code == 200
+        assert time.monotonic() - t0 < 1.0, "logout not seen on the other server"
+    took = time.monotonic() - t0
+    assert took < 0.1, "logout seen after %.3f s" % took
+    assert status(h1, cookie).status_code == 302
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_backchannel_logout_to_either_ends_both(op, pair, target):
+    h1, h2 = pair
+    recv, other = pair[target], pair[1 - target]
+    as_primary(op, recv, other)
+    b = browser()
+    login(other, op, b, "/app/echo/x")  # made on the server that does NOT get the logout
+    cookie = session_cookie(b)
+    for h in (h1, h2):
+        assert status(h, cookie).status_code == 200
+    sess = op.admin("/admin/sessions", method="GET")["sessions"]
+    mine = [s for s in sess if s["user"] == "nurse"][-1]
+    a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"]})
+    assert a["status"] == 200, a
+    t0 = time.monotonic()
+    for h in (h1, h2):
+        while status(h, cookie).status_code != 302:
+            assert time.monotonic() - t0 < 0.1, "back-channel logout not seen on %s" % h.port
+
+
+def test_redis_down_503_then_recovers(op, pair, redis):
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    for h in (h1, h2):
+        assert status(h, cookie).status_code == 200
+    redis.stop()
+    time.sleep(0.3)  # the invalidation channel notices (EOF) and bypasses the cache
+    for _ in range(3):
+        for h in (h1, h2):
+            t0 = time.monotonic()
+            r = status(h, cookie)
+            assert r.status_code == 503, (r.status_code, r.headers)
+            assert r.headers.get("Retry-After", "").isdigit()
+            assert "Location" not in r.headers
+            assert time.monotonic() - t0 < 1.5
+    # a fresh browser is not sent to a login loop either: 503 while the store is down
+    r = browser().get(h1.url("/app/echo/x"), allow_redirects=False, timeout=20)
+    assert r.status_code in (302, 503)
+    redis.start()
+    t0 = time.monotonic()
+    for h in (h1, h2):
+        while True:
+            r = status(h, cookie)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 503, r.status_code  # never a redirect: nobody logged out
+            assert time.monotonic() - t0 < 1.0, "not back within 1 s"
+            time.sleep(0.02)
+    for h in (h1, h2):
+        h.expect_log(r"EID0630[1478]", r"EID0633[01]", r"EID08210", r"EID0821[12]")
+
+
+def test_redis_store_directive_at_configtest(tmp_path):
+    def configtest(line):
+        h = Httpd(line + "\n", name="rediscfg")
+        try:
+            r = h.configtest()
+            return r, open(h.conf).read().splitlines()
+        finally:
+            h.cleanup()
+
+    pw = tmp_path / "pw"
+    pw.write_text("secret\n")
+    os.chmod(pw, 0o640)
+    for ok in ("EidSessionStore redis://127.0.0.1:6379/2 prefix=site1: cache=500",
+               "EidSessionStore redis://app@127.0.0.1 password_file=%s timeout=200" % pw,
+               "EidSessionStore unix:/run/redis/redis.sock?db=1",
+               "EidSessionStore sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"):
+        r, _ = configtest(ok)
+        assert r.returncode == 0, (ok, r.stderr)
+    os.chmod(pw, 0o644)
+    for bad, msg in (("EidSessionStore redis://127.0.0.1:0", r"bad port"),
+                     ("EidSessionStore redis://u:pw@127.0.0.1", r"password_file"),
+                     ("EidSessionStore redis://127.0.0.1 nosuch=1", r"unknown option"),
+                     ("EidSessionStore redis://127.0.0.1 timeout=0", r"timeout"),
+                     ("EidSessionStore redis://app@127.0.0.1", r"password_file"),
+                     ("EidSessionStore redis://app@127.0.0.1 password_file=%s" % pw,
+                      r"readable by everyone"),
+                     ("EidSessionStore sentinel://127.0.0.1:26379", r"mastername"),
+                     ("EidSessionStore shm:4194304 cache=1", r"no options")):
+        r, lines = configtest(bad)
+        assert r.returncode != 0, bad
+        m = re.search(r"line (\d+) of (\S+?):", r.stderr)
+        assert m and "EidSessionStore" in lines[int(m.group(1)) - 1], r.stderr
+        assert re.search(msg, r.stderr), (bad, r.stderr)
