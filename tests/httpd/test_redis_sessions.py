@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import tempfile
 import time
 
@@ -45,6 +47,37 @@ class Redis:
         r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args),
                            capture_output=True, text=True, timeout=10)
         return r.stdout
+
+    def cmd(self, *args):
+        """One command over a raw RESP connection (binary-safe); the reply
+        (bytes, int, list or None)."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._reply(f)
+
+    def _reply(self, f):
+        line = f.readline()
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)
+            return data[:-2]
+        if t == b"*":
+            return [self._reply(f) for _ in range(int(rest))]
+        raise RuntimeError("bad reply %r" % line)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc:
@@ -178,6 +211,80 @@ def test_redis_down_503_then_recovers(op, pair, redis):
             if r.status_code == 200:
                 break
             assert r.status_code == 503, r.status_code  # never a redirect: nobody logged out
+            assert time.monotonic() - t0 < 1.0, "not back within 1 s"
+            time.sleep(0.02)
+    for h in (h1, h2):
+        h.expect_log(r"EID0630[1478]", r"EID0633[01]", r"EID08210", r"EID0821[12]")
+
+
+def test_tampered_or_swapped_value_is_no_session(op, pair, redis):
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    made = []
+    for _ in range(2):
+        b = browser()
+        login(h1, op, b, "/app/echo/x")
+        made.append(session_cookie(b))
+    keys = sorted(redis.cmd("KEYS", "t-httpd:s:*"))
+    vals = {k: redis.cmd("GET", k) for k in keys}
+    assert len(keys) >= 2
+    # swap every pair of stored sessions (each value sealed for its own key)
+    for a, b in zip(keys, keys[1:] + keys[:1]):
+        redis.cmd("SET", a, vals[b], "KEEPTTL")
+    time.sleep(0.05)
+    for c in made:
+        for h in (h1, h2):
+            assert status(h, c).status_code == 302  # no session: log in again
+    # one bit flipped in a value
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    c = session_cookie(b)
+    new = [k for k in redis.cmd("KEYS", "t-httpd:s:*") if k not in keys]
+    assert len(new) == 1
+    v = bytearray(redis.cmd("GET", new[0]))
+    v[len(v) // 2] ^= 1
+    redis.cmd("SET", new[0], bytes(v), "KEEPTTL")
+    time.sleep(0.05)
+    for h in (h1, h2):
+        assert status(h, c).status_code == 302
+    for h in (h1, h2):
+        h.expect_log(r"EID08203")
+
+
+def test_sigstop_burst_bounded_then_recovers(op, pair, redis):
+    """Redis frozen: a burst of concurrent requests each answers 503 within the
+    command timeout (500 ms here, plus the request's own time), none hangs
+    a worker longer; after SIGCONT service is back within 1 s."""
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    assert status(h2, cookie).status_code == 200
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.8)  # the cache's PING gets no answer: cache bypassed
+        results = []
+
+        def one(h):
+            t0 = time.monotonic()
+            r = status(h, cookie)
+            results.append((r.status_code, time.monotonic() - t0, r.headers.get("Retry-After")))
+
+        threads = [threading.Thread(target=one, args=(pair[i % 2],)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(results) == 12
+        for code, took, retry in results:
+            assert code == 503 and retry and retry.isdigit(), results
+            assert took < 1.5, results
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    t0 = time.monotonic()
+    for h in (h1, h2):
+        while status(h, cookie).status_code != 200:
             assert time.monotonic() - t0 < 1.0, "not back within 1 s"
             time.sleep(0.02)
     for h in (h1, h2):
