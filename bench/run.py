@@ -275,7 +275,7 @@ def pkg_versions(names):
 def run_check(sc, ctx, label, expect, kw):
     srv = sc.server
     cert = kw.get("cert")
-    if expect == "custom":  # the scenario's own check: fn() -> (pass, what it got)
+    if "fn" in kw:  # the scenario's own check: fn() -> (pass, what it got)
         try:
             return kw["fn"]()
         except Exception as e:
@@ -717,7 +717,7 @@ def markdown_callgrind(meta, rows):
     L.append("")
     first = {"cert": "the connection's TLS handshake",
              "session": "the login through the test OP, the connection's TLS handshake"}.get(
-        meta["suite"], "the first pass over the %d tokens (cache misses)" % meta["tokens"])
+        meta["suite"]) or "the first pass over the %d tokens (cache misses)" % meta["tokens"]
     L.append("Instructions/req = (total(%d) − total(%d)) / %d: start-up, the first requests "
              "(configuration and key loading, %s) and shut-down are the same in both runs and "
              "cancel out. Only httpd's instructions are counted (not redis-server's). Counts "

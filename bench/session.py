@@ -29,7 +29,7 @@ from benchlib import BODY, BenchError, b64u, log
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OP_DIR = os.path.join(REPO, "tests", "op")
 WHO = "/p/who.txt"           # same protection as /p/1k.txt; answers with X-Bench-User
-USER_PRESET = "inera-nurse"  # the test user logged in
+USER = "nurse"               # the test OP's user logged in
 USER_SUB = "SE2321000016-P0001N"
 EID_CLIENT = ("bench-eid", "bench-eid-secret-0123456789abcdef")
 OIDC_CLIENT = ("bench-openidc", "bench-openidc-secret-0123456789ab")
@@ -81,13 +81,16 @@ class OP:
         return r.json()
 
     def register(self, client, redirect_uri):
-        """A confidential client of the authorization code flow."""
+        """A confidential client of the authorization code flow (PKCE S256,
+        client_secret_basic, Inera's claims)."""
         self.admin("/admin/clients", {"client_id": client[0], "client_secret": client[1],
-                                      "redirect_uris": [redirect_uri]})
+                                      "redirect_uris": [redirect_uri], "replace": True,
+                                      "token_endpoint_auth_method": "client_secret_basic",
+                                      "profile": "inera", "pkce_required": True})
 
-    def auto_login(self, preset):
-        """Its login page logs this test user in without a click."""
-        self.admin("/admin/behaviour", {"auto_login": preset})
+    def auto_login(self, user):
+        """Its authorization endpoint logs this test user in without a page."""
+        self.admin("/admin/auto-login", {"user": user})
 
 
 def login(port, path, server_ca, timeout=LOGIN_TIMEOUT):
@@ -121,14 +124,14 @@ def login(port, path, server_ca, timeout=LOGIN_TIMEOUT):
 
 def submit_op_form(s, r, hdr, timeout):
     """The OP's login page: pick the test user's button if it is a form."""
-    m = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', r.text, re.S | re.I)
+    m = None
+    for f in re.finditer(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', r.text, re.S | re.I):
+        if 'name="user" value="%s"' % USER in f.group(2):
+            m = f
     if not m:
         raise BenchError("no login form on the OP's page")
-    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', m.group(2)))
-    btn = re.search(r'<button[^>]*name="([^"]+)"[^>]*value="(%s)"' % re.escape(USER_PRESET),
-                    m.group(2))
-    if btn:
-        fields[btn.group(1)] = btn.group(2)
+    fields = dict(re.findall(r'<(?:input|button)[^>]*name="([^"]+)"[^>]*value="([^"]*)"',
+                             m.group(2)))
     action = urllib.parse.urljoin(r.url, m.group(1).replace("&amp;", "&"))
     return s.post(action, data=fields, headers=hdr, timeout=timeout)
 
@@ -160,6 +163,12 @@ def tamper(cookie):
     return "; ".join(out)
 
 
+def host_header(port):
+    """The load's Host: the name the cookies were set for (eidload connects to
+    127.0.0.1; mod_auth_openidc refuses a host other than its redirect URI's)."""
+    return "Host: localhost:%d" % port
+
+
 class Session:
     """The established session of one scenario: the Cookie header, updated in
     place by every (re-)login so that the checks and the load use the new one."""
@@ -173,7 +182,7 @@ class Session:
         port = self.port_fn()
         self.cookie = login(port, "/p/1k.txt", self.ctx["server_ca"])
         self.ok_kw["headers"]["Cookie"] = self.cookie
-        self.sc.headers = ["Cookie: " + self.cookie]
+        self.sc.headers = [host_header(port), "Cookie: " + self.cookie]
         log("[%s] session established through the test OP (cookies: %s)" % (
             self.sc.name, ", ".join(p.split("=")[0] for p in self.cookie.split("; "))))
 
@@ -194,15 +203,15 @@ class Session:
 
     def checks(self):
         return [
-            ("no session cookie", "custom", {"fn": self.check_denied(lambda: None)}),
-            ("session cookie with its middle character changed", "custom",
+            ("no session cookie", "deny", {"fn": self.check_denied(lambda: None)}),
+            ("session cookie with its middle character changed", "deny",
              {"fn": self.check_denied(lambda: tamper(self.cookie))}),
-            ("a cookie of the same name with a fresh random value", "custom",
+            ("a cookie of the same name with a fresh random value", "deny",
              {"fn": self.check_denied(lambda: "; ".join(
                  "%s=%s" % (p.split("=")[0], b64u(os.urandom(32)))
                  for p in self.cookie.split("; ")))}),
             ("established session", "ok", self.ok_kw),
-            ("established session: identity the backend sees", "custom",
+            ("established session: identity the backend sees", "identity",
              {"fn": self.check_identity}),
         ]
 
@@ -215,7 +224,8 @@ def session_scenarios(ctx, Scenario, eid_load):
                     "ignored)", tls=True, modules=["headers"],
                     conf=lambda c: WHO_CONF,
                     checks=[("no credential (open by design)", "ok", {})])]
-    out[0].headers = [noauth_cookie]
+    out[0].setup = lambda: setattr(out[0], "headers",
+                                   [host_header(out[0].server.port), noauth_cookie])
 
     # mod_auth_openidc: server-side sessions in its shm cache (the default
     # OIDCSessionType server-cache: the cookie holds a session id only).
@@ -228,19 +238,20 @@ def session_scenarios(ctx, Scenario, eid_load):
         OIDCCryptoPassphrase {passphrase}
         OIDCCacheType shm
         OIDCScope "openid"
+        OIDCPKCEMethod S256
         OIDCRemoteUserClaim sub
         <Location /p/>
             AuthType openid-connect
             Require valid-user
         </Location>
-        """) + WHO_CONF
+        """)
     sc = Scenario("openidc-session-shm",
                   "mod_auth_openidc %s as RP, OIDCCacheType shm (server-side session), "
                   "established session cookie" %
                   ctx["versions"].get("libapache2-mod-auth-openidc", "?"),
                   tls=True, modules=["headers", "auth_openidc"],
                   conf=lambda c: openidc.format(issuer=op.issuer, cid=OIDC_CLIENT[0],
-                                                secret=OIDC_CLIENT[1], **c))
+                                                secret=OIDC_CLIENT[1], **c) + WHO_CONF)
     attach(sc, ctx, lambda s: op.register(
         OIDC_CLIENT, "https://localhost:%d/p/redirect_uri" % s.server.port))
     out.append(sc)
@@ -258,7 +269,7 @@ def session_scenarios(ctx, Scenario, eid_load):
             EidLoginProviders op
             Require valid-user
         </Location>
-        """) + WHO_CONF
+        """)
     sc = Scenario("eid-session-shm",
                   "mod_auth_eid: EidMethods oidc, EidSessionStore shm, established session "
                   "cookie, env export, audit log", tls=True, needs_module=True,
@@ -267,7 +278,7 @@ def session_scenarios(ctx, Scenario, eid_load):
                       issuer=op.issuer, cid=EID_CLIENT[0], secret_file=ctx["eid_secret_file"],
                       keyfile=ctx["eid_key_file"],
                       audit=("EidAuditLog %s/audit.log" % c["root"])
-                      if ctx.get("eid_audit", True) else "", **c))
+                      if ctx.get("eid_audit", True) else "", **c) + WHO_CONF)
     attach(sc, ctx, lambda s: op.register(
         EID_CLIENT, "https://localhost:%d/.eid/callback" % s.server.port))
     out.append(sc)
@@ -280,6 +291,11 @@ def attach(sc, ctx, register):
     sess = Session(sc, ctx, lambda: sc.server.port)
 
     def setup():
+        who = os.path.join(sc.server.root, "htdocs", WHO.lstrip("/"))
+        if not os.path.exists(who):
+            with open(who, "w") as f:
+                f.write("who\n")
+            os.chmod(who, 0o644)
         register(sc)
         sess.establish()
     sc.setup = setup
@@ -306,5 +322,5 @@ def prepare(ctx, workdir):
             f.write(text)
     op = OP(workdir, pki).start()
     ctx["op"] = op
-    op.auto_login(USER_PRESET)
+    op.auto_login(USER)
     return op
