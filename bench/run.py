@@ -810,7 +810,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenarios (the baseline is always run)")
     ap.add_argument("--extra", action="store_true",
                     help="also the extra scenarios: bearer: openidc-rs-redis (needs "
-                         "redis-server); cert: eid-cert without audit / export")
+                         "redis-server); cert: eid-cert without audit / export; session: "
+                         "eid-session-shm without audit")
     ap.add_argument("--tokens", type=int, default=64,
                     help="bearer: distinct valid tokens the load rotates through")
     ap.add_argument("--pki", default=DEFAULT_PKI, help="test PKI (default build/pki)")
@@ -930,10 +931,9 @@ def main():
             scenarios = bearer_scenarios(ctx, args.extra)
         elif args.suite == "session":
             import session
-            ctx["eid_audit"] = True
             if not args.list:
                 session.prepare(ctx, workdir)
-            scenarios = session.session_scenarios(ctx, Scenario, eid_load)
+            scenarios = session.session_scenarios(ctx, Scenario, eid_load, args.extra)
         else:
             if not os.access(WRK, os.X_OK):
                 log("wrk is missing: bench/setup.sh")

@@ -216,7 +216,7 @@ class Session:
         ]
 
 
-def session_scenarios(ctx, Scenario, eid_load):
+def session_scenarios(ctx, Scenario, eid_load, extra=False):
     """The suite's scenarios; ctx has pki, server_ca, op (an OP started)."""
     op = ctx.get("op")  # None with --list
     noauth_cookie = "Cookie: __Host-eid-session=" + b64u(b"\x5a" * 32)
@@ -270,18 +270,24 @@ def session_scenarios(ctx, Scenario, eid_load):
             Require valid-user
         </Location>
         """)
-    sc = Scenario("eid-session-shm",
-                  "mod_auth_eid: EidMethods oidc, EidSessionStore shm, established session "
-                  "cookie, env export, audit log", tls=True, needs_module=True,
-                  modules=["headers", eid_load(ctx)], audit=ctx.get("eid_audit", True),
-                  conf=lambda c: eid.format(
-                      issuer=op.issuer, cid=EID_CLIENT[0], secret_file=ctx["eid_secret_file"],
-                      keyfile=ctx["eid_key_file"],
-                      audit=("EidAuditLog %s/audit.log" % c["root"])
-                      if ctx.get("eid_audit", True) else "", **c) + WHO_CONF)
-    attach(sc, ctx, lambda s: op.register(
-        EID_CLIENT, "https://localhost:%d/.eid/callback" % s.server.port))
-    out.append(sc)
+
+    def eid_scenario(name, desc, audit):
+        cid = (EID_CLIENT[0] + "-" + name, EID_CLIENT[1])  # a client per server
+        sc = Scenario(name, desc, tls=True, needs_module=True, audit=audit,
+                      modules=["headers", eid_load(ctx)],
+                      conf=lambda c: eid.format(
+                          issuer=op.issuer, cid=cid[0], secret_file=ctx["eid_secret_file"],
+                          keyfile=ctx["eid_key_file"],
+                          audit="EidAuditLog %s/audit.log" % c["root"] if audit else "",
+                          **c) + WHO_CONF)
+        attach(sc, ctx, lambda s: op.register(
+            cid, "https://localhost:%d/.eid/callback" % s.server.port))
+        return sc
+    out.append(eid_scenario("eid-session-shm", "mod_auth_eid: EidMethods oidc, EidSessionStore "
+                            "shm, established session cookie, env export, audit log", True))
+    if extra:
+        out.append(eid_scenario("eid-session-shm-noaudit", "eid-session-shm without the audit "
+                                "log (what the audit write costs)", False))
     return out
 
 
