@@ -79,6 +79,22 @@ $(MODULE): $(GLUE_SRCS) $(GLUE_HDRS) $(CORE_LIB)
 	@# copy then rename: a running httpd keeps the file it mapped intact
 	cp $(B)/apache/.libs/mod_auth_eid.so $@.tmp && mv -f $@.tmp $@
 
+# TEST ONLY, never installed: a module driving the shm session store
+# (eid_store_socache.c) from HTTP requests, for tests/httpd/test_store_shm.py.
+# -Bsymbolic: mod_auth_eid.so (loaded first, RTLD_GLOBAL) exports the same
+# eid_store_* functions; without it this module would run mod_auth_eid's copies.
+STORE_TEST_MOD := $(B)/mod_eid_store_test.so
+$(STORE_TEST_MOD): tests/httpd/mod_eid_store_test.c mod_src/apache/eid_store_socache.c \
+                   mod_src/apache/eid_store_socache.h $(CORE_LIB)
+	@mkdir -p $(B)/store_test
+	cp $(filter %.c %.h,$^) $(B)/store_test/
+	cd $(B)/store_test && $(APXS) -c -o mod_eid_store_test.la \
+	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) $(APXS_EXTRA) -I$(CURDIR)/include \
+	  -Wc,-DEID_STORE_SOCACHE_MODULE=eid_store_test -Wl,-Wl\,-Bsymbolic \
+	  mod_eid_store_test.c eid_store_socache.c $(CURDIR)/$(CORE_LIB) $(PKG_LIBS) > apxs.log 2>&1 \
+	  || { cat apxs.log; exit 1; }
+	cp $(B)/store_test/.libs/mod_eid_store_test.so $@.tmp && mv -f $@.tmp $@
+
 # ---- test PKI -------------------------------------------------------------
 $(B)/eid-mkcert: tests/pki/eid-mkcert.c
 	@mkdir -p $(B)
@@ -156,7 +172,7 @@ fuzz: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz-corpus/$$n tests/fuzz/corpus/$$n; done
 
 # ---- httpd suite (pytest, real httpd + mod_ssl) -----------------------------
-test-httpd: $(MODULE) pki
+test-httpd: $(MODULE) $(STORE_TEST_MOD) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
 # The real-browser login test alone (headless Chromium through chromedriver; it is also
@@ -172,9 +188,10 @@ ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
 asan:
 	$(MAKE) B=$(B)/asan EXTRA_CFLAGS="$(ASAN_FLAGS) -U_FORTIFY_SOURCE" \
 	  APXS_EXTRA="$(foreach f,$(ASAN_FLAGS),-Wc,$(f)) -Wl,-fsanitize=address" \
-	  $(B)/asan/mod_auth_eid.so
+	  $(B)/asan/mod_auth_eid.so $(B)/asan/mod_eid_store_test.so
 test-asan: asan pki
 	EID_MODULE=$(CURDIR)/$(B)/asan/mod_auth_eid.so EID_ASAN=1 \
+	  EID_STORE_TEST_MODULE=$(CURDIR)/$(B)/asan/mod_eid_store_test.so \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
 # The test OpenID Provider's own selftest (it serves the bearer-token tests).

@@ -89,6 +89,20 @@ const char *eid_claims_set_acr(eid_claims_map_t *m, apr_pool_t *p, const char *u
 int eid_claims_acr_loa(const eid_claims_map_t *m, const char *uri);
 
 /*
+ * The acr values to ask for a level of at least `min_loa` (the reverse of
+ * eid_claims_acr_loa()): every URI of the profile's table whose level is
+ * >= min_loa, then every acr.<uri> override of the map with such a level;
+ * lowest level first, then table order, overrides by URI; an override
+ * changes or removes (level 0) a table URI.  Tables: oidc-sweden the
+ * elegnamnden URIs (loa2, loa3, eidas-sub, loa4, eidas-high); inera the
+ * sambi URIs (loa2, loa3; Inera's IdP matches acr exactly, so both are
+ * asked for level 2); generic the whole built-in table.  An array of
+ * const char * in `p` (empty when min_loa <= 0 or nothing fits).  Pure.
+ */
+apr_array_header_t *eid_claims_acr_uris(const eid_claims_map_t *m, apr_pool_t *p,
+                                        int min_loa);
+
+/*
  * Build the identity from `claims`: method bearer, profile = `provider`,
  * plus the fields above.  All strings are copied into `p`.  Returns 0 with
  * *out, or a code with `res` set (EID034xx).  Thread-safe.

@@ -65,6 +65,14 @@ apr_status_t eid_http_get(apr_pool_t *p, const char *url, const eid_http_opts_t 
                           eid_http_resp_t *out, eid_result_t *res);
 
 /*
+ * GET `url` with "Authorization: Bearer <token>" (RFC 6750 2.1; the OIDC
+ * userinfo endpoint).  A token with a space or control character is not
+ * sent (EID03601).  Returns and fills as eid_http_get().  Thread-safe.
+ */
+apr_status_t eid_http_get_bearer(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                 const char *token, eid_http_resp_t *out, eid_result_t *res);
+
+/*
  * POST `form` (application/x-www-form-urlencoded, `form_len` bytes) to `url`,
  * with HTTP Basic authentication when `user` is non-NULL (`user` and `pass`
  * are sent as given: encode them first where a protocol demands it).

@@ -114,7 +114,11 @@ static eid_decision_e decide(const eid_req_t *st, int status, const char **reaso
     }
     if (status >= 500 && !st->id)
         return EID_DECISION_ERROR;
-    *reason = NULL;
+    /* sent to log in (no session, or step-up): not admitted */
+    if (ap_is_HTTP_REDIRECT(status) && !st->event && st->decision == EID_DECISION_AUTHN)
+        return EID_DECISION_AUTHN;
+    /* a session event (login, logout, back-channel logout) names itself */
+    *reason = st->event;
     return EID_DECISION_ALLOW;
 }
 

@@ -15,6 +15,8 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_login_glue.h"
+#include "eid_pages.h"
 
 #include "apr_strings.h"
 #include "http_core.h"
@@ -110,6 +112,8 @@ static eid_try_e try_method(request_rec *r, const eid_dir_conf_t *d, eid_req_t *
         return eid_try_cert(r, d, st, id);
     case EID_METHOD_BEARER:
         return eid_try_bearer(r, d, st, id);
+    case EID_METHOD_OIDC:
+        return eid_try_session(r, d, st, id);
     default:
         return EID_TRY_ABSENT;
     }
@@ -176,8 +180,14 @@ static eid_req_t *authenticate(request_rec *r)
 static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
 {
     const eid_method_e *m = d->methods;
-    int i;
+    int i, oidc = 0;
     st->decision = EID_DECISION_AUTHN;
+    for (i = 0; i < d->nmethods; i++)
+        oidc |= m[i] == EID_METHOD_OIDC;
+    /* A browser is sent to log in (Location and a state cookie only: the
+     * redirect's body is httpd's); anything else is never redirected. */
+    if (oidc && !r->main && eid_login_is_browser(r))
+        return eid_login_redirect(r, d, d->login_loa);
     for (i = 0; i < d->nmethods; i++)
         if (m[i] == EID_METHOD_BEARER) {
             /* RFC 6750 3.1: no error code when no credential was sent. */
@@ -185,6 +195,10 @@ static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
             eid_bearer_challenge(r, d, NULL, NULL);
             return HTTP_UNAUTHORIZED;
         }
+    if (oidc) {
+        st->reason = "no session";
+        return HTTP_UNAUTHORIZED;
+    }
     /* A certificate cannot be asked for with a 401 challenge: 403. */
     st->reason = "no client certificate";
     return HTTP_FORBIDDEN;
@@ -194,14 +208,18 @@ int eid_access_checker(request_rec *r)
 {
     eid_req_t *st;
 
-    if (!eid_is_eid_location(r))
+    /* The module's endpoints authenticate their own input (eid_endpoints.c). */
+    if (!eid_is_eid_location(r) || eid_is_endpoint(r))
         return DECLINED;
     st = authenticate(r);
     st->loc_cfg = r->per_dir_config; /* the answer above, for the later phases */
     st->loc_is_eid = 1;
     /* Success or nothing presented: let the Require lines decide (they ask
      * for a user through check_authn when they need one). */
-    return st->outcome == EID_TRY_REFUSED ? st->status : DECLINED;
+    if (st->outcome != EID_TRY_REFUSED)
+        return DECLINED;
+    eid_page_arrange_refusal(r, st->status);
+    return st->status;
 }
 
 int eid_check_authn(request_rec *r)
@@ -209,7 +227,9 @@ int eid_check_authn(request_rec *r)
     const eid_dir_conf_t *d;
     eid_req_t *st;
 
-    if (!eid_is_eid_location(r))
+    int status;
+
+    if (!eid_is_eid_location(r) || eid_is_endpoint(r))
         return DECLINED;
     d = ap_get_module_config(r->per_dir_config, &auth_eid_module);
     st = authenticate(r);
@@ -217,8 +237,11 @@ int eid_check_authn(request_rec *r)
     case EID_TRY_OK:
         return OK;
     case EID_TRY_ABSENT:
-        return absent_status(r, d, st);
+        status = absent_status(r, d, st);
+        break;
     default:
-        return st->status;
+        status = st->status;
     }
+    eid_page_arrange_refusal(r, status);
+    return status;
 }

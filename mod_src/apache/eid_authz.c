@@ -9,6 +9,8 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_dir_glue.h"
+#include "eid_login_glue.h"
+#include "eid_pages.h"
 
 #include "apr_strings.h"
 #include "http_config.h"
@@ -101,6 +103,14 @@ static authz_status deny(request_rec *r, eid_req_t *st, const req_args_t *a,
 {
     st->reason = apr_pstrcat(r->pool, a->text, ": ", why, NULL);
     st->tag = "EID01101";
+    /* for the refusal page: the level a user needs to log in with */
+    if (!strcmp(a->kind->name, "eid-loa") && a->loa > st->loa_needed)
+        st->loa_needed = a->loa;
+    /* A login session below the level: a browser logs in again at it
+     * (step-up) instead of seeing a refusal. */
+    if (!strcmp(a->kind->name, "eid-loa") && st->id && st->id->method == EID_METHOD_OIDC)
+        eid_login_stepup(r, a->loa);
+    eid_page_arrange_refusal(r, HTTP_FORBIDDEN);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID01101: user %s denied by '%s': %s",
                   eid_safe_user(r, st->id), a->text, why);
     return AUTHZ_DENIED;

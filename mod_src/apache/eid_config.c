@@ -10,6 +10,8 @@
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
 #include "eid_dir_glue.h"
+#include "eid_login_glue.h"
+#include "eid_pages.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -35,6 +37,7 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g->directories = apr_hash_make(pconf);
     eid_g->directory_order = apr_array_make(pconf, 2, sizeof(void *));
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
+    eid_login_reset(pconf);
 }
 
 const apr_array_header_t *eid_all_profiles(void)
@@ -103,6 +106,10 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         d->directory = base->directory;
         d->directory_set = base->directory_set;
     }
+    if (!add->login_providers)
+        d->login_providers = base->login_providers;
+    if (!add->login_loa)
+        d->login_loa = base->login_loa;
     return d;
 }
 
@@ -127,6 +134,9 @@ void *eid_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
         c->audit = base->audit;
     if (add->pseudonymise < 0)
         c->pseudonymise = base->pseudonymise;
+    c->login = eid_login_srv_merge(p, base->login, add->login);
+    if (!add->endpoint_path)
+        c->endpoint_path = base->endpoint_path;
     return c;
 }
 
@@ -339,15 +349,12 @@ static const char *set_methods(cmd_parms *cmd, void *dcv, int argc, char *const 
     eid_dir_conf_t *d = dcv;
     int i, j;
     if (argc < 1 || argc > EID_MAX_METHODS)
-        return "EidMethods: name the methods accepted here (cert, bearer)";
+        return "EidMethods: name the methods accepted here (cert, bearer, oidc)";
     for (i = 0; i < argc; i++) {
         eid_method_e m = eid_method_parse(argv[i]);
-        if (m == EID_METHOD_OIDC)
-            return apr_psprintf(cmd->pool, "EidMethods: '%s' is not supported by this "
-                                "version of mod_auth_eid (use cert, bearer)", argv[i]);
-        if (m != EID_METHOD_CERT && m != EID_METHOD_BEARER)
+        if (m != EID_METHOD_CERT && m != EID_METHOD_BEARER && m != EID_METHOD_OIDC)
             return apr_psprintf(cmd->pool, "EidMethods: unknown method '%s' (use cert, "
-                                "bearer)", argv[i]);
+                                "bearer, oidc)", argv[i]);
         for (j = 0; j < i; j++)
             if (d->methods[j] == m)
                 return apr_psprintf(cmd->pool, "EidMethods: '%s' named twice", argv[i]);
@@ -506,7 +513,7 @@ const command_rec eid_cmds[] = {
                   "<file> - secret key (32+ bytes) for personnummer pseudonyms; share "
                   "it between servers so pseudonyms match"),
     AP_INIT_TAKE_ARGV("EidMethods", set_methods, NULL, OR_AUTHCFG,
-                      "cert | bearer ... - credentials accepted here, tried in order "
+                      "cert | bearer | oidc ... - credentials accepted here, tried in order "
                       "(default: cert)"),
     AP_INIT_TAKE_ARGV("EidCertProfiles", set_cert_profiles, NULL, OR_AUTHCFG | RSRC_CONF,
                       "<profile> ... - trust profiles accepted here (default: the only "
@@ -529,6 +536,9 @@ const command_rec eid_cmds[] = {
     EID_BEARER_DIR_CMDS
     EID_DIRECTORY_SERVER_CMDS
     EID_DIRECTORY_DIR_CMDS
+    EID_LOGIN_SERVER_CMDS
+    EID_LOGIN_DIR_CMDS
+    EID_PAGES_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

@@ -25,6 +25,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_login_glue.h"
 
 #include "apr_strings.h"
 #include "http_config.h"
@@ -45,7 +46,8 @@ struct sec {
     /* directives directly in this section */
     const ap_directive_t *authtype_eid;
     const ap_directive_t *methods;
-    int names_profiles, names_providers, names_directory;
+    int names_profiles, names_providers, names_directory, names_login;
+    int redirect_uri; /* EidRedirectURI at this (top) level */
 };
 
 typedef struct {
@@ -120,6 +122,19 @@ static void check_provider_list(walk_t *w, const ap_directive_t *d)
     }
 }
 
+/* Every provider an EidLoginProviders line names must log users in (known
+ * only now, once the providers are checked). */
+static void check_login_list(walk_t *w, const ap_directive_t *d)
+{
+    const char *args = d->args;
+    char *name;
+    while (*args && (name = ap_getword_conf(w->p, &args)) && *name) {
+        eid_provider_t *pv = apr_hash_get(eid_g->providers, name, APR_HASH_KEY_STRING);
+        if (pv && !eid_login_enabled(pv))
+            fail(w, d, apr_psprintf(w->p, "provider '%s' has no login=on", name));
+    }
+}
+
 static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t *main_top)
 {
     for (; d; d = d->next) {
@@ -149,6 +164,13 @@ static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t 
         }
         else if (!strcasecmp(d->directive, "EidUseDirectory")) {
             cur->names_directory = 1;
+        }
+        else if (!strcasecmp(d->directive, "EidLoginProviders")) {
+            cur->names_login = 1;
+            check_login_list(w, d);
+        }
+        else if (!strcasecmp(d->directive, "EidRedirectURI")) {
+            cur->redirect_uri = 1;
         }
     }
 }
@@ -202,14 +224,15 @@ static int in_chain(const sec_t *t, const sec_t *x)
             (out) = (x)->main;                                           \
     } while (0)
 
-/* what: 0 trust profiles, 1 token providers, 2 a directory */
+/* what: 0 trust profiles, 1 token providers, 2 a directory, 3 login providers */
 static int named_in_reach(walk_t *w, const sec_t *x, int what)
 {
     int i;
     for (i = 0; i < w->secs->nelts; i++) {
         const sec_t *t = APR_ARRAY_IDX(w->secs, i, const sec_t *);
         int names = what == 0 ? t->names_profiles
-                  : what == 1 ? t->names_providers : t->names_directory;
+                  : what == 1 ? t->names_providers
+                  : what == 2 ? t->names_directory : t->names_login;
         if (!names)
             continue;
         if (in_chain(t, x) || may_merge(t, x))
@@ -229,12 +252,33 @@ static int methods_elsewhere(walk_t *w, const sec_t *x)
     return 0;
 }
 
+/* A location that accepts oidc (a session, and a login for browsers) needs
+ * the session keys, a login provider it can name, and its virtual host's
+ * callback URL: without them every browser would get a 500. */
+static void check_oidc(walk_t *w, const sec_t *x, const ap_directive_t *where, int nlogin)
+{
+    eid_login_g->used = 1;
+    if (!eid_login_g->key_file)
+        fail(w, where, "this location accepts oidc (login sessions) but no "
+                       "EidSessionKeyFile is set (main server)");
+    else if (nlogin == 0)
+        fail(w, where, "this location accepts oidc but no EidProvider has login=on");
+    else if (nlogin > 1 && !named_in_reach(w, x, 3))
+        fail(w, where, apr_psprintf(w->p, "this location accepts oidc but names no login "
+                                    "provider, and %d are defined: name the ones it offers "
+                                    "with EidLoginProviders here or in its virtual host",
+                                    nlogin));
+    else if (!x->top->redirect_uri && !(x->main && x->main->redirect_uri))
+        fail(w, where, "this location accepts oidc but its virtual host has no "
+                       "EidRedirectURI (https://host/.eid/callback)");
+}
+
 static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nproviders,
-                          int ndirs)
+                          int ndirs, int nlogin)
 {
     const sec_t *at, *ms;
     const ap_directive_t *where;
-    int cert = 1, bearer = 0;
+    int cert = 1, bearer = 0, oidc = 0;
 
     if (!x->authtype_eid && !x->methods)
         return;
@@ -249,6 +293,7 @@ static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nprovide
         while (*args && (m = ap_getword_conf(w->p, &args)) && *m) {
             cert |= eid_method_parse(m) == EID_METHOD_CERT;
             bearer |= eid_method_parse(m) == EID_METHOD_BEARER;
+            oidc |= eid_method_parse(m) == EID_METHOD_OIDC;
         }
     }
     else if (methods_elsewhere(w, x)) {
@@ -265,6 +310,8 @@ static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nprovide
                                     "no token provider, and %d are defined: name the ones "
                                     "it accepts with EidBearerProviders here or in its "
                                     "virtual host", nproviders));
+    if (oidc)
+        check_oidc(w, x, where, nlogin);
     if (ndirs > 1 && !named_in_reach(w, x, 2))
         fail(w, where, apr_psprintf(w->p, "this location authenticates identities but names "
                                     "no organisation directory, and %d are defined: name "
@@ -279,7 +326,10 @@ const char *eid_scope_check(apr_pool_t *ptemp)
     int i, nprofiles = eid_all_profiles()->nelts;
     int nproviders = eid_g->all_providers->nelts;
     int ndirs = eid_g->directory_order->nelts;
+    int nlogin = 0;
 
+    for (i = 0; i < nproviders; i++)
+        nlogin += eid_login_enabled(APR_ARRAY_IDX(eid_g->all_providers, i, eid_provider_t *));
     w.p = ptemp;
     w.err = NULL;
     w.secs = apr_array_make(ptemp, 16, sizeof(sec_t *));
@@ -287,6 +337,6 @@ const char *eid_scope_check(apr_pool_t *ptemp)
     collect(&w, ap_conftree, main_top, main_top);
     for (i = 0; i < w.secs->nelts && !w.err; i++)
         check_section(&w, APR_ARRAY_IDX(w.secs, i, const sec_t *), nprofiles, nproviders,
-                      ndirs);
+                      ndirs, nlogin);
     return w.err;
 }

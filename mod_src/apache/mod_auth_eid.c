@@ -11,6 +11,8 @@
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
 #include "eid_bearer_glue.h"
+#include "eid_login_glue.h"
+#include "eid_store_socache.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -31,6 +33,9 @@ void eid_glue_log(void *baton, eid_log_level_e level, const char *tag, const cha
 static int eid_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     eid_globals_reset(pconf);
+    /* `Mutex eid-store ...` must be known before the configuration is read. */
+    if (eid_store_socache_pre_config(pconf) != APR_SUCCESS)
+        return HTTP_INTERNAL_SERVER_ERROR;
     return OK;
 }
 
@@ -57,8 +62,10 @@ static int eid_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     /* The first pass at start-up only checks the configuration: fetch the
      * providers' keys in the pass whose children will serve requests. */
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
-        return eid_bearer_post_config(pconf, s);
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        int rc = eid_login_post_config(pconf, ptemp, s);
+        return rc != OK ? rc : eid_bearer_post_config(pconf, s);
+    }
     return OK;
 }
 
@@ -73,6 +80,7 @@ static void eid_child_init(apr_pool_t *pchild, server_rec *s)
         threads = 2;
     eid_introspect_set_process_limit(threads / 2);
     eid_bearer_child_init(pchild, s);
+    eid_login_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -82,6 +90,7 @@ static void register_hooks(apr_pool_t *p)
 
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(eid_bearer_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(eid_login_check_config, NULL, NULL, APR_HOOK_LAST);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);
@@ -96,6 +105,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(eid_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
+    eid_endpoints_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(auth_eid) = {

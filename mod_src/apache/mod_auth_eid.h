@@ -63,6 +63,8 @@ typedef struct eid_srv_conf {
      * prefix's; built while the configuration is read, read-only after.  NULL:
      * none.  A vhost's own only: the main server's are checked as well. */
     apr_hash_t *own_header_names;
+    struct eid_login_srv *login; /* login settings (eid_login_glue.h); NULL: none */
+    const char *endpoint_path; /* EidEndpointPath; NULL: "/.eid" (eid_endpoint_path()) */
 } eid_srv_conf_t;
 
 typedef struct eid_dir_conf {
@@ -85,6 +87,8 @@ typedef struct eid_dir_conf {
     const char *realm;
     const struct eid_directory *directory; /* EidUseDirectory; NULL: none */
     int directory_set;                     /* 0: unset (the only one, if one) */
+    apr_array_header_t *login_providers;   /* eid_provider_t *; NULL unset */
+    int login_loa;                         /* EidLoginLoA; 0 unset */
 } eid_dir_conf_t;
 
 /* What one method, and then authentication as a whole, made of a request.
@@ -118,6 +122,16 @@ typedef struct eid_req {
     /* eid_is_eid_location()'s answer for per_dir_config loc_cfg */
     const struct ap_conf_vector_t *loc_cfg;
     int loc_is_eid;
+    /* A session event (login, logout, backchannel-logout) this request
+     * made: the audit record's reason. */
+    const char *event;
+    int stepup_loa; /* eid-loa denied an oidc session: the level needed */
+    struct eid_session_found *session; /* the oidc method's session (eid_login_glue.h) */
+    /* For the refusal page (eid_endpoints.c): an eid_why_e set by whoever
+     * refuses (0: derived from outcome/decision), and the level of assurance
+     * a Require eid-loa denial needed (0: none). */
+    int why;
+    int loa_needed;
 } eid_req_t;
 
 /* eid_config.c */
@@ -190,6 +204,19 @@ request_rec *eid_root_request(request_rec *r);
  * root's pool: subrequests and internal redirects share it. */
 const char *eid_request_id(request_rec *r);
 void eid_request_id_child_init(void);
+
+/* Login endpoints (eid_login_glue.c, eid_logout_glue.c), called by eid_endpoints.c's handler for the
+ * exact URIs <EidEndpointPath>/login, /callback, /logout,
+ * /backchannel-logout, /choose of a request from the client (never a
+ * subrequest or internal redirect).  Return a handler status. */
+int eid_ep_login(request_rec *r);
+int eid_ep_callback(request_rec *r);
+int eid_ep_logout(request_rec *r);
+int eid_ep_backchannel(request_rec *r);
+int eid_ep_choose(request_rec *r);
+
+/* eid_endpoints.c: routing, Require bypass and page hooks */
+void eid_endpoints_register_hooks(apr_pool_t *p);
 
 /* mod_auth_eid.c */
 void eid_glue_log(void *baton, eid_log_level_e level, const char *tag, const char *msg);

@@ -9,6 +9,7 @@
 #include "eid/eid_introspect.h"
 #include "eid/eid_jwt.h"
 #include "eid/eid_util.h"
+#include "eid_provider_int.h"
 
 #include <apr_strings.h>
 #include <ctype.h>
@@ -23,31 +24,7 @@
 #define INTROSPECT_INFLIGHT_DEFAULT 8  /* calls at once per provider and process */
 #define INTROSPECT_RATE_DEFAULT 100    /* calls per second per provider and process */
 
-struct eid_provider {
-    apr_pool_t *pool;
-    const char *name;
-    const char *issuer;
-    apr_array_header_t *audiences; /* const char * */
-    unsigned algs;
-    apr_array_header_t *types;     /* const char *; NULL: the defaults */
-    int typ_absent_ok;
-    apr_interval_time_t leeway;
-    apr_size_t max_token_size;
-    const char *discovery;         /* URL, or "on" */
-    const char *jwks_uri, *jwks_file;
-    apr_interval_time_t jwks_refresh, jwks_min_refetch, jwks_max_stale;
-    eid_http_opts_t http;
-    eid_claims_map_t *map;
-    const char *introspect, *client_id, *client_secret;
-    apr_interval_time_t introspect_cache, introspect_negative;
-    int introspect_inflight, introspect_rate;
-    unsigned introspect_require;   /* EID_INTROSPECT_REQ_* */
-    /* built by eid_provider_check() */
-    int checked;
-    eid_jwt_rules_t rules;
-    eid_jwks_t *jwks;
-    eid_introspect_t *intro;
-};
+/* struct eid_provider: eid_provider_int.h (shared with eid_oidc) */
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -72,6 +49,7 @@ eid_provider_t *eid_provider_create(apr_pool_t *pconf, const char *name)
     pv->introspect_inflight = INTROSPECT_INFLIGHT_DEFAULT;
     pv->introspect_rate = INTROSPECT_RATE_DEFAULT;
     pv->introspect_require = EID_INTROSPECT_REQ_ALL;
+    eid_oidc_defaults(pv);
     return pv;
 }
 
@@ -345,6 +323,13 @@ const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
     }
     else if (!strcmp(key, "introspect_require"))
         return set_require(pv, p, value);
+    else if (!strcmp(key, "login") || !strcmp(key, "token_auth") ||
+             !strcmp(key, "private_key_file") || !strcmp(key, "private_key_kid") ||
+             !strcmp(key, "scope") || !strcmp(key, "userinfo") || !strcmp(key, "prompt") ||
+             !strcmp(key, "max_age") || !strcmp(key, "authorization_endpoint") ||
+             !strcmp(key, "token_endpoint") || !strcmp(key, "userinfo_endpoint") ||
+             !strcmp(key, "end_session_endpoint") || !strcmp(key, "login_timeout"))
+        return eid_oidc_set(pv, p, key, value); /* eid_oidc_conf.c */
     else if (!strcmp(key, "ca_file")) {
         if (!*value)
             return "ca_file: a path is required";
@@ -413,8 +398,9 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
     if (!pv->issuer)
         return apr_psprintf(p, "provider %s: issuer is required", pv->name);
     /* Why required: without an audience any token of this issuer - for any
-     * other service - would be accepted here. */
-    if (!pv->audiences->nelts)
+     * other service - would be accepted here.  A login provider checks its ID
+     * tokens against client_id; with no audience it admits no bearer token. */
+    if (!pv->audiences->nelts && !pv->login.on)
         return apr_psprintf(p, "provider %s: audience is required", pv->name);
     if (sources > 1)
         return apr_psprintf(p, "provider %s: use one of discovery, jwks_uri, jwks_file",
@@ -441,6 +427,8 @@ const char *eid_provider_check(eid_provider_t *pv, apr_pool_t *p)
     if (err)
         return apr_psprintf(p, "provider %s: %s", pv->name, err);
     if (pv->jwks_file && (err = check_jwks_file(pv, p)) != NULL)
+        return apr_psprintf(p, "provider %s: %s", pv->name, err);
+    if ((err = eid_oidc_check(pv, p, disc)) != NULL)
         return apr_psprintf(p, "provider %s: %s", pv->name, err);
 
     eid_jwt_rules_default(&pv->rules);
@@ -509,6 +497,7 @@ apr_status_t eid_provider_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
          * children try again on the first token. */
         if (pv->jwks)
             eid_jwks_refresh(pv->jwks, p, apr_time_now(), &r);
+        eid_oidc_init(pv, p, 0);
         return APR_SUCCESS;
     }
     /* Why here: the parent read jwks_file as root; a child runs as httpd's

@@ -231,6 +231,58 @@ int eid_claims_acr_loa(const eid_claims_map_t *m, const char *uri)
     return 0;
 }
 
+/* Which URIs of loa_table a profile asks for (by prefix). */
+static int profile_asks(eid_claims_profile_e prof, const char *uri)
+{
+    switch (prof) {
+    case EID_CLAIMS_OIDC_SWEDEN:
+        return !strncmp(uri, "http://id.elegnamnden.se/", 25);
+    case EID_CLAIMS_INERA:
+        return !strncmp(uri, "http://id.sambi.se/", 19);
+    default:
+        return 1;
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+apr_array_header_t *eid_claims_acr_uris(const eid_claims_map_t *m, apr_pool_t *p, int min_loa)
+{
+    apr_array_header_t *out = apr_array_make(p, 8, sizeof(const char *));
+    apr_array_header_t *own = apr_array_make(p, 8, sizeof(const char *));
+    apr_hash_index_t *hi;
+    int level, i;
+    size_t t;
+
+    if (min_loa <= 0)
+        return out;
+    for (hi = apr_hash_first(p, m->acr); hi; hi = apr_hash_next(hi)) {
+        const void *k;
+        apr_hash_this(hi, &k, NULL, NULL);
+        APR_ARRAY_PUSH(own, const char *) = k;
+    }
+    qsort(own->elts, (size_t)own->nelts, sizeof(const char *), cmp_str);
+    for (level = min_loa; level <= 4; level++) {
+        for (t = 0; t < sizeof(loa_table) / sizeof(loa_table[0]); t++)
+            if (profile_asks(m->profile, loa_table[t].uri) &&
+                eid_claims_acr_loa(m, loa_table[t].uri) == level)
+                APR_ARRAY_PUSH(out, const char *) = loa_table[t].uri;
+        for (i = 0; i < own->nelts; i++) {
+            const char *u = APR_ARRAY_IDX(own, i, const char *);
+            int in_table = 0;
+            for (t = 0; t < sizeof(loa_table) / sizeof(loa_table[0]); t++)
+                in_table |= profile_asks(m->profile, loa_table[t].uri) &&
+                            !strcmp(u, loa_table[t].uri);
+            if (!in_table && eid_claims_acr_loa(m, u) == level)
+                APR_ARRAY_PUSH(out, const char *) = u;
+        }
+    }
+    return out;
+}
+
 /* ---- mapping ------------------------------------------------------------------- */
 
 static const char **str_slot(eid_identity_t *id, eid_attr_e f)

@@ -139,11 +139,12 @@ static long ms(apr_interval_time_t t)
 }
 
 /* ctype_hdr is set by the OCSP POST only: its answer is signed and checked,
- * so plain http to any host is allowed for it (eid_http_ocsp_url_check). */
+ * so plain http to any host is allowed for it (eid_http_ocsp_url_check).
+ * auth_hdr ("Authorization: Bearer ...") by eid_http_get_bearer() only. */
 static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                             const char *form, apr_size_t form_len, const char *user,
                             const char *pass, const char *ctype_hdr, eid_http_resp_t *out,
-                            eid_result_t *res)
+                            eid_result_t *res, const char *auth_hdr)
 {
     CURL *c = NULL;
     struct curl_slist *hdrs = NULL;
@@ -172,6 +173,8 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
     hdrs = curl_slist_append(hdrs, ctype_hdr ? "Accept: */*" : "Accept: application/json");
     if (ctype_hdr)
         hdrs = curl_slist_append(hdrs, ctype_hdr);
+    if (auth_hdr)
+        hdrs = curl_slist_append(hdrs, auth_hdr);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -243,7 +246,23 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
 apr_status_t eid_http_get(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                           eid_http_resp_t *out, eid_result_t *res)
 {
-    return perform(p, url, o, NULL, 0, NULL, NULL, NULL, out, res);
+    return perform(p, url, o, NULL, 0, NULL, NULL, NULL, out, res, NULL);
+}
+
+apr_status_t eid_http_get_bearer(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                 const char *token, eid_http_resp_t *out, eid_result_t *res)
+{
+    const char *s;
+    /* Why checked here: a CR or LF in the token would add header lines. */
+    for (s = token; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+            memset(out, 0, sizeof(*out));
+            eid_result_set(res, NULL, 3601, "EID03601", "refusing to send a bearer token "
+                           "with spaces or control characters");
+            return APR_EINVAL;
+        }
+    return perform(p, url, o, NULL, 0, NULL, NULL, NULL, out, res,
+                   apr_pstrcat(p, "Authorization: Bearer ", token, NULL));
 }
 
 apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
@@ -251,7 +270,7 @@ apr_status_t eid_http_post_form(apr_pool_t *p, const char *url, const eid_http_o
                                 const char *pass, eid_http_resp_t *out, eid_result_t *res)
 {
     return perform(p, url, o, form ? form : "", form ? form_len : 0, user, pass, NULL, out,
-                   res);
+                   res, NULL);
 }
 
 apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
@@ -259,7 +278,7 @@ apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_o
                                 eid_result_t *res)
 {
     return perform(p, url, o, (const char *)der, len, NULL, NULL,
-                   "Content-Type: application/ocsp-request", out, res);
+                   "Content-Type: application/ocsp-request", out, res, NULL);
 }
 
 char *eid_http_form_encode(apr_pool_t *p, const char *s, apr_size_t len)

@@ -43,6 +43,25 @@ static const struct {
     {"EID03505", EID_CLASS_UNAVAILABLE},
     {"EID03506", EID_CLASS_UNAVAILABLE},
     {"EID036", EID_CLASS_UNAVAILABLE},
+    /* browser login (eid_oidc): the provider down or answering garbage;
+     * our configuration cannot do it; the login's level is too low */
+    {"EID07001", EID_CLASS_UNAVAILABLE},
+    {"EID07002", EID_CLASS_MISCONFIGURED},
+    {"EID07004", EID_CLASS_MISCONFIGURED},
+    {"EID07101", EID_CLASS_MISCONFIGURED},
+    {"EID07102", EID_CLASS_MISCONFIGURED},
+    {"EID07103", EID_CLASS_MISCONFIGURED},
+    {"EID07201", EID_CLASS_UNAVAILABLE},
+    {"EID07203", EID_CLASS_UNAVAILABLE},
+    {"EID07207", EID_CLASS_MISCONFIGURED},
+    {"EID07311", EID_CLASS_FORBIDDEN},
+    {"EID07312", EID_CLASS_FORBIDDEN},
+    {"EID07401", EID_CLASS_UNAVAILABLE},
+    {"EID07402", EID_CLASS_UNAVAILABLE},
+    {"EID07403", EID_CLASS_MISCONFIGURED},
+    {"EID07406", EID_CLASS_MISCONFIGURED},
+    {"EID07509", EID_CLASS_MISCONFIGURED},
+    {"EID07510", EID_CLASS_MISCONFIGURED},
     /* revocation: no responder configured, a CRL file unreadable, or an
      * internal failure; otherwise the answer cannot be had (the trust
      * profile's fail mode decides).  Revoked/unknown (EID050xx) are invalid. */

@@ -39,7 +39,10 @@ BAD = [
      "</Location>", r"eid-method"),
     ("Require", "<Location /x>\nAuthType eid\nRequire eid-scope\n</Location>", r"eid-scope"),
     ("EidMethods", "<Location /x>\nEidMethods cert smoke-signal\n</Location>", r"EidMethods"),
-    ("EidMethods", "<Location /x>\nEidMethods oidc\n</Location>", r"not supported"),
+    # oidc (login sessions) needs the session keys, a login provider and a
+    # redirect URI: test_login.py checks each of them.
+    ("EidMethods", "<Location /x>\nAuthType eid\nEidMethods oidc\n</Location>",
+     r"EidSessionKeyFile"),
     # Token providers: option syntax on the line, completeness at the end of
     # the configuration (check_config), both naming the EidProvider line.
     ("EidProvider", "EidProvider op issuer=https://op.example", r"needs a name|audience"),

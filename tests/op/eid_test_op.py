@@ -37,6 +37,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+import eid_op_flow as F
+from eid_op_flow import BadRequest
+from eid_op_login import LoginHandlers
+
 LOOPBACK_HOSTS = {"127.0.0.1": socket.AF_INET, "localhost": socket.AF_INET,
                   "::1": socket.AF_INET6}
 DEFAULT_AUD = "api://incident"
@@ -214,10 +218,6 @@ VARIANTS = {
 }
 
 
-class BadRequest(Exception):
-    pass
-
-
 # ---------------------------------------------------------------- keys
 
 class Key:
@@ -387,20 +387,44 @@ class State:
             })
 
     def _load_clients(self):
+        """clients.json: {client_id: client record} (see README). An old file holding
+        {client_id: secret} (introspection clients) is read as secret-only records."""
+        self.rp_clients = {}
         if os.path.exists(self.clients_path):
             with open(self.clients_path, encoding="utf-8") as f:
-                self.clients = json.load(f)
+                d = json.load(f)
+            for cid, v in d.items():
+                rec = F.client_defaults(cid)
+                rec.update({"client_secret": v} if isinstance(v, str) else v)
+                self.rp_clients[cid] = rec
         else:
-            self.clients = {DEFAULT_CLIENT[0]: DEFAULT_CLIENT[1]}
-            self._write_json(self.clients_path, self.clients)
+            for req in ({"client_id": DEFAULT_CLIENT[0], "client_secret": DEFAULT_CLIENT[1]},
+                        dict(F.DEFAULT_RP)):
+                self.rp_clients[req["client_id"]] = F.normalise_client(None, req)
+            self._write_json(self.clients_path, self.rp_clients)
 
-    def set_client(self, client_id, secret):
+    @property
+    def clients(self):
+        """{client_id: secret} of the clients that can authenticate with a secret
+        (introspection)."""
         with self.lock:
-            if secret is None:
-                self.clients.pop(client_id, None)
+            return {cid: c["client_secret"] for cid, c in self.rp_clients.items()
+                    if c.get("client_secret")}
+
+    def set_client(self, req):
+        """Register, update or (req["delete"]) remove a client; returns the record."""
+        cid = req.get("client_id")
+        if not isinstance(cid, str) or not cid:
+            raise BadRequest("client_id required")
+        with self.lock:
+            if req.get("delete"):
+                self.rp_clients.pop(cid, None)
+                rec = None
             else:
-                self.clients[client_id] = secret
-            self._write_json(self.clients_path, self.clients)
+                rec = F.normalise_client(self.rp_clients.get(cid), req)
+                self.rp_clients[cid] = rec
+            self._write_json(self.clients_path, self.rp_clients)
+            return rec
 
     def _load_tokens(self):
         if not os.path.exists(self.tokens_path):
@@ -716,6 +740,7 @@ class OP:
         self.stopping = threading.Event()
         self.behaviour = self.default_behaviour()
         self.stats = self.zero_stats()
+        self.login = F.LoginState()
 
     @staticmethod
     def default_behaviour():
@@ -725,7 +750,9 @@ class OP:
     @staticmethod
     def zero_stats():
         return {"jwks_fetches": 0, "discovery_fetches": 0, "introspections": 0,
-                "attacker_fetches": 0, "token_requests": 0, "authorize_requests": 0}
+                "attacker_fetches": 0, "token_requests": 0, "authorize_requests": 0,
+                "userinfo_requests": 0, "end_session_requests": 0, "backchannel_sent": 0,
+                "logins": 0}
 
     def count(self, name):
         with self.lock:
@@ -757,6 +784,18 @@ class OP:
             self.behaviour = new
             return dict(new)
 
+    def mint_access(self, client, user, grant, acr):
+        """An access token for a code grant: an RFC 9068 JWT like /admin/mint's, registered
+        (so /introspect and /userinfo know it), carrying the profile claims."""
+        ttl = DEFAULT_TTL
+        claims = F.profile_claims(user, client["profile"])
+        claims.update({"sub": user["sub"], "client_id": client["client_id"],
+                       "scope": grant["scope"], "acr": acr, "auth_time": grant["auth_time"],
+                       "sid": grant["sid"]})
+        r = mint(self.state, self.issuer, {"claims": claims, "ttl": ttl,
+                                           "aud": client["access_token_aud"]})
+        return r["token"], ttl
+
     def discovery(self):
         i = self.issuer
         return {
@@ -766,32 +805,40 @@ class OP:
             "jwks_uri": i + "/jwks",
             "introspection_endpoint": i + "/introspect",
             "userinfo_endpoint": i + "/userinfo",
-            "end_session_endpoint": i + "/logout",
+            "end_session_endpoint": i + "/end_session",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic",
-                                                      "client_secret_post"],
+            "token_endpoint_auth_methods_supported": list(F.AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "authorization_response_iss_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "claims_parameter_supported": False,
             "scopes_supported": ["openid", "profile",
                                  "https://id.oidc.se/scope/naturalPersonInfo",
                                  "https://id.oidc.se/scope/naturalPersonNumber",
                                  "https://id.oidc.se/scope/naturalPersonOrgId"],
-            "acr_values_supported": [LOA2_SAMBI, LOA3_SAMBI, LOA3_SE, LOA3_EIDAS_SUB],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "acr", "given_name",
-                                 "family_name", "name", "birthdate",
-                                 OIDC_SE + "personalIdentityNumber",
-                                 OIDC_SE + "coordinationNumber", OIDC_SE + "orgNumber",
-                                 OIDC_SE + "orgName", OIDC_SE + "orgAffiliation"],
+            "acr_values_supported": sorted(F.ACR_LEVELS, key=lambda a: (F.ACR_LEVELS[a], a)),
+            "claims_supported": sorted({"sub", "iss", "aud", "exp", "iat", "auth_time",
+                                        "nonce", "acr", "azp", "sid", "at_hash"}
+                                       | F.STD_CLAIMS | F.INERA_CLAIMS
+                                       | {OIDC_SE + n for n in (
+                                           "personalIdentityNumber", "coordinationNumber",
+                                           "orgNumber", "orgName", "orgAffiliation",
+                                           "orgUnit")}),
             "backchannel_logout_supported": True,
-            "backchannel_logout_session_supported": False,
+            "backchannel_logout_session_supported": True,
+            "frontchannel_logout_supported": False,
         }
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(LoginHandlers, http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "eid-test-op/1"
     timeout = 30  # idle keep-alive connections
@@ -890,7 +937,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ("GET", "/jwks"): self.h_jwks,
             ("POST", "/introspect"): self.h_introspect,
             ("GET", "/authorize"): self.h_authorize,
+            ("POST", "/authorize"): self.h_authorize,
+            ("POST", "/authorize/login"): self.h_authorize_login,
             ("POST", "/token"): self.h_token,
+            ("GET", "/userinfo"): self.h_userinfo,
+            ("POST", "/userinfo"): self.h_userinfo,
+            ("GET", "/end_session"): self.h_end_session,
+            ("POST", "/end_session"): self.h_end_session,
+            ("GET", "/logout"): self.h_end_session,
             ("GET", "/attacker/jwks"): self.h_attacker_jwks,
             ("GET", "/attacker/x5u.pem"): self.h_attacker_x5u,
             ("POST", "/admin/mint"): self.h_mint,
@@ -900,6 +954,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ("GET", "/admin/stats"): self.h_stats,
             ("POST", "/admin/reset-stats"): self.h_reset_stats,
             ("POST", "/admin/clients"): self.h_clients,
+            ("GET", "/admin/clients"): self.h_get_clients,
+            ("POST", "/admin/auto-login"): self.h_auto_login,
+            ("POST", "/admin/login-behaviour"): self.h_login_behaviour,
+            ("GET", "/admin/login-behaviour"): self.h_get_login_behaviour,
+            ("POST", "/admin/backchannel"): self.h_backchannel,
+            ("GET", "/admin/sessions"): self.h_sessions,
+            ("GET", "/admin/users"): self.h_users,
+            ("GET", "/admin/records"): self.h_records,
+            ("POST", "/admin/clear-records"): self.h_clear_records,
             ("POST", "/admin/revoke"): self.h_revoke,
             ("GET", "/admin/info"): self.h_info,
         }
@@ -990,15 +1053,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         return cid
 
-    def h_authorize(self):
-        self.op.count("authorize_requests")
-        self.send_error_json(501, "not_implemented", "authorization endpoint placeholder")
-
-    def h_token(self):
-        self.op.count("token_requests")
-        self.read_body()
-        self.send_error_json(501, "not_implemented", "token endpoint placeholder")
-
     def h_attacker_jwks(self):
         self.op.count("attacker_fetches")
         self.send_json(200, {"keys": [self.op.state.attacker.jwks_entry()]})
@@ -1030,21 +1084,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.read_body()
         with self.op.lock:
             self.op.stats = self.op.zero_stats()
+        self.op.login.clear_records()
         self.send_json(200, self.op.zero_stats())
 
     def h_clients(self):
         req = self.read_json()
-        cid = req.get("client_id")
-        if not isinstance(cid, str) or not cid:
-            raise BadRequest("client_id required")
-        if req.get("delete"):
-            self.op.state.set_client(cid, None)
-        else:
-            secret = req.get("client_secret")
-            if not isinstance(secret, str) or not secret:
-                raise BadRequest("client_secret required")
-            self.op.state.set_client(cid, secret)
-        self.send_json(200, {"clients": sorted(self.op.state.clients)})
+        if not isinstance(req, dict):
+            raise BadRequest("body must be a JSON object")
+        rec = self.op.state.set_client(req)
+        with self.op.state.lock:
+            ids = sorted(self.op.state.rp_clients)
+        self.send_json(200, {"clients": ids, "client": rec})
+
+    def h_get_clients(self):
+        with self.op.state.lock:
+            self.send_json(200, {"clients": {k: dict(v) for k, v in
+                                             self.op.state.rp_clients.items()}})
 
     def h_revoke(self):
         req = self.read_json()
@@ -1062,7 +1117,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                      "unknown": st.unknown.kid, "attacker": st.attacker.kid},
             "old_published": st.old_published,
             "variants": VARIANTS, "presets": sorted(PRESETS),
-            "clients": sorted(st.clients),
+            "clients": sorted(st.rp_clients),
+            "users": [u["name"] for u in F.USERS],
+            "id_token_variants": F.ID_TOKEN_VARIANTS,
+            "backchannel_variants": F.BCL_VARIANTS,
         })
 
 

@@ -264,3 +264,182 @@ class TestOP:
                 ("%s:%s" % (cid, secret)).encode()).decode()
         body = urllib.parse.urlencode({"token": token}).encode()
         return self.request("POST", "/introspect", body=body, headers=headers)
+
+    # ------------------------------------------------------------ login side (admin)
+    def register_client(self, client_id, **fields):
+        """Register or update an RP client; returns its record. fields: client_secret,
+        redirect_uris, post_logout_redirect_uris, backchannel_logout_uri,
+        token_endpoint_auth_method, jwks, public_key_pem, profile, pkce_required,
+        access_token_aud, backchannel_ca_file, replace (start from the defaults)."""
+        return self.admin("/admin/clients", dict(fields, client_id=client_id))["client"]
+
+    def delete_client(self, client_id):
+        return self.admin("/admin/clients", {"client_id": client_id, "delete": True})
+
+    def clients(self):
+        return self.admin("/admin/clients", method="GET")["clients"]
+
+    def auto_login(self, user):
+        """GET /authorize logs in as `user` at once (None: show the login page again)."""
+        return self.admin("/admin/auto-login", {"user": user})
+
+    def login_behaviour(self, **kw):
+        """e.g. login_behaviour(id_token="wrong-nonce"), (token="slow", slow_seconds=3),
+        (replay_code=True), (userinfo="sub-mismatch"), (authorize="access_denied"),
+        (reset=True)."""
+        return self.admin("/admin/login-behaviour", kw)
+
+    def get_login_behaviour(self):
+        return self.admin("/admin/login-behaviour", method="GET")
+
+    def backchannel(self, client, sid=None, sub=None, variant=None, **kw):
+        """Send a logout token to the client's backchannel_logout_uri; returns the OP's
+        answer (status, body, headers, logout_token, claims, header, error)."""
+        req = dict(kw, client=client)
+        for k, v in (("sid", sid), ("sub", sub), ("variant", variant)):
+            if v is not None:
+                req[k] = v
+        return self.admin("/admin/backchannel", req)
+
+    def sessions(self):
+        return self.admin("/admin/sessions", method="GET")["sessions"]
+
+    def users(self):
+        return {u["name"]: u for u in self.admin("/admin/users", method="GET")["users"]}
+
+    def records(self, kind=None):
+        path = "/admin/records" + ("?kind=" + kind if kind else "")
+        r = self.admin(path, method="GET")
+        return r[kind] if kind else r
+
+    def end_session_records(self):
+        return self.records("end_session")
+
+    def clear_records(self):
+        return self.admin("/admin/clear-records", {})
+
+    # ------------------------------------------------------------ a Python RP (tests)
+    @staticmethod
+    def pkce_pair():
+        """(code_verifier, S256 code_challenge)."""
+        import hashlib
+        import secrets
+        v = secrets.token_urlsafe(48)
+        c = base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=")
+        return v, c.decode()
+
+    def authorize(self, params, cookie=None):
+        """GET /authorize?params (a dict); returns the raw Response (302 or a page)."""
+        hdrs = {"Cookie": cookie} if cookie else None
+        return self.get("/authorize?" + urllib.parse.urlencode(params), headers=hdrs)
+
+    def choose_user(self, page, user, cancel=False, cookie=None):
+        """Click the login page's button for `user` (POST /authorize/login)."""
+        import re
+        m = re.search(rb'name="req" value="([^"]+)"', page.body)
+        if not m:
+            raise OPError(page.status, page.body.decode("utf-8", "replace"))
+        form = {"req": m.group(1).decode()}
+        form.update({"cancel": "1"} if cancel else {"user": user, "login": "1"})
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+        if cookie:
+            hdrs["Cookie"] = cookie
+        return self.request("POST", "/authorize/login",
+                            body=urllib.parse.urlencode(form).encode(), headers=hdrs)
+
+    def token_request(self, form, basic=None, headers=None):
+        """POST /token with `form`; basic=(id, secret) adds client_secret_basic."""
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+        if basic is not None:
+            cid, secret = (urllib.parse.quote_plus(x) for x in basic)
+            hdrs["Authorization"] = "Basic " + base64.b64encode(
+                ("%s:%s" % (cid, secret)).encode()).decode()
+        hdrs.update(headers or {})
+        return self.request("POST", "/token", body=urllib.parse.urlencode(form).encode(),
+                            headers=hdrs)
+
+    def client_assertion(self, client_id, private_key, kid=None, alg=None, claims=None):
+        """An RFC 7523 private_key_jwt assertion signed by `private_key` (a cryptography
+        key object); claims override/extend (None deletes)."""
+        import secrets
+        import time as _t
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        is_rsa = isinstance(private_key, rsa.RSAPrivateKey)
+        alg = alg or ("RS256" if is_rsa else "ES256")
+        t = int(_t.time())
+        cl = {"iss": client_id, "sub": client_id, "aud": self.issuer + "/token",
+              "iat": t, "exp": t + 60, "jti": secrets.token_urlsafe(16)}
+        for k, v in (claims or {}).items():
+            if v is None:
+                cl.pop(k, None)
+            else:
+                cl[k] = v
+        hdr = {"alg": alg, "typ": "JWT"}
+        if kid:
+            hdr["kid"] = kid
+
+        def enc(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        si = (enc(json.dumps(hdr).encode()) + "." + enc(json.dumps(cl).encode())).encode()
+        if alg == "ES256":
+            r, s = decode_dss_signature(private_key.sign(si, ec.ECDSA(hashes.SHA256())))
+            sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        elif alg == "PS256":
+            sig = private_key.sign(si, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                                                   salt_length=32), hashes.SHA256())
+        else:
+            sig = private_key.sign(si, padding.PKCS1v15(), hashes.SHA256())
+        return si.decode() + "." + enc(sig)
+
+    def login(self, client_id, redirect_uri, user="nurse", client_secret=None,
+              method="client_secret_basic", private_key=None, kid=None, scope="openid",
+              acr_values=None, extra=None, exchange=True):
+        """A whole code flow with PKCE the way an RP does it, clicking `user` on the login
+        page (or following auto-login). Returns a dict: state, nonce, verifier, code,
+        location (the redirect to the RP), params (its query), cookie (the OP's session
+        cookie), and with exchange: token (Response), tokens (JSON when 200)."""
+        import secrets
+        verifier, challenge = self.pkce_pair()
+        state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        p = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+             "scope": scope, "state": state, "nonce": nonce, "code_challenge": challenge,
+             "code_challenge_method": "S256"}
+        if acr_values:
+            p["acr_values"] = acr_values
+        p.update(extra or {})
+        r = self.authorize(p)
+        if r.status == 200:
+            r = self.choose_user(r, user)
+        if r.status != 302:
+            raise OPError(r.status, r.body.decode("utf-8", "replace"))
+        loc = r.headers["location"]
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+        cookie = (r.headers.get("set-cookie") or "").split(";")[0] or None
+        out = {"state": state, "nonce": nonce, "verifier": verifier, "location": loc,
+               "params": q, "code": q.get("code"), "cookie": cookie}
+        if exchange and out["code"]:
+            out["token"] = self.redeem(client_id, out["code"], redirect_uri, verifier,
+                                       client_secret, method, private_key, kid)
+            if out["token"].status == 200:
+                out["tokens"] = out["token"].json()
+        return out
+
+    def redeem(self, client_id, code, redirect_uri, verifier, client_secret=None,
+               method="client_secret_basic", private_key=None, kid=None):
+        form = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": redirect_uri, "code_verifier": verifier}
+        if method == "client_secret_basic":
+            return self.token_request(form, basic=(client_id, client_secret))
+        if method == "client_secret_post":
+            form.update(client_id=client_id, client_secret=client_secret)
+            return self.token_request(form)
+        form.update(client_id=client_id, client_assertion_type=(
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            client_assertion=self.client_assertion(client_id, private_key, kid))
+        return self.token_request(form)
+
+    def userinfo(self, access_token, method="GET"):
+        return self.request(method, "/userinfo",
+                            headers={"Authorization": "Bearer " + access_token})

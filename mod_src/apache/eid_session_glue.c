@@ -1,0 +1,393 @@
+/*
+ * eid_session_glue.c - the `oidc` method: a login session's cookie ->
+ * identity; making, re-sealing and ending sessions.
+ *
+ * Per request: the one `__Host-eid-session` cookie -> its id (43 canonical
+ * base64url characters, else no session: no store look-up for a malformed
+ * id) -> store key with the current key, then the previous one -> the
+ * sealed record -> open (AAD binds the store key and the virtual host) ->
+ * live (idle and absolute timeouts) -> identity, in r->pool.  A duplicated,
+ * garbage, oversized or foreign cookie is "no session", never a 500.  A
+ * store error is a 503 with Retry-After, the cookie is kept: never a login
+ * redirect (which would loop while the store is down) and never an admit.
+ *
+ * Why "dead markers": a session is re-written at most once a minute (its
+ * last use, or a re-seal under a new key).  A logout that deletes it
+ * between another request's read and write would be undone by that write.
+ * So an ending writes `x:<store key>` first and deletes second, and a
+ * re-write checks for that marker after writing (and deletes again):
+ * whichever order the two requests run in, the session stays ended.
+ */
+#include "eid_login_glue.h"
+#include "eid_dir_glue.h"
+#include "eid/eid_util.h"
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_protocol.h"
+
+#define TOUCH_EVERY apr_time_from_sec(60)
+#define MAX_COOKIE_HEADER 16384
+
+int eid_cookie_each(request_rec *r, eid_cookie_fn fn, void *baton)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_size_t total = 0;
+    int i;
+    for (i = 0; i < arr->nelts; i++) {
+        const char *h = e[i].val;
+        if (!e[i].key || strcasecmp(e[i].key, "Cookie") || !h)
+            continue;
+        /* Bounded work whatever a client sends (httpd limits each header
+         * line to 8190 bytes by default, not their number). */
+        total += strlen(h);
+        if (total > MAX_COOKIE_HEADER)
+            return -1;
+        while (*h) {
+            const char *n, *v, *end;
+            apr_size_t nl, vl;
+            while (*h == ' ' || *h == '\t' || *h == ';')
+                h++;
+            if (!*h)
+                break;
+            n = h;
+            while (*h && *h != '=' && *h != ';')
+                h++;
+            nl = (apr_size_t)(h - n);
+            while (nl && (n[nl - 1] == ' ' || n[nl - 1] == '\t'))
+                nl--;
+            if (*h != '=') {
+                continue; /* a name without a value: not ours */
+            }
+            v = ++h;
+            while (*h && *h != ';')
+                h++;
+            end = h;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            vl = (apr_size_t)(end - v);
+            if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+                v++;
+                vl -= 2;
+            }
+            if (fn(baton, n, nl, v, vl))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    apr_size_t nlen;
+    int count;
+    const char *val;
+    apr_size_t vlen;
+} one_cookie_t;
+
+static int find_one(void *b, const char *n, apr_size_t nl, const char *v, apr_size_t vl)
+{
+    one_cookie_t *c = b;
+    if (nl == c->nlen && !memcmp(n, c->name, nl)) {
+        c->count++;
+        c->val = v;
+        c->vlen = vl;
+    }
+    return 0;
+}
+
+void eid_cookie_set(request_rec *r, const char *name, const char *value, int max_age)
+{
+    /* __Host-: Secure, Path=/, no Domain - the browser keeps it to this
+     * host.  SameSite=Lax: sent on the top-level GET back from the OP. */
+    const char *v = apr_psprintf(r->pool, "%s=%s; Path=/; Secure; HttpOnly; SameSite=Lax%s",
+                                 name, value,
+                                 max_age < 0 ? "" : apr_psprintf(r->pool, "; Max-Age=%d",
+                                                                 max_age));
+    apr_table_addn(r->err_headers_out, "Set-Cookie", v);
+}
+
+int eid_login_is_browser(request_rec *r)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+    if (r->method_number != M_GET)
+        return 0; /* HEAD is M_GET with header_only */
+    if (apr_table_get(r->headers_in, "Authorization") ||
+        apr_table_get(r->headers_in, "X-Requested-With"))
+        return 0;
+    if (accept && ap_strcasestr(accept, "json") && !ap_strcasestr(accept, "text/html"))
+        return 0;
+    return 1;
+}
+
+const char *eid_session_vhost(request_rec *r)
+{
+    const eid_login_srv_t *ls = eid_login_srv(r->server);
+    return ls->vhost_id ? ls->vhost_id : r->server->server_hostname;
+}
+
+static const char *bind_of(apr_pool_t *p, const char *skey, const char *vhost)
+{
+    return apr_pstrcat(p, skey, "@", vhost, NULL);
+}
+
+eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
+{
+    one_cookie_t c = {EID_SESSION_COOKIE, sizeof(EID_SESSION_COOKIE) - 1, 0, NULL, 0};
+    const char *vhost = eid_session_vhost(r);
+    eid_store_t *store = eid_login_g->store;
+    int which;
+
+    memset(f, 0, sizeof(*f));
+    if (!store || !eid_login_g->keys)
+        return EID_STORE_NOTFOUND;
+    if (eid_cookie_each(r, find_one, &c) < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "EID08201: Cookie headers over %d bytes: no session", MAX_COOKIE_HEADER);
+        return EID_STORE_NOTFOUND;
+    }
+    if (c.count == 0)
+        return EID_STORE_NOTFOUND;
+    f->had_cookie = 1;
+    if (c.count > 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "EID08201: %d session cookies in one request: no session", c.count);
+        return EID_STORE_NOTFOUND;
+    }
+    if (eid_session_cookie_parse(c.val, c.vlen, f->id) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "EID08202: malformed session cookie: no session");
+        return EID_STORE_NOTFOUND;
+    }
+    for (which = 0; which < 2; which++) {
+        unsigned char *val;
+        apr_size_t vlen;
+        eid_result_t res = {0};
+        eid_store_rc_e rc;
+        if (eid_session_store_key(eid_login_g->keys, which, vhost, f->id, f->skey) != 0)
+            break;
+        rc = eid_store_get(store, r->pool, f->skey, strlen(f->skey), &val, &vlen);
+        if (rc == EID_STORE_NOTFOUND)
+            continue;
+        if (rc != EID_STORE_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "EID08210: session store '%s' failed (%s): 503",
+                          eid_store_name(store), eid_store_rc_str(rc));
+            return EID_STORE_ERROR;
+        }
+        if (eid_session_open(r->pool, eid_login_g->keys, bind_of(r->pool, f->skey, vhost),
+                             val, vlen, &f->rec, &f->rotated, &res) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "EID08203: a stored session does not open (%s: %s): no session",
+                          res.tag ? res.tag : "-", res.reason ? res.reason : "-");
+            f->rec = NULL;
+            return EID_STORE_NOTFOUND;
+        }
+        f->which = which;
+        if (!eid_session_live(f->rec, r->request_time, eid_login_g->idle)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "EID08204: the session has expired: no session");
+            eid_store_del(store, f->skey, strlen(f->skey));
+            f->rec = NULL;
+            f->expired = 1;
+            return EID_STORE_NOTFOUND;
+        }
+        /* A key was rotated out from under the store key: from now on the
+         * current key's store key holds it (see eid_session_touch). */
+        f->rotated |= which == 1;
+        return EID_STORE_OK;
+    }
+    return EID_STORE_NOTFOUND;
+}
+
+static char *marker_key(apr_pool_t *p, const char *skey)
+{
+    return apr_pstrcat(p, "x:", skey, NULL);
+}
+
+static void index_session(request_rec *r, const eid_session_rec_t *rec, const char *skey,
+                          apr_interval_time_t ttl)
+{
+    eid_store_t *store = eid_login_g->store;
+    eid_store_rc_e rc = EID_STORE_OK;
+    if (rec->sid) {
+        const char *i = eid_session_index_key(r->pool, "i:sid:", rec->provider, rec->sid);
+        rc = eid_store_index_add(store, i, strlen(i), skey, strlen(skey), ttl);
+    }
+    if (rec->sub && rc == EID_STORE_OK) {
+        const char *i = eid_session_index_key(r->pool, "i:sub:", rec->provider, rec->sub);
+        rc = eid_store_index_add(store, i, strlen(i), skey, strlen(skey), ttl);
+    }
+    if (rc != EID_STORE_OK)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "EID08212: the session could not be indexed for back-channel logout "
+                      "(%s)", eid_store_rc_str(rc));
+}
+
+const char *eid_session_index_key(apr_pool_t *p, const char *kind, const char *provider,
+                                  const char *v)
+{
+    return apr_pstrcat(p, kind, provider, ":", v, NULL);
+}
+
+/* Re-write a live session: its last use, under the current key.  A failed
+ * write keeps the request (the session it read is valid), logged. */
+static int session_touch(request_rec *r, eid_session_found_t *f)
+{
+    eid_store_t *store = eid_login_g->store;
+    const char *vhost = eid_session_vhost(r);
+    eid_session_rec_t *rec = f->rec;
+    char nkey[48];
+    const char *skey = f->skey, *mk;
+    unsigned char *sealed, *mv;
+    apr_size_t slen, mlen;
+    apr_interval_time_t ttl = rec->expires - r->request_time;
+    eid_store_rc_e rc;
+
+    if (ttl <= 0)
+        return 0;
+    rec->last_seen = r->request_time;
+    if (f->rotated) {
+        if (eid_session_store_key(eid_login_g->keys, 0, vhost, f->id, nkey) != 0)
+            return 0;
+        skey = nkey;
+    }
+    if (eid_session_seal(r->pool, eid_login_g->keys, bind_of(r->pool, skey, vhost), rec,
+                         &sealed, &slen) != APR_SUCCESS)
+        return 0;
+    rc = eid_store_set(store, skey, strlen(skey), sealed, slen, ttl);
+    if (rc != EID_STORE_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "EID08211: the session's last use could not be stored (%s)",
+                      eid_store_rc_str(rc));
+        return 0;
+    }
+    if (f->rotated) {
+        index_session(r, rec, skey, ttl);
+        eid_store_del(store, f->skey, strlen(f->skey));
+        memcpy(f->skey, nkey, sizeof(nkey));
+        f->rotated = 0;
+    }
+    /* An ending that ran meanwhile wrote its marker before deleting. */
+    mk = marker_key(r->pool, f->skey);
+    if (eid_store_get(store, r->pool, mk, strlen(mk), &mv, &mlen) == EID_STORE_OK) {
+        eid_store_del(store, f->skey, strlen(f->skey));
+        return -1;
+    }
+    return 0;
+}
+
+eid_store_rc_e eid_session_end(request_rec *r, const char *skey)
+{
+    eid_store_t *store = eid_login_g->store;
+    const char *mk = marker_key(r->pool, skey);
+    eid_store_rc_e rc = eid_store_set(store, mk, strlen(mk), (const unsigned char *)"1", 1,
+                                      eid_login_g->max_age);
+    if (rc != EID_STORE_OK)
+        return rc;
+    rc = eid_store_del(store, skey, strlen(skey));
+    return rc == EID_STORE_NOTFOUND ? EID_STORE_OK : rc;
+}
+
+static int accepts_provider(const eid_dir_conf_t *d, const char *name)
+{
+    eid_provider_t *const *provs;
+    int n = eid_login_providers_of(d, &provs), i;
+    for (i = 0; name && i < n; i++)
+        if (!strcmp(eid_provider_name(provs[i]), name))
+            return 1;
+    return 0;
+}
+
+eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
+                          eid_identity_t **id)
+{
+    eid_session_found_t *f = apr_pcalloc(r->pool, sizeof(*f));
+    eid_store_rc_e rc = eid_session_find(r, f);
+    const eid_directory_t *dir;
+
+    if (rc == EID_STORE_ERROR) {
+        /* logged at error by eid_session_find() already */
+        eid_refuse(r, st, EID_DECISION_ERROR, APLOG_DEBUG, "EID08210",
+                   "the session store failed");
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        return eid_try_refused(st, HTTP_SERVICE_UNAVAILABLE);
+    }
+    if (rc != EID_STORE_OK)
+        return EID_TRY_ABSENT;
+    /* A session from a provider this location does not offer is not a
+     * credential here: the browser logs in with one it does. */
+    if (!accepts_provider(d, f->rec->provider)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "EID08205: the session's provider '%s' is not offered here",
+                      f->rec->provider ? f->rec->provider : "-");
+        return EID_TRY_ABSENT;
+    }
+    if ((f->rotated || r->request_time - f->rec->last_seen >= TOUCH_EVERY) &&
+        session_touch(r, f) < 0)
+        return EID_TRY_ABSENT;
+    st->session = f;
+    f->rec->id->method = EID_METHOD_OIDC;
+    /* Below the location's level: a browser logs in again at it (its
+     * session stays until that login completes); an API client is refused. */
+    if (d->login_loa && f->rec->id->loa < d->login_loa) {
+        if (!r->main && eid_login_is_browser(r)) {
+            st->status = eid_login_redirect(r, d, d->login_loa);
+            return EID_TRY_REFUSED;
+        }
+        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID08206",
+                   apr_psprintf(r->pool, "the session's level of assurance %d is below "
+                                "EidLoginLoA %d", f->rec->id->loa, d->login_loa));
+        return eid_try_refused(st, HTTP_FORBIDDEN);
+    }
+    *id = f->rec->id;
+    if (eid_dir_for(r, d, st, &dir))
+        return EID_TRY_REFUSED;
+    eid_dir_apply(r->pool, dir, *id);
+    return EID_TRY_OK;
+}
+
+eid_store_rc_e eid_session_create(request_rec *r, const char *provider,
+                                  const eid_oidc_login_t *lg)
+{
+    eid_store_t *store = eid_login_g->store;
+    const char *vhost = eid_session_vhost(r);
+    eid_session_rec_t rec;
+    unsigned char id[EID_SESSION_ID_LEN], *sealed;
+    char cookie[EID_SESSION_COOKIE_LEN + 1], csrf[EID_SESSION_COOKIE_LEN + 1], skey[48];
+    apr_size_t slen;
+    apr_interval_time_t ttl = eid_login_g->max_age;
+    eid_store_rc_e rc;
+
+    /* Why a new id at every login, never the one the browser sent: an
+     * attacker who planted a cookie (session fixation) must not find it
+     * logged in. */
+    if (eid_session_new_id(id) != APR_SUCCESS || eid_session_new_token(csrf) != APR_SUCCESS ||
+        eid_session_store_key(eid_login_g->keys, 0, vhost, id, skey) != 0)
+        return EID_STORE_ERROR;
+    memset(&rec, 0, sizeof(rec));
+    rec.id = lg->id;
+    rec.id->method = EID_METHOD_OIDC;
+    rec.provider = provider;
+    rec.sid = lg->sid;
+    rec.sub = lg->sub;
+    rec.id_token = lg->id_token;
+    rec.csrf = csrf;
+    rec.created = rec.last_seen = r->request_time;
+    rec.expires = r->request_time + ttl;
+    if (eid_session_seal(r->pool, eid_login_g->keys, bind_of(r->pool, skey, vhost), &rec,
+                         &sealed, &slen) != APR_SUCCESS)
+        return EID_STORE_ERROR;
+    /* add, not set: 256 random bits never collide, and if they did the
+     * other session must not be overwritten. */
+    rc = eid_store_add(store, skey, strlen(skey), sealed, slen, ttl);
+    if (rc != EID_STORE_OK)
+        return rc == EID_STORE_EXISTS ? EID_STORE_ERROR : rc;
+    index_session(r, &rec, skey, ttl);
+    eid_session_cookie_value(id, cookie);
+    eid_cookie_set(r, EID_SESSION_COOKIE, cookie, -1);
+    return EID_STORE_OK;
+}
