@@ -67,6 +67,7 @@ class Chromium:
         for a in args:
             opts.add_argument(a)
         opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         env = {k: v for k, v in os.environ.items()
                if not k.lower().endswith("_proxy") and k != "DISPLAY"}
         env["HOME"] = self.home  # the NSS database above
@@ -130,9 +131,19 @@ class Chromium:
             pass
         return path
 
+    def console(self):
+        """The browser console's messages since the last call (CSP violations land here)."""
+        try:
+            return [e["message"] for e in self.driver.get_log("browser")]
+        except Exception:
+            return []
+
     def quit(self):
         try:
             if self.driver is not None:
+                with open(os.path.join(self.artefacts, "console.log"), "a") as f:
+                    for m in self.console():
+                        f.write(m + "\n")
                 self.driver.quit()
         except Exception:
             pass
