@@ -100,6 +100,11 @@ class Chromium:
     def cookies(self):
         return {c["name"]: c for c in self.driver.get_cookies()}
 
+    def cookies_for(self, url):
+        """The browser's cookies for url, whatever page it is on (CDP)."""
+        r = self.driver.execute_cdp_cmd("Network.getCookies", {"urls": [url]})
+        return {c["name"]: c for c in r["cookies"]}
+
     def set_accept_language(self, value):
         self.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders",
                                     {"headers": {"Accept-Language": value}})

@@ -212,6 +212,9 @@ def login_stepup_refusal(b, op, srv, base):
     # 2. Step-up: /app/high/ needs LoA 3 (Require eid-loa 3): the session's 2 is not
     #    refused, the browser is sent to the OP again for level 3; a new session.
     b.get(base + "/app/high/journal")
+    b.wait_for(lambda: at_op(b, op), "the OP for the step-up")
+    # the session of level 2 is kept while the user is at the OP
+    assert b.cookies_for(base + "/")[SESSION_COOKIE]["value"] == first
     acr = login_at_op(b, op, "step-up")
     assert acr and acr[0].endswith("loa3") and not any(a.endswith("loa2") for a in acr), acr
     b.wait_for(lambda: "Vårdplanering" in b.text(), "the LoA 3 page")
