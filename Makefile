@@ -90,7 +90,7 @@ $(STORE_TEST_MOD): tests/httpd/mod_eid_store_test.c mod_src/apache/eid_store_soc
 	cp $(filter %.c %.h,$^) $(B)/store_test/
 	cd $(B)/store_test && $(APXS) -c -o mod_eid_store_test.la \
 	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) $(APXS_EXTRA) -I$(CURDIR)/include \
-	  -Wc,-DEID_STORE_SOCACHE_MODULE=eid_store_test -Wl,-Wl\,-Bsymbolic \
+	  -Wc,-DEID_STORE_SOCACHE_MODULE=eid_store_test -Wc,-DEID_STORE_SOCACHE_TEST_SEAM -Wl,-Wl\,-Bsymbolic \
 	  mod_eid_store_test.c eid_store_socache.c $(CURDIR)/$(CORE_LIB) $(PKG_LIBS) > apxs.log 2>&1 \
 	  || { cat apxs.log; exit 1; }
 	cp $(B)/store_test/.libs/mod_eid_store_test.so $@.tmp && mv -f $@.tmp $@

@@ -7,6 +7,9 @@ matrix and the curl commands, then keeps serving until Ctrl-C.  For the API
 part it also starts two test OpenID Providers (tests/op) on loopback: one with
 Inera claims, one with the Swedish OIDC profile; their tokens are minted now
 and tried the same way.
+The portal part is a browser login (OpenID Connect) through the Inera-style test
+OP: a user is chosen on its login page; the demo first logs each test user in with
+a cookie jar (the OP's auto-login) and prints who gets in where.
 --oneshot: stop after the matrices (used by the tests).
 """
 import argparse
@@ -21,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "httpd"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "op"))
-from eidtest import TRUST_PROFILES, Httpd, manifest, pki  # noqa: E402
+from eidtest import TRUST_PROFILES, Httpd, free_port, manifest, pki  # noqa: E402
 from opctl import TestOP  # noqa: E402
 
 M = manifest()
@@ -70,17 +73,38 @@ TOKENS = [
 ]
 
 
-def config(ops):
+# Browser login (conf-samples/oidc-login.conf in small): the inera OP logs users in.
+PORTAL_POLICIES = [
+    ("/portal/", "anyone who logs in at the Inera-style OP", "Require valid-user"),
+    ("/portal-region/", "staff of Region Exempel (org 2321000016)",
+     "Require eid-org 2321000016"),
+    ("/portal-loa3/", "level of assurance 3 (a lower login is sent back to log in)",
+     "Require eid-loa 3"),
+]
+PORTAL_USERS = [
+    ("nurse", "Tolvan Tolvansson, nurse, Region Exempel, LoA3"),
+    ("othernurse", "Olle Annansson, nurse, Region Annan, LoA3"),
+    ("lowlevel", "Lena Lagniva, Region Exempel, LoA2"),
+]
+
+
+def config(ops, port):
     conf = TRUST_PROFILES + """
-ScriptAliasMatch "^/[a-z-]+/" "{root}/cgi/service.py"
-"""
-    conf += ("EidProvider inera issuer=%s discovery=on audience=%s claims=inera\n"
+ScriptAliasMatch "^/[a-z0-9-]+/" "{root}/cgi/service.py"
+EidSessionKeyFile {root}/session.key
+EidRedirectURI https://localhost:%d/.eid/callback
+""" % port
+    conf += ("EidProvider inera issuer=%s discovery=on audience=%s claims=inera login=on "
+             "client_id=portal client_secret_file={root}/portal.secret\n"
              % (ops["inera"].issuer, API_AUD))
     conf += ("EidProvider region issuer=%s jwks_uri=%s audience=%s claims=oidc-sweden\n"
              % (ops["region"].issuer, ops["region"].jwks_uri, API_AUD))
     for path, _, rules in POLICIES:
         conf += "<Location %s>\nAuthType eid\nEidExportHeaders on\n%s\n</Location>\n" % (
             path, rules)
+    for path, _, rules in PORTAL_POLICIES:
+        conf += ("<Location %s>\nAuthType eid\nEidMethods oidc\nEidExportHeaders on\n%s\n"
+                 "</Location>\n" % (path, rules))
     for path, _, rules in API_POLICIES:
         conf += ("<Location %s>\nAuthType eid\nEidMethods bearer\nEidBearerProviders inera "
                  "region\nEidRealm incident-api\n%s\n</Location>\n" % (path, rules))
@@ -169,16 +193,69 @@ def bearer_part(base, ops, tokens):
     print("  (presets: inera-nurse at inera; oidc-sweden-citizen, -staff, -coord at region)")
 
 
+def prepare_login(h, ops):
+    """Session key and client secret files; the portal client at the OP."""
+    key = os.path.join(h.root, "session.key")
+    with open(key, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    with open(os.path.join(h.root, "portal.secret"), "w") as f:
+        f.write("portal-secret\n")
+    ops["inera"].admin("/admin/clients", {
+        "client_id": "portal", "client_secret": "portal-secret",
+        "redirect_uris": [h.base + "/.eid/callback"],
+        "post_logout_redirect_uris": [h.base + "/.eid/logged-out"],
+        "backchannel_logout_uri": h.base + "/.eid/backchannel-logout",
+        "backchannel_ca_file": pki("ca", "server-ca.pem")})
+
+
+def login_status(base, op, user, path, jar):
+    """Log `user` in with curl and a cookie jar (the OP's auto-login); the
+    status of `path` at the end."""
+    op.admin("/admin/auto-login", {"user": user})
+    cmd = ["curl", "-s", "--cacert", pki("ca", "server-ca.pem"), "-b", jar, "-c", jar, "-L",
+           "--max-redirs", "8", "-o", "/dev/null", "-w", "%{http_code}", base + path]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    return r.stdout.strip()
+
+
+def login_part(base, ops, root):
+    op = ops["inera"]
+    print("\nThe portal behind a browser login (HTTP status after logging in with curl):\n")
+    print("%-14s" % "" + "".join("%-16s" % p for p, _, _ in PORTAL_POLICIES))
+    for user, _ in PORTAL_USERS:
+        row = "%-14s" % user
+        for p, _, _ in PORTAL_POLICIES:
+            jar = os.path.join(root, "jar-%s" % user)
+            if os.path.exists(jar):
+                os.unlink(jar)
+            row += "%-16s" % login_status(base, op, user, p, jar)
+        print(row)
+    op.admin("/admin/auto-login", {"user": None})  # browsers choose on the login page
+    print("\nUsers (at the test OP's login page):")
+    for u, what in PORTAL_USERS:
+        print("  %-12s %s" % (u, what))
+    print("\nIn a browser: open %s/portal/ (trust %s), choose a user on the test OP's "
+          "login page;\n  %s/portal-loa3/ sends a LoA2 login back to log in at level 3; "
+          "log out at %s/.eid/logout"
+          % (base, pki("ca", "server-ca.pem"), base, base))
+    print("With curl (docs/login.md):")
+    print("  curl -s -X POST -d '{\"user\": \"nurse\"}' %s/admin/auto-login" % op.issuer)
+    print("  curl -s --cacert %s -b /tmp/jar -c /tmp/jar -L %s/portal/"
+          % (pki("ca", "server-ca.pem"), base))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--oneshot", action="store_true")
     ap.add_argument("--port", type=int, default=8443)
     args = ap.parse_args()
-    port = args.port if port_free(args.port) else None
+    port = args.port if port_free(args.port) else free_port()
     ops_dir = tempfile.mkdtemp(prefix="eid-demo-ops-")
     ops = start_ops(ops_dir)
     try:
-        h = Httpd(config(ops), name="demo", port=port, verify_client="optional")
+        h = Httpd(config(ops, port), name="demo", port=port, verify_client="optional")
+        prepare_login(h, ops)
     except Exception:
         for op in ops.values():
             op.stop()
@@ -210,6 +287,7 @@ def main():
         print("\nIn a browser: import %s (password: demo) and open %s/whoami/"
               % (pki("users", "nurse-kommun.p12"), base))
         bearer_part(base, ops, mint_tokens(ops, h.root))
+        login_part(base, ops, h.root)
         print("Audit records: %s\nError log:     %s" % (h.audit_log, h.error_log))
         if args.oneshot:
             return 0

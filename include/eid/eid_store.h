@@ -37,6 +37,9 @@
  *              step (two concurrent takes never both see a member)
  *                                                         SMEMBERS + DEL in
  *                                                         MULTI (or Lua)
+ * The value under an index key is the backend's own (the memory backend
+ * keeps the codec below, shm prefixes an expiry): touch it only through
+ * index_add / index_take (del ends an index too).
  * Keys are 1..EID_STORE_KEY_MAX bytes, values 0..EID_STORE_VALUE_MAX bytes,
  * index members 1..EID_STORE_MEMBER_MAX bytes with no NUL byte (they come
  * back as C strings).  A TTL is always > 0.  The wrappers below refuse

@@ -187,7 +187,8 @@ static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
     /* A browser is sent to log in (Location and a state cookie only: the
      * redirect's body is httpd's); anything else is never redirected. */
     if (oidc && !r->main && eid_login_is_browser(r))
-        return eid_login_redirect(r, d, d->login_loa);
+        return eid_login_redirect(r, d, d->login_loa > st->stepup_loa ? d->login_loa
+                                                                       : st->stepup_loa);
     for (i = 0; i < d->nmethods; i++)
         if (m[i] == EID_METHOD_BEARER) {
             /* RFC 6750 3.1: no error code when no credential was sent. */

@@ -140,6 +140,13 @@ static authz_status check_line(request_rec *r, const char *line, const void *par
     eid_req_t *st = NULL;
     authz_status s = identity_of(r, a, &st);
     const char *why;
+    /* No user yet: a login started for this request asks for the level the
+     * eid-loa lines here need (one login instead of a login and a step-up). */
+    if (s == AUTHZ_DENIED_NO_USER && !strcmp(a->kind->name, "eid-loa")) {
+        eid_req_t *rs = eid_req_get(r, 1);
+        if (a->loa > rs->stepup_loa)
+            rs->stepup_loa = a->loa;
+    }
     if (s != AUTHZ_GRANTED)
         return s;
     why = a->kind->match(r, st, a);

@@ -143,8 +143,13 @@ static int page_refused(request_rec *r)
     const eid_req_t *st;
     eid_why_e why;
     int status;
-    if (!orig)
-        return HTTP_NOT_FOUND; /* only as the error document of a refusal */
+    if (!orig) {
+        /* only as the error document of a refusal: nothing to show */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "EID08402: %s requested directly, not as an error document: 404",
+                      r->uri);
+        return HTTP_NOT_FOUND;
+    }
     while (orig->prev)
         orig = orig->prev;
     status = ap_is_HTTP_ERROR(r->status) ? r->status : orig->status;

@@ -99,6 +99,16 @@ static const char *return_of(request_rec *r)
     return u;
 }
 
+/* `path` (local, starting with '/') as an absolute URL on the origin of
+ * EidRedirectURI: where the session cookie is set.  Why not the Host
+ * header: a forged one must not choose where a redirect goes. */
+const char *eid_login_abs_url(request_rec *r, const char *path)
+{
+    const eid_login_srv_t *ls = eid_login_srv(r->server);
+    return ls->origin ? apr_pstrcat(r->pool, ls->origin, path, NULL)
+                      : ap_construct_url(r->pool, path, r);
+}
+
 /* Is `target` allowed after login (local path, or an EidReturnAllow
  * origin)?  NULL, or the checker's reason. */
 static const char *check_return(request_rec *r, const char *target)
@@ -222,7 +232,7 @@ static const char *choose_url(request_rec *r, eid_provider_t *const *provs, int 
         u = apr_psprintf(r->pool, "%s&loa=%d", u, min_loa);
     for (i = 0; i < n; i++)
         u = apr_pstrcat(r->pool, u, "&p=", enc(r, eid_provider_name(provs[i])), NULL);
-    return ap_construct_url(r->pool, u, r);
+    return eid_login_abs_url(r, u);
 }
 
 int eid_login_redirect(request_rec *r, const eid_dir_conf_t *d, int min_loa)
@@ -282,7 +292,7 @@ void eid_login_stepup(request_rec *r, int loa)
         u = apr_pstrcat(r->pool, u, "&provider=", enc(r, st->session->rec->provider), NULL);
     /* An absolute URL: httpd answers the 403 with a 302 to it (ap_die),
      * from its error handling - this hook writes nothing. */
-    ap_custom_response(r, HTTP_FORBIDDEN, ap_construct_url(r->pool, u, r));
+    ap_custom_response(r, HTTP_FORBIDDEN, eid_login_abs_url(r, u));
 }
 
 static int refuse_page(request_rec *r, eid_req_t *st, int status, const char *why,
@@ -482,7 +492,7 @@ int eid_ep_callback(request_rec *r)
         /* Another tab's login took this one's state cookie, or it expired.
          * When that other login made a session, the browser just goes on. */
         if (eid_session_find(r, &old) == EID_STORE_OK) {
-            apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool, "/", r));
+            apr_table_setn(r->headers_out, "Location", eid_login_abs_url(r, "/"));
             st->reason = "callback without its state cookie; a session exists";
             return HTTP_SEE_OTHER;
         }
@@ -546,7 +556,7 @@ int eid_ep_callback(request_rec *r)
         return store_refusal(r, st, rc == EID_STORE_EXISTS ? EID_STORE_ERROR : rc, "session");
     ret = sf.pd->return_to && !check_return(r, sf.pd->return_to) ? sf.pd->return_to : "/";
     if (*ret == '/')
-        ret = ap_construct_url(r->pool, ret, r);
+        ret = eid_login_abs_url(r, ret);
     st->outcome = EID_TRY_OK;
     st->id = lg.id;
     st->event = "login";

@@ -161,7 +161,8 @@ const char *eid_session_index_key(apr_pool_t *p, const char *kind, const char *p
 eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                           eid_identity_t **id);
 /* Is r a browser navigation (GET/HEAD, no Authorization, no
- * X-Requested-With, Accept not only JSON)?  Only those are redirected. */
+ * X-Requested-With, Accept not only JSON, Sec-Fetch-Mode navigate and
+ * Sec-Fetch-Dest document when sent)?  Only those are redirected. */
 int eid_login_is_browser(request_rec *r);
 
 /* Login is configured (session keys, a store, a login provider): else the
@@ -173,6 +174,9 @@ static inline int eid_login_configured(void)
 }
 
 /* eid_login_glue.c */
+/* `path` (local) as an absolute URL on EidRedirectURI's origin (never
+ * built from the Host header). */
+const char *eid_login_abs_url(request_rec *r, const char *path);
 /* The decoded value of parameter `name` in `args` (x-www-form-urlencoded),
  * in p; NULL when absent or when it does not decode (bad %xx, control
  * characters); *count: how often the name occurs. */

@@ -62,10 +62,8 @@ static const char *read_form(request_rec *r, apr_size_t max)
 
 static const char *logged_out_url(request_rec *r)
 {
-    const eid_login_srv_t *ls = eid_login_srv(r->server);
-    const char *path = apr_pstrcat(r->pool, eid_endpoint_path(r), "/logged-out", NULL);
-    return ls->origin ? apr_pstrcat(r->pool, ls->origin, path, NULL)
-                      : ap_construct_url(r->pool, path, r);
+    return eid_login_abs_url(r, apr_pstrcat(r->pool, eid_endpoint_path(r), "/logged-out",
+                                            NULL));
 }
 
 static int see_other(request_rec *r, const char *url)
@@ -149,7 +147,7 @@ int eid_ep_logout(request_rec *r)
                           "EidLogoutRedirectAllow origin); the logged-out page instead");
         }
         else {
-            target = *ret == '/' ? ap_construct_url(r->pool, ret, r) : ret;
+            target = *ret == '/' ? eid_login_abs_url(r, ret) : ret;
         }
     }
     pv = f.rec->provider ? eid_login_provider(f.rec->provider) : NULL;

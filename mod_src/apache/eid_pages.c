@@ -217,7 +217,7 @@ const char *eid_set_page_template(cmd_parms *cmd, void *dcv, const char *page,
         return apr_psprintf(cmd->pool, "EidPageTemplate: cannot read %s: %pm", path, &rv);
     buf[n] = '\0';
     if ((err = check_template(cmd->temp_pool, buf, n)))
-        return apr_psprintf(cmd->pool, "EidPageTemplate: %s: %s", path, err);
+        return apr_psprintf(cmd->pool, "%s: EidPageTemplate: %s: %s", "EID08401", path, err);
     custom_tpl[pg][lg] = buf; /* pconf: immutable from here on */
     return NULL;
 }

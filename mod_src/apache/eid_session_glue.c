@@ -112,13 +112,22 @@ void eid_cookie_set(request_rec *r, const char *name, const char *value, int max
 
 int eid_login_is_browser(request_rec *r)
 {
-    const char *accept = apr_table_get(r->headers_in, "Accept");
+    const char *accept = apr_table_get(r->headers_in, "Accept"), *mode, *dest;
     if (r->method_number != M_GET)
         return 0; /* HEAD is M_GET with header_only */
     if (apr_table_get(r->headers_in, "Authorization") ||
         apr_table_get(r->headers_in, "X-Requested-With"))
         return 0;
     if (accept && ap_strcasestr(accept, "json") && !ap_strcasestr(accept, "text/html"))
+        return 0;
+    /* Fetch metadata: a browser says what a request is for; fetch(), an
+     * image or an iframe must not be sent to a login page (a cross-site
+     * redirect it cannot follow, or a login inside a frame). */
+    mode = apr_table_get(r->headers_in, "Sec-Fetch-Mode");
+    if (mode && strcasecmp(mode, "navigate"))
+        return 0;
+    dest = apr_table_get(r->headers_in, "Sec-Fetch-Dest");
+    if (dest && strcasecmp(dest, "document"))
         return 0;
     return 1;
 }
@@ -378,6 +387,8 @@ eid_store_rc_e eid_session_create(request_rec *r, const char *provider,
     rec.csrf = csrf;
     rec.created = rec.last_seen = r->request_time;
     rec.expires = r->request_time + ttl;
+    /* the credential's end is the session's, not the ID token's */
+    rec.id->expires = rec.expires;
     if (eid_session_seal(r->pool, eid_login_g->keys, bind_of(r->pool, skey, vhost), &rec,
                          &sealed, &slen) != APR_SUCCESS)
         return EID_STORE_ERROR;

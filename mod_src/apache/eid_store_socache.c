@@ -59,6 +59,20 @@ EID_USE_MODULE_(EID_STORE_SOCACHE_MODULE);
 _Static_assert(EID_STORE_VALUE_MAX <= SCRATCH_LEN, "scratch too small for a value");
 _Static_assert(EXP_LEN + INDEX_VALUE_MAX <= SCRATCH_LEN, "scratch too small for an index");
 
+/* Test seam, compiled only into the test module (-DEID_STORE_SOCACHE_TEST_SEAM):
+ * an add of a key starting "slow:" waits 20 ms inside the lock between its
+ * read and its write, so that a lock that does not exclude (e.g. a flock
+ * mutex a child did not reopen) shows as two winners. */
+#ifdef EID_STORE_SOCACHE_TEST_SEAM
+#define TEST_SEAM(k, n)                                                                       \
+    do {                                                                                      \
+        if ((n) > 5 && memcmp((k), "slow:", 5) == 0)                                          \
+            apr_sleep(apr_time_from_msec(20));                                                \
+    } while (0)
+#else
+#define TEST_SEAM(k, n) ((void)0)
+#endif
+
 /* A TTL beyond this is cut to it (no apr_time_t overflow). */
 #define TTL_MAX apr_time_from_sec(10LL * 366 * 24 * 3600)
 
@@ -298,6 +312,10 @@ static void unlock(eid_store_socache_t *sc)
     apr_global_mutex_unlock(sc->mu);
 }
 
+/* The provider calls below pass the request's pool where there is one and
+ * NULL elsewhere: shmcb's store, retrieve and remove never use their pool
+ * argument (only shmcb is ever looked up). */
+
 /* Under the mutex: the value into sc->scratch.  OK, NOTFOUND or ERROR. */
 static eid_store_rc_e fetch(eid_store_socache_t *sc, const unsigned char *id, unsigned idlen,
                             unsigned *len, apr_pool_t *tmp)
@@ -368,8 +386,10 @@ static eid_store_rc_e sc_add(void *b, const char *key, apr_size_t klen,
     eid_store_rc_e rc = fetch(sc, id, idlen, &len, NULL);
     if (rc == EID_STORE_OK)
         rc = EID_STORE_EXISTS;
-    else if (rc == EID_STORE_NOTFOUND)
+    else if (rc == EID_STORE_NOTFOUND) {
+        TEST_SEAM(key, klen);
         rc = put(sc, id, idlen, expiry_of(ttl), val, vlen, NULL);
+    }
     unlock(sc);
     return rc;
 }

@@ -350,8 +350,10 @@ static int redeem(apr_pool_t *p, eid_provider_t *pv, const char *redirect_uri,
      * understood (a DPoP or MAC token is not usable at userinfo). */
     if (!tt || strcasecmp(tt, "Bearer"))
         return eid_fail(res, "EID07204", "token_type is not Bearer");
-    if (!(at = member(doc, "access_token")))
-        return eid_fail(res, "EID07206", "the answer has no access_token");
+    /* Printable only: it is hashed for at_hash and may go into a header. */
+    if (!(at = member(doc, "access_token")) || !eid_oidc_printable(at, strlen(at)))
+        return eid_fail(res, "EID07206", "the answer has no access_token, or one with spaces "
+                        "or control characters");
     if (!(idt = member(doc, "id_token")))
         return eid_fail(res, "EID07205", "the answer has no id_token");
     if ((rc = eid_oidc_check_id_token(p, pv, idt, code, at, pd, now, &jwt, res)) != 0)

@@ -4,9 +4,11 @@
  * format is described in docs/architecture.md, "Session cookie and keys").
  *
  * Threads: a key set is written only while it is built; afterwards every
- * request thread reads it.  What OpenSSL needs per operation (cipher and MAC
- * contexts) is made per call; the shared pieces (the fetched cipher, a MAC
- * context template per key) are only ever read, so no lock is needed.
+ * request thread reads it.  What OpenSSL needs per operation (cipher and
+ * digest contexts) is made per call; the shared pieces are plain bytes and
+ * the fetched algorithms (EVP_CIPHER, EVP_MD: immutable once fetched, meant
+ * to be shared), so no lock is needed.  Why no shared EVP_MAC_CTX template:
+ * OpenSSL documents no concurrent use of a context, not even duplication.
  */
 #include "eid/eid_session.h"
 #include "eid/eid_util.h"
@@ -43,24 +45,22 @@ static const char *const purpose_label[2] = {"eid-session", "eid-state"};
 typedef struct {
     unsigned char kid[EID_SESSION_KEY_ID_LEN];
     unsigned char enc[2][KEY_LEN]; /* by purpose_e */
-    unsigned char mac[KEY_LEN];
-    EVP_MAC_CTX *mac_tmpl;         /* HMAC-SHA256 keyed with `mac`; duplicated per call */
+    unsigned char ipad[64], opad[64]; /* HMAC-SHA256 (RFC 2104) pads of the id-MAC subkey */
 } skey_t;
 
 struct eid_session_keys {
     int n;                 /* 1 or 2 */
     skey_t k[2];           /* [0] current, [1] previous */
     EVP_CIPHER *gcm;       /* AES-256-GCM, fetched once (fetching per call takes a lock) */
+    EVP_MD *sha256;        /* likewise, for the store-key HMAC */
 };
 
 static apr_status_t keys_cleanup(void *data)
 {
     eid_session_keys_t *ks = data;
-    int i;
 
-    for (i = 0; i < 2; i++)
-        EVP_MAC_CTX_free(ks->k[i].mac_tmpl);
     EVP_CIPHER_free(ks->gcm);
+    EVP_MD_free(ks->sha256);
     /* Why wipe: the pool's memory is reused by later allocations. */
     OPENSSL_cleanse(ks, sizeof(*ks));
     return APR_SUCCESS;
@@ -88,29 +88,24 @@ static int hkdf(const unsigned char *ikm, const char *info, unsigned char *out, 
     return ok;
 }
 
-static EVP_MAC_CTX *mac_template(const unsigned char *key)
-{
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[2];
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (ctx && EVP_MAC_init(ctx, key, KEY_LEN, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
-    EVP_MAC_free(mac); /* the context keeps its own reference */
-    return ctx;
-}
-
 static int derive(skey_t *sk, const unsigned char *master)
 {
-    return hkdf(master, info_session, sk->enc[PURPOSE_SESSION], KEY_LEN) &&
-           hkdf(master, info_state, sk->enc[PURPOSE_STATE], KEY_LEN) &&
-           hkdf(master, info_mac, sk->mac, KEY_LEN) &&
-           hkdf(master, info_kid, sk->kid, EID_SESSION_KEY_ID_LEN) &&
-           (sk->mac_tmpl = mac_template(sk->mac)) != NULL;
+    unsigned char mac[KEY_LEN];
+    int i, ok;
+
+    ok = hkdf(master, info_session, sk->enc[PURPOSE_SESSION], KEY_LEN) &&
+         hkdf(master, info_state, sk->enc[PURPOSE_STATE], KEY_LEN) &&
+         hkdf(master, info_mac, mac, KEY_LEN) &&
+         hkdf(master, info_kid, sk->kid, EID_SESSION_KEY_ID_LEN);
+    /* The key (32 bytes, under SHA-256's 64-byte block) zero-padded. */
+    memset(sk->ipad, 0x36, sizeof(sk->ipad));
+    memset(sk->opad, 0x5c, sizeof(sk->opad));
+    for (i = 0; i < KEY_LEN; i++) {
+        sk->ipad[i] ^= mac[i];
+        sk->opad[i] ^= mac[i];
+    }
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok;
 }
 
 const char *eid_session_keys_from_bytes(apr_pool_t *p, const unsigned char *cur,
@@ -126,7 +121,8 @@ const char *eid_session_keys_from_bytes(apr_pool_t *p, const unsigned char *cur,
     ks = apr_pcalloc(p, sizeof(*ks));
     apr_pool_cleanup_register(p, ks, keys_cleanup, apr_pool_cleanup_null);
     ks->n = prev ? 2 : 1;
-    if (!(ks->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) || !derive(&ks->k[0], cur) ||
+    if (!(ks->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) ||
+        !(ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) || !derive(&ks->k[0], cur) ||
         (prev && !derive(&ks->k[1], prev)))
         return "EID06005 the session subkeys could not be derived (OpenSSL failed)";
     /* Two different keys with one id could not be told apart when opening. */
@@ -211,7 +207,9 @@ const char *eid_session_keys_load(apr_pool_t *p, const char *path, eid_session_k
         return apr_psprintf(p, "EID06002 the session key file %s is accessible by group or "
                                "others (mode %04o): make it readable by its owner only "
                                "(chmod 600)", path, (unsigned)(st.st_mode & 07777));
-    if (eid_file_read(p, path, 4 * KEY_LEN + 8, EID_FILE_SECRET, &buf, &len, &err) !=
+    /* Why 1 KiB and not 132 bytes: a file with a third key should be told
+     * "more than two lines", not "too large". */
+    if (eid_file_read(p, path, 1024, EID_FILE_SECRET, &buf, &len, &err) !=
         APR_SUCCESS)
         return apr_psprintf(p, "EID06001 session key file: %s", err);
     err = parse_keys(p, path, buf, len, keys, &n);
@@ -277,17 +275,25 @@ int eid_session_cookie_parse(const char *v, apr_size_t len, unsigned char id[EID
     return bad ? -1 : 0;
 }
 
-/* HMAC-SHA256 with a per-call copy of the key's template context. */
-static int hmac(const skey_t *sk, const void *a, size_t alen, const void *b, size_t blen,
-                unsigned char out[32])
+/* HMAC-SHA256 (RFC 2104) of a || b with the key's pads, in a digest
+ * context of its own. */
+static int hmac(const eid_session_keys_t *k, const skey_t *sk, const void *a, size_t alen,
+                const void *b, size_t blen, unsigned char out[32])
 {
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sk->mac_tmpl);
-    size_t olen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char inner[32];
+    unsigned int n = 0, m = 0;
     int ok;
 
-    ok = ctx && EVP_MAC_update(ctx, a, alen) == 1 && EVP_MAC_update(ctx, b, blen) == 1 &&
-         EVP_MAC_final(ctx, out, &olen, 32) == 1 && olen == 32;
-    EVP_MAC_CTX_free(ctx);
+    ok = c && EVP_DigestInit_ex2(c, k->sha256, NULL) == 1 &&
+         EVP_DigestUpdate(c, sk->ipad, sizeof(sk->ipad)) == 1 &&
+         EVP_DigestUpdate(c, a, alen) == 1 && EVP_DigestUpdate(c, b, blen) == 1 &&
+         EVP_DigestFinal_ex(c, inner, &n) == 1 && n == 32 &&
+         EVP_DigestInit_ex2(c, k->sha256, NULL) == 1 &&
+         EVP_DigestUpdate(c, sk->opad, sizeof(sk->opad)) == 1 &&
+         EVP_DigestUpdate(c, inner, sizeof(inner)) == 1 &&
+         EVP_DigestFinal_ex(c, out, &m) == 1 && m == 32;
+    EVP_MD_CTX_free(c);
     return ok;
 }
 
@@ -300,7 +306,7 @@ int eid_session_store_key(const eid_session_keys_t *k, int which, const char *vh
         return -1;
     /* vhost || 0x00 || id: the NUL ends the name (a name has none), so no
      * two (vhost, id) pairs give the same input. */
-    if (!hmac(&k->k[which], vhost, strlen(vhost) + 1, id, EID_SESSION_ID_LEN, mac))
+    if (!hmac(k, &k->k[which], vhost, strlen(vhost) + 1, id, EID_SESSION_ID_LEN, mac))
         return -1;
     out[0] = 's';
     out[1] = ':';
@@ -478,9 +484,11 @@ int eid_session_live(const eid_session_rec_t *rec, apr_time_t now, apr_interval_
 {
     if (!rec || rec->expires <= 0 || now >= rec->expires)
         return 0;
-    /* Written as a comparison with now - idle: last_seen comes from the
-     * record and must not be able to overflow a subtraction. */
-    if (idle > 0 && rec->last_seen <= now - idle)
+    /* Why unsigned: any two 64-bit times differ by less than 2^64, so
+     * now - last_seen (when last_seen is not ahead) is exact in unsigned
+     * arithmetic, where the signed subtraction could overflow. */
+    if (idle > 0 && rec->last_seen <= now &&
+        (apr_uint64_t)now - (apr_uint64_t)rec->last_seen >= (apr_uint64_t)idle)
         return 0;
     return 1;
 }

@@ -24,7 +24,7 @@
 /* ---- writer ------------------------------------------------------------------------ */
 
 typedef struct {
-    unsigned char *b;
+    unsigned char *b; /* NULL: only count (the sizing pass) */
     apr_size_t n, cap;
     int bad; /* a rule was broken or the cap passed: the result is refused */
 } wbuf_t;
@@ -35,7 +35,8 @@ static void put(wbuf_t *w, const void *src, apr_size_t n)
         w->bad = 1;
         return;
     }
-    memcpy(w->b + w->n, src, n);
+    if (w->b)
+        memcpy(w->b + w->n, src, n);
     w->n += n;
 }
 
@@ -257,38 +258,48 @@ static int pending_rules_ok(const eid_pending_t *pd)
 
 /* ---- session record ------------------------------------------------------------------ */
 
-apr_status_t eid_session_encode(apr_pool_t *p, const eid_session_rec_t *rec, unsigned char **out,
-                                apr_size_t *len)
+static void write_rec(wbuf_t *w, const eid_session_rec_t *rec)
 {
-    const eid_identity_t *id;
-    wbuf_t w;
+    const eid_identity_t *id = rec->id;
 
-    if (!rec || !(id = rec->id) || !rec_rules_ok(rec))
-        return APR_EINVAL;
-    w.cap = EID_SESSION_MAX_ENCODED;
-    w.b = apr_palloc(p, w.cap);
-    w.n = 0;
-    w.bad = 0;
-    put_u8(&w, CODEC_VERSION);
-    put_u8(&w, (unsigned)id->method);
-    put_u8(&w, (unsigned)id->pnr_is_coordination);
-    put_u8(&w, (unsigned)id->loa);
-    put_time(&w, id->auth_time);
-    put_time(&w, id->expires);
-    put_time(&w, rec->created);
-    put_time(&w, rec->last_seen);
-    put_time(&w, rec->expires);
-#define PUTS(f) put_str(&w, id->f, EID_SESSION_MAX_STRING);
-#define PUTA(f) put_arr(&w, id->f);
+    put_u8(w, CODEC_VERSION);
+    put_u8(w, (unsigned)id->method);
+    put_u8(w, (unsigned)id->pnr_is_coordination);
+    put_u8(w, (unsigned)id->loa);
+    put_time(w, id->auth_time);
+    put_time(w, id->expires);
+    put_time(w, rec->created);
+    put_time(w, rec->last_seen);
+    put_time(w, rec->expires);
+#define PUTS(f) put_str(w, id->f, EID_SESSION_MAX_STRING);
+#define PUTA(f) put_arr(w, id->f);
     EID_IDENTITY_STR_FIELDS(PUTS)
     EID_IDENTITY_ARR_FIELDS(PUTA)
 #undef PUTS
 #undef PUTA
-    put_str(&w, rec->provider, EID_SESSION_MAX_STRING);
-    put_str(&w, rec->sid, EID_SESSION_MAX_STRING);
-    put_str(&w, rec->sub, EID_SESSION_MAX_STRING);
-    put_str(&w, rec->id_token, EID_SESSION_MAX_STRING);
-    put_str(&w, rec->csrf, EID_SESSION_MAX_STRING);
+    put_str(w, rec->provider, EID_SESSION_MAX_STRING);
+    put_str(w, rec->sid, EID_SESSION_MAX_STRING);
+    put_str(w, rec->sub, EID_SESSION_MAX_STRING);
+    put_str(w, rec->id_token, EID_SESSION_MAX_STRING);
+    put_str(w, rec->csrf, EID_SESSION_MAX_STRING);
+}
+
+apr_status_t eid_session_encode(apr_pool_t *p, const eid_session_rec_t *rec, unsigned char **out,
+                                apr_size_t *len)
+{
+    wbuf_t w = {NULL, 0, EID_SESSION_MAX_ENCODED, 0};
+
+    if (!rec || !rec->id || !rec_rules_ok(rec))
+        return APR_EINVAL;
+    /* Two passes: the first only measures (and checks every rule), so the
+     * pool gets the exact size, not the 32 KiB cap, per seal. */
+    write_rec(&w, rec);
+    if (w.bad)
+        return APR_EINVAL;
+    w.cap = w.n;
+    w.b = apr_palloc(p, w.cap ? w.cap : 1);
+    w.n = 0;
+    write_rec(&w, rec);
     if (w.bad)
         return APR_EINVAL;
     *out = w.b;

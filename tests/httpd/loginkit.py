@@ -7,6 +7,7 @@ import sys
 import tempfile
 import urllib.parse
 
+import pytest
 import requests
 
 from eidtest import REPO, Httpd, free_port, pki
@@ -161,3 +162,110 @@ def graceful(h, timeout=20):
                 pass
         time.sleep(0.05)
     raise RuntimeError("graceful restart did not finish")
+
+
+# ---- fixtures and helpers of test_login.py, test_session_cookies.py, test_logout.py
+
+LOCS = {
+    "/app/": "EidMethods oidc\nRequire valid-user",
+    "/mixed/": "EidMethods bearer oidc\nEidRealm portal\nRequire valid-user",
+    "/loa3/": "EidMethods oidc\nRequire eid-loa 3",
+    "/min3/": "EidMethods oidc\nEidLoginLoA 3\nRequire valid-user",
+    "/nurse/": "EidMethods oidc\nRequire eid-hsa-id SE2321000016-P0001N",
+}
+
+
+@pytest.fixture(scope="module")
+def op():
+    o = start_op()
+    yield o
+    stop_op(o)
+
+
+@pytest.fixture(scope="module")
+def srv(op):
+    h = make_httpd(op, LOCS, extra="EidReturnAllow https://portal.example\n")
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture
+def fresh(op, srv, logcheck):
+    """A clean OP (switches reset) and log check for each test."""
+    op.admin("/admin/login-behaviour", {"reset": True})
+    op.admin("/admin/auto-login", {"user": "nurse"})
+    register(op, srv)  # other tests' servers register their own callback
+    logcheck(srv)
+    return srv
+
+
+def follow(b, r, hops=8):
+    """Follow redirects by hand (the jar sees every Set-Cookie); the last answer."""
+    while r.status_code in (301, 302, 303) and hops:
+        r = b.get(urllib.parse.urljoin(r.url, r.headers["Location"]), allow_redirects=False,
+                  timeout=20)
+        hops -= 1
+    return r
+
+
+def session_cookie(b):
+    c = cookies(b, "__Host-eid-session")
+    return c[0].value if c else None
+
+
+def logged_in(op, srv, user="nurse", path="/app/echo/x"):
+    b = browser()
+    r = login(srv, op, b, path, user=user)
+    assert r.json()["EID_METHOD"] == "oidc"
+    return b
+
+
+def raw_cookie_get(srv, path, cookie_header):
+    return requests.get(srv.url(path), headers={"Cookie": cookie_header, "Accept": "text/html"},
+                        verify=CA, allow_redirects=False, timeout=20)
+
+
+def start_login(srv, b, path="/app/echo/x"):
+    """The 302 to the OP and the authorize URL's parameters."""
+    r = b.get(srv.url(path), allow_redirects=False, timeout=20)
+    assert r.status_code == 302, r.status_code
+    return r, urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)
+
+
+def op_callback(op, b, r):
+    """The OP's redirect back (auto-login): the callback URL, not yet followed."""
+    r2 = b.get(r.headers["Location"], allow_redirects=False, timeout=20)
+    assert r2.status_code == 302, r2.text[:300]
+    assert "/.eid/callback?" in r2.headers["Location"]
+    return r2.headers["Location"]
+
+
+@pytest.fixture
+def own(op, logcheck):
+    """A server of the test's own (it restarts it), with a second virtual host."""
+    made = []
+
+    def make(extra="", vhost_port=None):
+        vh = ""
+        if vhost_port:
+            vh = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
+                  "SSLEngine on\nSSLCertificateFile {pki}/server/localhost.pem\n"
+                  "SSLCertificateKeyFile {pki}/server/localhost.key\n"
+                  'ScriptAliasMatch "^/([a-z0-9-]+)/echo(/.*)?$" "{root}/cgi/hits.py$2"\n'
+                  "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n"
+                  "</Location>\n</VirtualHost>\n" % (vhost_port, vhost_port))
+        h = make_httpd(op, {"/app/": "EidMethods oidc\nRequire valid-user"}, extra=extra,
+                       name="own", vhost=vh)
+        made.append(h)
+        os.makedirs(os.path.join(h.root, "locks"))
+        h.start()
+        logcheck(h)
+        return h
+
+    yield make
+    op.admin("/admin/login-behaviour", {"reset": True})
+    for h in made:
+        h.stop()
+        h.cleanup()

@@ -69,6 +69,16 @@ BAD = [
     ("EidProvider", "<Location /x>\nEidProvider op issuer=https://op.example\n</Location>",
      r"EidProvider"),
     ("EidProvider", "EidProvider b@d issuer=https://op.example", r"name"),
+    # Login options (issue 10): refused at -t naming the EidProvider line.
+    ("EidProvider", "EidProvider op issuer=https://op.example jwks_uri=https://op.example/j "
+     "login=on", r"login=on needs client_id"),
+    ("EidProvider", "EidProvider op issuer=https://op.example jwks_uri=https://op.example/j "
+     "login=on client_id=rp token_auth=private_key_jwt", r"private_key_file"),
+    ("EidProvider", "EidProvider op issuer=https://op.example token_endpoint=http://op.example/t",
+     r"token_endpoint: .*http"),
+    ("EidProvider", "EidProvider op issuer=https://op.example scope=profile", r"openid"),
+    ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
+     "jwks_uri=https://op.example/j prompt=consent", r"prompt: only with login=on"),
     ("EidBearerProviders", "<Location /x>\nEidBearerProviders nosuch\n</Location>",
      r"unknown provider 'nosuch'"),
     ("EidTokenCache", "EidTokenCache lots", r"EidTokenCache"),
@@ -221,6 +231,12 @@ def test_conf_samples_pass_configtest(sample):
         f.write(os.urandom(32))
     with open(os.path.join(conf, "incident-api.secret"), "w") as f:
         f.write("not-a-real-secret\n")
+    for secret in ("staff.secret", "citizen.secret"):  # oidc-login.conf
+        with open(os.path.join(conf, secret), "w") as f:
+            f.write("not-a-real-secret\n")
+    with open(os.path.join(conf, "session.key"), "w") as f:
+        f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
+    os.chmod(os.path.join(conf, "session.key"), 0o600)
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr

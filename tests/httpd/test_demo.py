@@ -39,3 +39,12 @@ def test_demo_oneshot():
     for bad in ("expired", "alg-none", "other-api", "(no token)"):
         assert rows[bad] == ["401"] * 3, (bad, r.stdout)
     assert 'Authorization: Bearer $(cat' in r.stdout
+    # the browser login through the test OP (curl with a cookie jar, auto-login)
+    portal = r.stdout.split("The portal behind a browser login")[1].split("Users")[0]
+    rows = {line.split()[0]: line.split()[1:] for line in portal.splitlines()[1:]
+            if line.strip() and not line.startswith(" ")}
+    #                       /portal/ /portal-region/ /portal-loa3/
+    assert rows["nurse"] == ["200", "200", "200"], r.stdout
+    assert rows["othernurse"] == ["200", "403", "200"], r.stdout
+    assert rows["lowlevel"] == ["200", "200", "403"], r.stdout
+    assert "/admin/auto-login" in r.stdout and "/portal/" in r.stdout

@@ -1,14 +1,26 @@
 """Browser login with OpenID Connect (issue 10): the directives and what
 `apachectl -t` refuses; the login flow end to end through the real test OP
 (tests/op) with a cookie jar."""
+
+
+import json
 import os
 import re
+import time
+import urllib.parse
 
 import pytest
+import requests
 
 from eidtest import Httpd
+from loginkit import (CA, browser, cookies, fresh, follow, logged_in, login, make_httpd,  # noqa: F401
+                      op, op_callback, raw_cookie_get, register, session_cookie, srv,
+                      start_login)
+
 
 KEY_A = "11" * 32
+
+
 KEY_B = "22" * 32
 
 
@@ -41,7 +53,16 @@ def assert_refused(body, directive, msg, **kw):
     assert re.search(msg, r.stderr), r.stderr
 
 
+LOGIN_A = ("EidProvider a issuer=https://a.example discovery=on claims=inera login=on "
+           "client_id=portal client_secret_file={root}/session.key\n")
+
+
+LOGIN_B = ("EidProvider b issuer=https://b.example discovery=on claims=oidc-sweden login=on "
+           "client_id=portal client_secret_file={root}/session.key\n")
+
+
 LOC_OIDC = "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n</Location>\n"
+
 
 BAD = [
     ("EidSessionKeyFile", "EidSessionKeyFile /nonexistent/session.key", r"EidSessionKeyFile"),
@@ -70,7 +91,44 @@ BAD = [
     # ... with keys, but no provider that logs users in
     ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOC_OIDC,
      r"no EidProvider has login=on"),
+    # ... with a login provider, but no EidRedirectURI in its virtual host
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOC_OIDC,
+     r"no EidRedirectURI"),
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+     "<VirtualHost 127.0.0.1:9>\nEidRedirectURI https://a.example/.eid/callback\n"
+     "</VirtualHost>\n<VirtualHost 127.0.0.1:10>\n" + LOC_OIDC + "</VirtualHost>",
+     r"no EidRedirectURI"),
+    # ... two login providers and none named
+    ("EidMethods", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+     "EidRedirectURI https://localhost/.eid/callback\n" + LOC_OIDC,
+     r"names no login provider, and 2 are defined"),
+    # a provider without login=on named as a login provider
+    ("EidLoginProviders", "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+     "EidProvider api issuer=https://api.example audience=api://x "
+     "jwks_uri=https://api.example/jwks\nEidRedirectURI https://localhost/.eid/callback\n"
+     "<Location /app/>\nAuthType eid\nEidMethods oidc\nEidLoginProviders a api\n"
+     "Require valid-user\n</Location>\n", r"provider 'api' has no login=on"),
 ]
+
+
+GOOD = [
+    # one login provider: the default of every oidc location
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A +
+    "EidRedirectURI https://localhost/.eid/callback\n" + LOC_OIDC,
+    # two, named by the virtual host or the location
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+    "<VirtualHost 127.0.0.1:9>\nEidRedirectURI https://a.example/.eid/callback\n"
+    "EidLoginProviders a\n" + LOC_OIDC + "</VirtualHost>",
+    "EidSessionKeyFile {root}/session.key\n" + LOGIN_A + LOGIN_B +
+    "EidRedirectURI https://localhost/.eid/callback\n<Location /app/>\nAuthType eid\n"
+    "EidMethods oidc cert\nEidLoginProviders a b\nRequire valid-user\n</Location>\n",
+]
+
+
+@pytest.mark.parametrize("body", GOOD, ids=range(len(GOOD)))
+def test_login_config_accepted(body):
+    r, _, _ = configtest(body)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("directive,snippet,msg", BAD, ids=[b[1][:40] for b in BAD])
@@ -84,6 +142,8 @@ def test_login_config_refused(directive, snippet, msg):
     (0o600, (KEY_A, KEY_B, "33" * 32), r"line|two|lines"),
     (0o600, ("zz" * 32,), r"hex"),
 ])
+
+
 def test_session_key_file_refused(mode, keys, msg):
     r, conf, lines = configtest("# padding\nEidSessionKeyFile {root}/session.key\n",
                                 keys=keys, mode=mode)
@@ -105,64 +165,7 @@ def test_login_settings_accepted():
     assert r.returncode == 0, r.stderr
 
 
-# ---- the flow, end to end -------------------------------------------------------
-
-import concurrent.futures  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-import urllib.parse  # noqa: E402
-
-import requests  # noqa: E402
-
-from loginkit import (CA, browser, cookies, hits, login, make_httpd, register,  # noqa: E402
-                      start_op, stop_op)
-
-LOCS = {
-    "/app/": "EidMethods oidc\nRequire valid-user",
-    "/mixed/": "EidMethods bearer oidc\nEidRealm portal\nRequire valid-user",
-    "/loa3/": "EidMethods oidc\nRequire eid-loa 3",
-    "/min3/": "EidMethods oidc\nEidLoginLoA 3\nRequire valid-user",
-    "/nurse/": "EidMethods oidc\nRequire eid-hsa-id SE2321000016-P0001N",
-}
-
-
-@pytest.fixture(scope="module")
-def op():
-    o = start_op()
-    yield o
-    stop_op(o)
-
-
-@pytest.fixture(scope="module")
-def srv(op):
-    h = make_httpd(op, LOCS)
-    h.start()
-    yield h
-    h.stop()
-    h.cleanup()
-
-
-@pytest.fixture
-def fresh(op, srv, logcheck):
-    """A clean OP (switches reset) and log check for each test."""
-    op.admin("/admin/login-behaviour", {"reset": True})
-    op.admin("/admin/auto-login", {"user": "nurse"})
-    logcheck(srv)
-    return srv
-
-
-def follow(b, r, hops=8):
-    """Follow redirects by hand (the jar sees every Set-Cookie); the last answer."""
-    while r.status_code in (301, 302, 303) and hops:
-        r = b.get(urllib.parse.urljoin(r.url, r.headers["Location"]), allow_redirects=False,
-                  timeout=20)
-        hops -= 1
-    return r
-
-
-def session_cookie(b):
-    c = cookies(b, "__Host-eid-session")
-    return c[0].value if c else None
+# ---- the flow, end to end (cookies: test_session_cookies.py; logout: test_logout.py)
 
 
 def test_login_gives_identity_and_audit(op, fresh):
@@ -197,7 +200,10 @@ def test_login_gives_identity_and_audit(op, fresh):
 
 def test_api_style_requests_get_401_never_a_redirect(fresh):
     for headers in ({"Accept": "application/json"}, {"X-Requested-With": "XMLHttpRequest"},
-                    {"Authorization": "Basic Zm9vOmJhcg=="}):
+                    {"Authorization": "Basic Zm9vOmJhcg=="},
+                    {"Accept": "*/*", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+                    {"Accept": "text/html", "Sec-Fetch-Mode": "navigate",
+                     "Sec-Fetch-Dest": "iframe"}):
         r = requests.get(fresh.url("/app/echo/api"), headers=headers, verify=CA,
                          allow_redirects=False, timeout=20)
         assert r.status_code == 401, headers
@@ -205,6 +211,11 @@ def test_api_style_requests_get_401_never_a_redirect(fresh):
     r = requests.post(fresh.url("/app/echo/api"), data="x", verify=CA, allow_redirects=False,
                       timeout=20, headers={"Accept": "text/html"})
     assert r.status_code == 401 and "Location" not in r.headers
+    # a top-level navigation (fetch metadata of a browser) is sent to log in
+    r = requests.get(fresh.url("/app/echo/api"), verify=CA, allow_redirects=False, timeout=20,
+                     headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate",
+                              "Sec-Fetch-Dest": "document"})
+    assert r.status_code == 302
     # bearer allowed: the challenge
     r = requests.get(fresh.url("/mixed/echo/api"), headers={"Accept": "application/json"},
                      verify=CA, allow_redirects=False, timeout=20)
@@ -214,75 +225,6 @@ def test_api_style_requests_get_401_never_a_redirect(fresh):
     r = requests.get(fresh.url("/mixed/echo/api"), headers={"Accept": "text/html"},
                      verify=CA, allow_redirects=False, timeout=20)
     assert r.status_code == 302
-
-
-def logged_in(op, srv, user="nurse", path="/app/echo/x"):
-    b = browser()
-    r = login(srv, op, b, path, user=user)
-    assert r.json()["EID_METHOD"] == "oidc"
-    return b
-
-
-def raw_cookie_get(srv, path, cookie_header):
-    return requests.get(srv.url(path), headers={"Cookie": cookie_header, "Accept": "text/html"},
-                        verify=CA, allow_redirects=False, timeout=20)
-
-
-def test_session_cookie_tampering_is_no_session(op, fresh):
-    b = logged_in(op, fresh)
-    good = session_cookie(b)
-    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + good).status_code == 200
-    bad = {
-        "garbage": "!!notbase64!!",
-        "truncated": good[:-1],
-        "extended": good + "A",
-        "flipped": ("B" if good[0] != "B" else "C") + good[1:],
-        "oversized": "A" * 6000,
-        "padded": good + "=",
-        "quoted-space": '" %s"' % good[1:],
-    }
-    for name, v in bad.items():
-        r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + v)
-        assert r.status_code == 302, name  # no session: sent to log in, never a 500
-        assert "/authorize?" in r.headers["Location"], name
-    # duplicated (a planted one next to the real one): no session
-    r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=%s; __Host-eid-session=%s"
-                       % (good, "A" * 43))
-    assert r.status_code == 302
-    r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=%s; __Host-eid-session=%s"
-                       % (good, good))
-    assert r.status_code == 302
-    fresh.expect_log(r"EID08201", r"EID08202")
-
-
-def test_session_fixation_impossible(op, fresh):
-    planted = "Q" * 42 + "A"  # a well-formed id the attacker chose
-    b = browser()
-    b.cookies.set("__Host-eid-session", planted, domain="localhost.local", path="/")
-    r = login(fresh, op, b, "/app/echo/fix")
-    new = session_cookie(b)
-    assert new and new != planted
-    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + planted).status_code == 302
-    # the real session of the user, from before, does not survive a new login either
-    old = new
-    r = login(fresh, op, b, "/.eid/login?provider=op&return=/app/echo/again")
-    assert session_cookie(b) != old
-    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + old).status_code == 302
-
-
-def start_login(srv, b, path="/app/echo/x"):
-    """The 302 to the OP and the authorize URL's parameters."""
-    r = b.get(srv.url(path), allow_redirects=False, timeout=20)
-    assert r.status_code == 302, r.status_code
-    return r, urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)
-
-
-def op_callback(op, b, r):
-    """The OP's redirect back (auto-login): the callback URL, not yet followed."""
-    r2 = b.get(r.headers["Location"], allow_redirects=False, timeout=20)
-    assert r2.status_code == 302, r2.text[:300]
-    assert "/.eid/callback?" in r2.headers["Location"]
-    return r2.headers["Location"]
 
 
 def test_callback_replays_refused(op, fresh):
@@ -334,6 +276,8 @@ def test_op_error_is_a_page_without_its_text(op, fresh):
 
 
 # each OP misbehaviour: the documented outcome (docs/login.md), never a session
+
+
 MISBEHAVIOUR = [
     ({"id_token": ["bad-signature"]}, 403),
     ({"id_token": ["wrong-iss"]}, 403),
@@ -351,17 +295,30 @@ MISBEHAVIOUR = [
     ({"token": "500"}, 503),
     ({"token": "malformed"}, (403, 503)),
     ({"token": "no-id-token"}, 403),
+    ({"authorize": "iss-param-wrong"}, 403),  # RFC 9207 mix-up
+    ({"id_token": ["acr-missing"], "path": "/min3/echo/m"}, 403),  # level 3 asked
+    ({"id_token": ["acr-wrong"], "path": "/min3/echo/m"}, 403),
+    ({"id_token": ["acr-missing"]}, 200),  # no level asked: admitted, at level 0
+    ({"authorize": "iss-param-missing"}, 200),  # optional: the ID token's iss decides
+    ({"id_token": ["es256"]}, 403),  # valid, but algs= is RS256 (the default) here
 ]
 
 
 @pytest.mark.parametrize("switch,status", MISBEHAVIOUR, ids=[json.dumps(m[0]) for m in MISBEHAVIOUR])
 def test_op_misbehaviour_refused(op, fresh, switch, status):
+    switch = dict(switch)
+    path = switch.pop("path", "/app/echo/x")
     op.admin("/admin/login-behaviour", switch)
     b = browser()
-    r, _ = start_login(fresh, b)
+    r, _ = start_login(fresh, b, path)
     r = follow(b, r)
     expected = status if isinstance(status, tuple) else (status,)
     assert r.status_code in expected, (r.status_code, r.text[:300])
+    if r.status_code == 200:
+        assert r.json()["EID_METHOD"] == "oidc" and session_cookie(b)
+        if "acr-missing" in json.dumps(switch):
+            assert r.json().get("EID_LOA", "0") == "0"
+        return
     assert "text/html" in r.headers["Content-Type"]
     assert not session_cookie(b)
     fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210")
@@ -388,40 +345,12 @@ def test_userinfo_sub_mismatch_refused(op, srv, logcheck):
         h.cleanup()
 
 
-def test_many_tabs_cap_state_cookies_and_one_session(op, fresh):
-    b = browser()
-
-    def first(i):
-        return b.get(fresh.url("/app/echo/tab%d" % i), allow_redirects=False, timeout=20)
-
-    with concurrent.futures.ThreadPoolExecutor(10) as ex:
-        answers = list(ex.map(first, range(10)))
-    assert all(a.status_code == 302 for a in answers)
-    assert 1 <= len(cookies(b, "__Host-eid-st-")) <= 4
-    # five more, one after the other (each sees the cookies): still at most four
-    for i in range(5):
-        answers.append(first(10 + i))
-        assert answers[-1].status_code == 302
-        assert len(cookies(b, "__Host-eid-st-")) <= 4
-    # every tab comes back from the OP (a tab whose state cookie a later one
-    # took gets the expired page, or the site once a session exists); one
-    # session in the end
-    done = []
-    for a in answers:
-        r = follow(b, a)
-        done.append(r.status_code)
-    assert 200 in done
-    assert all(s in (200, 400) for s in done), done
-    assert len(cookies(b, "__Host-eid-session")) == 1
-    r = b.get(fresh.url("/app/echo/after"), allow_redirects=False, timeout=20)
-    assert r.status_code == 200
-    fresh.expect_log(r"EID08112", r"EID08110")
-
-
 @pytest.mark.parametrize("target", [
     "//evil.example/", "/\\evil.example", "/%5cevil.example", "https://evil.example/",
     "http:evil.example", "javascript:alert(1)", "/%2f%2fevil.example", " /x",
     "/x\r\nSet-Cookie: a=b", "https://localhost@evil.example/"])
+
+
 def test_open_redirect_refused(op, fresh, target):
     b = browser()
     r = b.get(fresh.url("/.eid/login?provider=op&return=" + urllib.parse.quote(target, safe="")),
@@ -486,151 +415,46 @@ def test_step_up_by_login_loa_and_level_too_low(op, fresh):
     fresh.expect_log(r"EID07\d{3}", r"EID08206")
 
 
-def test_logout_rp_initiated(op, fresh):
-    b = logged_in(op, fresh)
-    sid = session_cookie(b)
-    r = b.get(fresh.url("/.eid/logout"), allow_redirects=False, timeout=20)
-    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
-    m = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text)
-    assert m, r.text
-    # a GET never logs out; a POST without (or with a wrong) token does not either
-    assert b.get(fresh.url("/app/echo/s"), timeout=20).status_code == 200
-    for data in ({}, {"csrf": "A" * 43}, {"csrf": m.group(1)[:-1]}):
-        r = b.post(fresh.url("/.eid/logout"), data=data, allow_redirects=False, timeout=20)
-        assert r.status_code == 403
-    assert b.get(fresh.url("/app/echo/s"), allow_redirects=False, timeout=20).status_code == 200
-    r = b.post(fresh.url("/.eid/logout"), data={"csrf": m.group(1)}, allow_redirects=False,
-               timeout=20)
-    assert r.status_code == 303
-    loc = r.headers["Location"]
-    assert loc.startswith(op.issuer + "/end_session?")
-    q = urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)
-    assert q["post_logout_redirect_uri"] == [fresh.url("/.eid/logged-out")]
-    assert q["id_token_hint"][0].count(".") == 2
-    assert not session_cookie(b)  # cleared
+def test_first_login_asks_for_the_level_require_eid_loa_needs(op, fresh):
+    b = browser()
+    r = b.get(fresh.url("/loa3/echo/first"), allow_redirects=False, timeout=20)
+    assert r.status_code == 302 and r.headers["Location"].startswith(op.issuer)
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(r.headers["Location"]).query)
+    assert "loa3" in q["acr_values"][0] and "loa2" not in q["acr_values"][0]
     r = follow(b, r)
-    assert r.status_code == 200 and r.url == fresh.url("/.eid/logged-out")
-    # the old cookie is dead everywhere
-    assert raw_cookie_get(fresh, "/app/echo/s", "__Host-eid-session=" + sid).status_code == 302
-    recs = fresh.wait_audit("/.eid/logout", 5)
-    assert any(a.get("reason") == "logout" for a in recs)
-    fresh.expect_log(r"EID08301")
+    assert r.status_code == 200 and r.json()["EID_LOA"] == "3"
 
 
-def test_backchannel_logout(op, fresh):
-    b = logged_in(op, fresh)
-    sess = op.admin("/admin/sessions", method="GET")["sessions"]
-    mine = [s for s in sess if s["user"] == "nurse"][-1]
-    # hostile logout tokens: 400, the session stays
-    for variant in ("bad-signature", "with-nonce", "no-events", "wrong-aud", "wrong-iss",
-                    "old-iat", "alg-none"):
-        a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"],
-                                            "variant": variant})
-        assert a["status"] == 400, (variant, a)
-        assert a["headers"].get("Cache-Control", a["headers"].get("cache-control")) == "no-store"
-    assert b.get(fresh.url("/app/echo/s"), allow_redirects=False, timeout=20).status_code == 200
-    a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"]})
-    assert a["status"] == 200, a
-    r = b.get(fresh.url("/app/echo/s"), allow_redirects=False, timeout=20)
-    assert r.status_code == 302  # the session ended: sent to log in again
-    # the same token again: replay
-    a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"],
-                                        "variant": "replay"})
-    assert a["status"] == 400
-    # by sub: every session of the user ends
-    b1, b2 = logged_in(op, fresh), logged_in(op, fresh)
-    a = op.admin("/admin/backchannel", {"client": "portal", "sub": "SE2321000016-P0001N"})
-    assert a["status"] == 200
-    for x in (b1, b2):
-        assert x.get(fresh.url("/app/echo/s"), allow_redirects=False,
-                     timeout=20).status_code == 302
-    # not a POST form: 400 / 405
-    r = requests.get(fresh.url("/.eid/backchannel-logout"), verify=CA, timeout=20)
-    assert r.status_code == 405
-    r = requests.post(fresh.url("/.eid/backchannel-logout"), data="logout_token=x",
-                      verify=CA, timeout=20,
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 400 and r.headers["Cache-Control"] == "no-store"
-    fresh.expect_log(r"EID075\d\d", r"EID08312", r"EID0831\d")
-
-
-# ---- the store, keys and virtual hosts --------------------------------------------
-
-from loginkit import KEY_A, KEY_B, graceful, write_keys  # noqa: E402
-
-
-@pytest.fixture
-def own(op, logcheck):
-    """A server of the test's own (it restarts it), with a second virtual host."""
-    made = []
-
-    def make(extra="", vhost_port=None):
-        vh = ""
-        if vhost_port:
-            vh = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
-                  "SSLEngine on\nSSLCertificateFile {pki}/server/localhost.pem\n"
-                  "SSLCertificateKeyFile {pki}/server/localhost.key\n"
-                  'ScriptAliasMatch "^/([a-z0-9-]+)/echo(/.*)?$" "{root}/cgi/hits.py$2"\n'
-                  "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n"
-                  "</Location>\n</VirtualHost>\n" % (vhost_port, vhost_port))
-        h = make_httpd(op, {"/app/": "EidMethods oidc\nRequire valid-user"}, extra=extra,
-                       name="own", vhost=vh)
-        made.append(h)
-        os.makedirs(os.path.join(h.root, "locks"))
-        h.start()
-        logcheck(h)
-        return h
-
-    yield make
-    op.admin("/admin/login-behaviour", {"reset": True})
-    for h in made:
-        h.stop()
-        h.cleanup()
-
-
-def test_store_failure_is_503_not_a_redirect(op, own):
-    h = own("Mutex flock:{root}/locks eid-store\n")
-    b = logged_in(op, h)
-    cookie = session_cookie(b)
-    # the store's lock file disappears: the new children cannot use the store
-    for f in os.listdir(os.path.join(h.root, "locks")):
-        os.unlink(os.path.join(h.root, "locks", f))
-    graceful(h)
-    for headers in ({"Accept": "text/html"}, {"Accept": "application/json"}):
-        r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie)
-        assert r.status_code == 503, r.status_code
-        assert r.headers["Retry-After"] == "5"
-        assert "Location" not in r.headers and "Set-Cookie" not in r.headers  # cookie kept
-    h.expect_log(r"EID06205", r"EID08210", r"AH03490")
-
-
-def test_key_rotation_previous_key_then_dropped(op, own):
-    h = own()
-    b1, b2 = logged_in(op, h), logged_in(op, h)
-    c1, c2 = session_cookie(b1), session_cookie(b2)
-    write_keys(h.root, KEY_B, KEY_A)  # new current key, the old one still opens
-    graceful(h)
-    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1)
-    assert r.status_code == 200 and r.json()["EID_HSA_ID"] == "SE2321000016-P0001N"
-    write_keys(h.root, KEY_B)  # the old key dropped
-    graceful(h)
-    # c1 was re-sealed under the new key on its use: it lives on
-    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1).status_code == 200
-    # c2 was not used meanwhile: sealed under a key that is gone, no session
-    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c2)
+def test_redirects_never_follow_a_forged_host_header(op, fresh):
+    b = logged_in(op, fresh, user="lowlevel")
+    forged = {"Host": "evil.example:%d" % fresh.port, "Accept": "text/html"}
+    # (requests picks jar cookies by the Host header: the cookie goes explicitly)
+    r = requests.get(fresh.url("/loa3/echo/h"), allow_redirects=False, timeout=20, verify=CA,
+                     headers=dict(forged, Cookie="__Host-eid-session=" + session_cookie(b)))
     assert r.status_code == 302
-    h.expect_log(r"AH03490")
+    assert r.headers["Location"].startswith(fresh.url("/.eid/login?")), r.headers["Location"]
+    # the callback's way back, too
+    b2 = browser()
+    r, _ = start_login(fresh, b2, "/app/echo/h2")
+    cb = op_callback(op, b2, r)
+    st = "; ".join("%s=%s" % (c.name, c.value) for c in cookies(b2, "__Host-eid-st-"))
+    r = requests.get(cb, headers=dict(forged, Cookie=st), allow_redirects=False, timeout=20,
+                     verify=CA)
+    assert r.status_code == 303 and r.headers["Location"] == fresh.url("/app/echo/h2")
+    fresh.expect_log(r"EID01101", r"AH01630")
 
 
-def test_session_of_another_virtual_host_is_no_session(op, own):
-    from eidtest import free_port
-    port2 = free_port()
-    h = own(vhost_port=port2)
-    b = logged_in(op, h)
-    cookie = session_cookie(b)
-    url2 = "https://localhost:%d/app/echo/s" % port2
-    r = requests.get(url2, headers={"Cookie": "__Host-eid-session=" + cookie,
-                                    "Accept": "text/html"},
-                     verify=CA, allow_redirects=False, timeout=20)
-    assert r.status_code == 302  # the same cookie is not a session there
-    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie).status_code == 200
+def test_return_to_an_allowed_origin(op, fresh):
+    b = browser()
+    r = b.get(fresh.url("/.eid/login?provider=op&return=https%3A%2F%2Fportal.example%2Fx%3Fy"),
+              allow_redirects=False, timeout=20)
+    assert r.status_code == 302
+    cb = op_callback(op, b, r)
+    r = b.get(cb, allow_redirects=False, timeout=20)
+    assert r.status_code == 303 and r.headers["Location"] == "https://portal.example/x?y"
+    # another origin is not allowed, nor the allowed host on another port
+    for t in ("https://portal.example.evil/x", "https://portal.example:444/x"):
+        r = b.get(fresh.url("/.eid/login?provider=op&return=" + urllib.parse.quote(t, safe="")),
+                  allow_redirects=False, timeout=20)
+        assert r.status_code == 400, t
+    fresh.expect_log(r"EID08105")

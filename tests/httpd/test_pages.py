@@ -392,3 +392,26 @@ def test_subrequest_to_endpoint_is_not_served(tree, logcheck):
     assert status == 200
     assert SECRET not in text
     assert "logged out" not in text and "utloggad" not in text
+
+
+# ---- a custom EidEndpointPath -----------------------------------------------
+
+def custom_make():
+    return Httpd(TRUST_PROFILES + "EidEndpointPath /auth/x\n"
+                 'ScriptAliasMatch "^/[a-z0-9-]+/echo$" "{root}/cgi/echo.py"\n'
+                 "<Location /loa3/>\nAuthType eid\nRequire eid-loa 3\n</Location>\n",
+                 name="epcustom")
+
+
+custom = server_fixture(custom_make)
+
+
+def test_custom_endpoint_path(custom, logcheck):
+    logcheck(custom).expect_log(r"AH01630")
+    r = get(custom, "/loa3/echo", "nurse-kommun-reserve", HTML)
+    assert r.status_code == 403 and "tillitsnivå 3" in r.content.decode("utf-8")
+    r = get(custom, "/auth/x/logged-out", None, HTML)
+    assert r.status_code == 200 and "Du är utloggad" in r.content.decode("utf-8")
+    # the default path is an ordinary URI there
+    r = get(custom, "/.eid/logged-out", None, HTML)
+    assert r.status_code == 404 and "utloggad" not in r.text

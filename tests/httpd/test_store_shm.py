@@ -365,6 +365,39 @@ def test_graceful_restart_keeps_data(srv, logcheck):
     assert sorted(rcs) == ["exists"] * 15 + ["ok"]
 
 
+@pytest.mark.parametrize("mech", ["flock:{root}", "pthread", "sysvsem"])
+def test_add_race_other_mutex_mechanisms(mech):
+    """`Mutex <mech> eid-store`: with flock each child must reopen the lock file
+    (child_init), or the children would not exclude each other at all."""
+    h = Httpd((BODY % TEST_MODULE) + "Mutex %s eid-store\n" % mech, tls=False, name="store-mx")
+    try:
+        with h:
+            # "slow:" keys: the test module's add waits 20 ms inside the lock
+            # between read and write (EID_STORE_SOCACHE_TEST_SEAM)
+            clients, nkeys = 32, 40
+            keys = ["slow:mx-%d" % k for k in range(nkeys)]
+
+            def run(cid):
+                c = Client(h)
+                order = list(range(nkeys))
+                random.Random(cid).shuffle(order)
+                out = [(k, c.call("add", keys[k], val="%d" % cid)[0]) for k in order]
+                c.close()
+                return out
+
+            with ThreadPoolExecutor(clients) as ex:
+                results = [r for rs in ex.map(run, range(clients)) for r in rs]
+            assert sorted(set(rc for _, rc in results)) == ["exists", "ok"]
+            wins = {}
+            for k, rc in results:
+                if rc == "ok":
+                    wins[k] = wins.get(k, 0) + 1
+            assert wins == {k: 1 for k in range(nkeys)}
+            assert h.unexpected_log_lines() == []
+    finally:
+        h.cleanup()
+
+
 @pytest.mark.parametrize("arg,msg", [
     ("shm:100", "out of range"),
     ("shm:68000000", "out of range"),

@@ -7,7 +7,6 @@ python3-cryptography. See README.md next to this file for the API.
 """
 import base64
 import hashlib
-import hmac
 import html
 import http.client
 import json
@@ -364,7 +363,8 @@ ID_TOKEN_VARIANTS = {
     "es256": "signed by the EC key (ES256); not hostile",
 }
 LOGIN_BEHAVIOUR_MODES = {
-    "authorize": ("ok", "access_denied", "server_error", "slow"),
+    "authorize": ("ok", "access_denied", "server_error", "slow", "iss-param-wrong",
+                  "iss-param-missing"),
     "token": ("ok", "slow", "500", "malformed", "no-id-token"),
     "userinfo": ("ok", "sub-mismatch", "slow", "500", "garbage"),
 }

@@ -7,7 +7,6 @@
 import base64
 import hmac
 import html
-import json
 import secrets
 import time
 import urllib.parse
@@ -234,8 +233,10 @@ class LoginHandlers:
             self.lg.codes[code] = dict(req, user=user["name"], sid=session["sid"],
                                        auth_time=session["auth_time"], created=time.time(),
                                        used=0, access_tokens=[])
+        iss = {"iss-param-wrong": "https://op.attacker.example",
+               "iss-param-missing": None}.get(self.lg.behaviour["authorize"], self.op.issuer)
         self.send_redirect(F.redirect_with(req["redirect_uri"], [
-            ("code", code), ("state", req["state"]), ("iss", self.op.issuer)]), headers)
+            ("code", code), ("state", req["state"]), ("iss", iss)]), headers)
 
     # ------------------------------------------------------------ /token
     def h_token(self):

@@ -9,6 +9,10 @@ Binds loopback only. Once listening it writes DIR/op.json
 op.json. Keys, registered clients and minted tokens persist in DIR, so a restarted OP
 (same port) is the same provider. See README.md next to this file for the API.
 
+The login side (authorization code flow, login page, token, userinfo, end-session,
+back-channel logout sender, misbehaviour switches) lives in eid_op_flow.py and
+eid_op_login.py next to this file.
+
 Stdlib plus python3-cryptography only (jwcrypto is not needed here; the selftest uses it
 as an independent verifier). JWS are built by hand so that malformed variants can be made.
 This is a test tool: its admin API is unauthenticated and it must never face a network.

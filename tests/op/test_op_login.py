@@ -12,7 +12,6 @@ import hashlib
 import http.server
 import json
 import os
-import socket
 import ssl
 import sys
 import threading
@@ -376,6 +375,13 @@ def test_authorize_switches(op):
     t0 = time.monotonic()
     assert redirect_query(op.authorize(p))["code"]
     assert time.monotonic() - t0 >= 0.9
+    # RFC 9207 mix-up: the success redirect with another or no iss
+    op.login_behaviour(authorize="iss-param-wrong")
+    q = redirect_query(op.authorize(p))
+    assert q["code"] and q["iss"] == "https://op.attacker.example"
+    op.login_behaviour(authorize="iss-param-missing")
+    q = redirect_query(op.authorize(p))
+    assert q["code"] and q["state"] == "st-1" and "iss" not in q
     # a bad redirect_uri still gets the error page, whatever the switch
     op.login_behaviour(authorize="access_denied")
     p, _ = auth_params(op, redirect_uri="https://evil.example/")
@@ -824,3 +830,339 @@ def test_end_session_with_client_id_only(op):
     e = op.get("/end_session?" + urllib.parse.urlencode(
         {"client_id": "portal", "post_logout_redirect_uri": PLR}))
     assert e.status == 302 and e.headers["location"] == PLR
+
+
+# ------------------------------------------------------------------ back-channel logout
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+@pytest.fixture
+def receiver():
+    """A loopback RP back-channel endpoint recording what it gets."""
+    got = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            got.append({"path": self.path, "host": self.headers.get("Host"),
+                        "ctype": self.headers.get("Content-Type"),
+                        "form": dict(urllib.parse.parse_qsl(self.rfile.read(n).decode()))})
+            body = b"refused" if self.path.endswith("/refuse") else b""
+            self.send_response(400 if body else 200)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = _Receiver(("127.0.0.1", 0), H)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    th.start()
+    srv.got = got
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _bcl_client(op, port, path="/.eid/backchannel-logout", host="127.0.0.1", scheme="http",
+                **kw):
+    uri = "%s://%s:%d%s" % (scheme, host, port, path)
+    op.register_client("portal", backchannel_logout_uri=uri, **kw)
+    return uri
+
+
+def test_backchannel_logout(op, receiver):
+    op.reset_stats()
+    uri = _bcl_client(op, receiver.server_address[1])
+    r = op.login("portal", RU, "nurse", "portal-secret")
+    c = verify(op, r["tokens"]["id_token"])
+    ans = op.backchannel("portal", sid=c["sid"], sub=c["sub"])
+    assert ans["status"] == 200 and ans["error"] is None and ans["uri"] == uri
+    got = receiver.got[-1]
+    assert got["path"] == "/.eid/backchannel-logout"
+    assert got["ctype"] == "application/x-www-form-urlencoded"
+    tok = got["form"]["logout_token"]
+    assert tok == ans["logout_token"]
+    hdr = parts(tok)[0]
+    assert hdr["typ"] == "logout+jwt" and hdr["kid"] == op.jwks()["keys"][0]["kid"]
+    lc = verify(op, tok)
+    assert lc["iss"] == op.issuer and lc["aud"] == "portal" and lc["sid"] == c["sid"]
+    assert lc["sub"] == c["sub"] and lc["jti"] and abs(lc["iat"] - time.time()) < 5
+    assert lc["exp"] > lc["iat"] and "nonce" not in lc
+    assert lc["events"] == {"http://schemas.openid.net/event/backchannel-logout": {}}
+    # only sid, only sub
+    lc = verify(op, op.backchannel("portal", sid="s-only")["logout_token"])
+    assert lc["sid"] == "s-only" and "sub" not in lc
+    lc = verify(op, op.backchannel("portal", sub="u-only")["logout_token"])
+    assert lc["sub"] == "u-only" and "sid" not in lc
+    # the RP's refusal comes back as is
+    ans = op.backchannel("portal", sid="x", uri=uri + "/refuse")
+    assert ans["status"] == 400 and ans["body"] == "refused"
+    assert op.stats()["backchannel_sent"] == 4
+    rec = op.records("backchannel")[-1]
+    assert rec["status"] == 400 and rec["claims"]["sid"] == "x"
+
+
+def test_backchannel_variants(op, receiver):
+    _bcl_client(op, receiver.server_address[1])
+    seen = set()
+
+    def send(v, **kw):
+        seen.add(v)
+        a = op.backchannel("portal", variant=v, **kw)
+        assert a["status"] == 200 and receiver.got[-1]["form"]["logout_token"] == \
+            a["logout_token"]
+        return a["logout_token"], parts(a["logout_token"])
+    now = time.time()
+    first = verify(op, op.backchannel("portal", sid="s1")["logout_token"])
+    tok, (h, c, s) = send("replay", sid="s1")
+    assert c["jti"] == first["jti"] and _served_ok(op, tok)
+    tok, (h, c, s) = send("bad-signature", sid="s1")
+    assert not _served_ok(op, tok) and c["sid"] == "s1"
+    tok, (h, c, s) = send("alg-none", sid="s1")
+    assert h["alg"] == "none" and s == ""
+    for v, check in (
+            ("with-nonce", lambda c: c["nonce"]),
+            ("no-events", lambda c: "events" not in c),
+            ("wrong-events", lambda c: "http://schemas.openid.net/event/backchannel-logout"
+             not in c["events"]),
+            ("wrong-aud", lambda c: c["aud"] == "other-client"),
+            ("wrong-iss", lambda c: c["iss"] == "https://op.attacker.example"),
+            ("old-iat", lambda c: c["iat"] < now - 3500 and c["exp"] > now),
+            ("expired", lambda c: c["exp"] < now),
+            ("no-sid-no-sub", lambda c: "sid" not in c and "sub" not in c)):
+        tok, (h, c, s) = send(v, sid="s1", sub="u1")
+        assert _served_ok(op, tok) and check(c), v
+    tok, (h, c, s) = send("no-typ", sid="s1")
+    assert "typ" not in h and _served_ok(op, tok)
+    assert seen == set(op.info_admin()["backchannel_variants"])
+
+
+def test_backchannel_host_name_still_loopback(op, receiver):
+    port = receiver.server_address[1]
+    _bcl_client(op, port, host="rp.test")
+    a = op.backchannel("portal", sid="s")
+    assert a["status"] == 200 and receiver.got[-1]["host"] == "rp.test:%d" % port
+
+
+def test_backchannel_https_with_ca_file(op, tmp_path):
+    from test_op_selftest import self_signed
+    cert, key = self_signed(tmp_path, cn="localhost")
+    got = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            got.append(self.rfile.read(n))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    srv = _Receiver(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    th.start()
+    try:
+        port = srv.server_address[1]
+        _bcl_client(op, port, host="localhost", scheme="https", backchannel_ca_file=cert)
+        a = op.backchannel("portal", sid="tls")
+        assert a["status"] == 200 and a["body"] == "ok" and got[-1].startswith(b"logout_token=")
+        # without the CA: the OP refuses the RP's certificate and says so
+        op.register_client("portal", backchannel_ca_file=None)
+        a = op.backchannel("portal", sid="tls")
+        assert a["status"] is None and "CERTIFICATE_VERIFY_FAILED" in a["error"]
+        a = op.backchannel("portal", sid="tls", ca_file=cert)
+        assert a["status"] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_backchannel_admin_errors(op, tmp_path):
+    o = TestOP(tmp_path / "s").start()
+    try:
+        for req, msg in (({"client": "nobody", "sid": "x"}, "unknown client"),
+                         ({"client": "portal", "sid": "x"}, "no backchannel_logout_uri")):
+            with pytest.raises(OPError) as ei:
+                o.backchannel(**req)
+            assert ei.value.status == 400 and msg in ei.value.body
+        o.register_client("portal", backchannel_logout_uri="http://127.0.0.1:9/x")
+        for kw, msg in ((dict(), "sid and/or sub"), (dict(sid="x", variant="nope"), "variant"),
+                        (dict(sid="x", variant="replay"), "no logout token"),
+                        (dict(sid="x", bogus=1), "unknown backchannel fields")):
+            with pytest.raises(OPError) as ei:
+                o.backchannel("portal", **kw)
+            assert ei.value.status == 400 and msg in ei.value.body, ei.value.body
+        # nobody listening: status null and the connection error
+        a = o.backchannel("portal", sid="x")
+        assert a["status"] is None and "Connection" in a["error"]
+    finally:
+        assert o.stop() == 0
+
+
+# ------------------------------------------------------------------ clients
+
+def test_client_registration_rules(op):
+    for req, msg in ((dict(redirect_uris="https://x/cb"), "redirect_uris"),
+                     (dict(redirect_uris=["/relative"]), "absolute"),
+                     (dict(redirect_uris=["https://x/cb#frag"]), "fragment"),
+                     (dict(post_logout_redirect_uris=["javascript:alert(1)"]), "absolute"),
+                     (dict(backchannel_logout_uri="ftp://x/"), "backchannel_logout_uri"),
+                     (dict(token_endpoint_auth_method="none"), "token_endpoint_auth_method"),
+                     (dict(profile="saml"), "profile"),
+                     (dict(pkce_required="yes"), "pkce_required"),
+                     (dict(bogus=1), "unknown client fields")):
+        with pytest.raises(OPError) as ei:
+            op.register_client("portal", **req)
+        assert ei.value.status == 400 and msg in ei.value.body, (req, ei.value.body)
+    with pytest.raises(OPError) as ei:
+        op.register_client("new-no-secret", redirect_uris=[RU])
+    assert "client_secret required" in ei.value.body
+    # an update keeps what was not sent; replace starts again
+    c = op.register_client("upd", client_secret="a", redirect_uris=[RU], profile="generic")
+    c = op.register_client("upd", post_logout_redirect_uris=[PLR])
+    assert c["redirect_uris"] == [RU] and c["profile"] == "generic" and c["client_secret"] == "a"
+    c = op.register_client("upd", replace=True, client_secret="b")
+    assert c["redirect_uris"] == [] and c["profile"] == "inera"
+    assert "upd" in op.clients()
+    op.delete_client("upd")
+    assert "upd" not in op.clients()
+    # a login client also authenticates at /introspect
+    assert op.introspect(op.mint(opaque=True), client=("portal", "portal-secret")).json()[
+        "active"] is True
+
+
+def test_clients_persist_and_old_format(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "clients.json").write_text(json.dumps({"old-rs": "old-pw"}))
+    o = TestOP(d).start()
+    try:
+        assert set(o.clients()) == {"old-rs"}
+        assert o.introspect(o.mint(opaque=True), client=("old-rs", "old-pw")).json()["active"]
+        o.register_client("rp", client_secret="s", redirect_uris=[RU], profile="oidc-sweden",
+                          backchannel_logout_uri="http://127.0.0.1:1/b")
+        o.restart()
+        c = o.clients()["rp"]
+        assert c["redirect_uris"] == [RU] and c["profile"] == "oidc-sweden"
+        r = o.login("rp", RU, "citizen", "s")
+        assert r["token"].status == 200
+    finally:
+        assert o.stop() == 0
+    assert oct(os.stat(d / "clients.json").st_mode & 0o777) == "0o600"
+
+
+def test_default_clients(tmp_path):
+    o = TestOP(tmp_path / "s").start()
+    try:
+        cs = o.clients()
+        assert set(cs) == {"incident-api", "portal"}
+        p = cs["portal"]
+        assert p["client_secret"] == "portal-secret" and p["profile"] == "inera"
+        assert p["token_endpoint_auth_method"] == "client_secret_basic" and p["pkce_required"]
+        assert p["redirect_uris"] == []
+    finally:
+        assert o.stop() == 0
+
+
+def test_records_and_reset(op):
+    flow_tokens(op)
+    r = op.records()
+    assert set(r) == {"authorize", "token", "userinfo", "end_session", "backchannel"}
+    assert r["token"] and r["authorize"][-1]["result"] == "ok"
+    assert r["authorize"][-1]["params"]["client_id"] == "portal"
+    op.clear_records()
+    assert op.records() == {k: [] for k in r}
+    flow_tokens(op)
+    op.reset_stats()
+    assert op.records("token") == []
+    with pytest.raises(OPError):
+        op.records("nope")
+
+
+def test_parallel_logins(op):
+    """Concurrent flows do not mix up codes, nonces or sessions."""
+    out, errs = [], []
+
+    def one(user):
+        try:
+            r = op.login("portal", RU, user, "portal-secret")
+            out.append((user, r["nonce"], verify(op, r["tokens"]["id_token"])))
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+    ths = [threading.Thread(target=one, args=(u,)) for u in
+           ("nurse", "citizen", "lowlevel", "othernurse", "staff") * 3]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert not errs and len(out) == 15
+    subs = {u["name"]: u["sub"] for u in op.users().values()}
+    for user, nonce, c in out:
+        assert c["nonce"] == nonce and c["sub"] == subs[user]
+    assert len({c["sid"] for _, _, c in out}) == 15
+
+
+def test_tls_op_login(tmp_path):
+    from test_op_selftest import self_signed
+    cert, key = self_signed(tmp_path)
+    o = TestOP(tmp_path / "s", tls_cert=cert, tls_key=key).start()
+    try:
+        assert o.discovery()["token_endpoint"].startswith("https://")
+        o.register_client("portal", redirect_uris=[RU])
+        r = o.login("portal", RU, "nurse", "portal-secret")
+        assert r["params"]["iss"] == o.issuer and r["token"].status == 200
+        assert verify(o, r["tokens"]["id_token"])["iss"].startswith("https://127.0.0.1:")
+    finally:
+        assert o.stop() == 0
+
+
+def test_browser_clicks_login_button(op, receiver, tmp_path):
+    """Headless Chromium (Debian's chromium + chromedriver, python3-selenium) clicks the
+    nurse's button; the redirect carries a code that redeems."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    port = receiver.server_address[1]
+    cb = "http://127.0.0.1:%d/cb" % port
+    op.register_client("portal", redirect_uris=[RU, cb])
+    v, ch = op.pkce_pair()
+    url = op.issuer + "/authorize?" + urllib.parse.urlencode({
+        "response_type": "code", "client_id": "portal", "redirect_uri": cb,
+        "scope": "openid", "state": "br-1", "nonce": "br-n", "code_challenge": ch,
+        "code_challenge_method": "S256", "acr_values": LOA3})
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--no-proxy-server", "--user-data-dir=%s" % (tmp_path / "chrome")):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        d.set_page_load_timeout(30)
+        d.get(url)
+        assert d.find_element(By.ID, "acr").text == LOA3
+        d.save_screenshot(str(tmp_path / "op-login-page.png"))
+        d.find_element(By.ID, "login-nurse").click()
+        deadline = time.monotonic() + 20
+        while not d.current_url.startswith(cb) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(d.current_url).query))
+    finally:
+        d.quit()
+    assert q["state"] == "br-1" and q["iss"] == op.issuer
+    r = basic_redeem(op, q["code"], v, redirect_uri=cb)
+    assert r.status == 200, r.body
+    c = verify(op, r.json()["id_token"])
+    assert c["nonce"] == "br-n" and c["sub"] == "SE2321000016-P0001N" and c["acr"] == LOA3
+    assert c["sid"] in {s["sid"] for s in op.sessions()}
+    assert os.path.getsize(tmp_path / "op-login-page.png") > 1000

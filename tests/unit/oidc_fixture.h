@@ -36,7 +36,7 @@ static EVP_PKEY *op_key, *evil_key, *client_rsa, *client_ec;
 static char dir[64], jwks_path[128], secret_path[128], rsa_pem[128], ec_pem[128];
 static const apr_time_t now = (apr_time_t)NOW_S * APR_USEC_PER_SEC;
 
-static char *b64u(const unsigned char *d, size_t n)
+static __attribute__((unused)) char *b64u(const unsigned char *d, size_t n)
 {
     static const char tab[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -62,7 +62,7 @@ static char *b64u(const unsigned char *d, size_t n)
 }
 
 /* base64url decode (test inputs are well-formed), into the pool. */
-static unsigned char *unb64u(const char *s, size_t n, size_t *outlen)
+static __attribute__((unused)) unsigned char *unb64u(const char *s, size_t n, size_t *outlen)
 {
     char *std = apr_palloc(pool, n + 4);
     unsigned char *out = apr_palloc(pool, n + 4);
@@ -111,7 +111,7 @@ static char *sign(EVP_PKEY *k, const char *header, const char *claims)
 }
 
 /* at_hash / c_hash for RS256: base64url of the left half of SHA-256. */
-static char *half_hash(const char *v)
+static __attribute__((unused)) char *half_hash(const char *v)
 {
     unsigned char h[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)v, strlen(v), h);
@@ -119,7 +119,7 @@ static char *half_hash(const char *v)
 }
 
 /* application/x-www-form-urlencoded value decoding. */
-static char *form_decode(const char *s, size_t n)
+static __attribute__((unused)) char *form_decode(const char *s, size_t n)
 {
     char *out = apr_palloc(pool, n + 1), *o = out;
     size_t i;
@@ -140,7 +140,7 @@ static char *form_decode(const char *s, size_t n)
 
 /* The parameters of a query string or form body: name -> decoded value;
  * fails the test on a repeated name. */
-static apr_table_t *params(const char *q)
+static __attribute__((unused)) apr_table_t *params(const char *q)
 {
     apr_table_t *t = apr_table_make(pool, 16);
     const char *s = q;

@@ -16,6 +16,7 @@
 #include "oidc_fixture.h"
 #include "loopback_http.h"
 
+#include <apr_thread_proc.h>
 #include <openssl/ecdsa.h>
 
 #define NONCE "nonce-0123456789-abcdefghijklmnopqrstuvwxy"
@@ -510,6 +511,9 @@ static void test_token_endpoint(void **state)
     route("/token", 200, apr_psprintf(pool, "{\"token_type\":\"Bearer\",\"id_token\":\"%s\"}",
                                       idt));
     refused(pv, 0, "EID07206", I);
+    route("/token", 200, apr_psprintf(pool, "{\"access_token\":\"a\\r\\nX: y\","
+                                      "\"token_type\":\"Bearer\",\"id_token\":\"%s\"}", idt));
+    refused(pv, 0, "EID07206", I);
     /* the type is case-insensitive */
     route("/token", 200, apr_psprintf(pool, "{\"access_token\":\"%s\",\"token_type\":"
                                       "\"bEaReR\",\"id_token\":\"%s\"}", AT, idt));
@@ -605,6 +609,83 @@ static void test_bad_input(void **state)
     assert_null(eid_oidc_end_session_url(pool, pv, "idt", REDIR, "st"));
 }
 
+/* ---- classes -------------------------------------------------------------------------- */
+
+/* Every EID07 row of docs/errors.md states its class in words; the class
+ * table of eid_result.c must agree (a forgotten entry would turn an
+ * unavailable provider into a refused login, or a too-low level into 401). */
+static void test_classes_match_docs(void **state)
+{
+    FILE *f = fopen("docs/errors.md", "r");
+    char line[2048];
+    int rows = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        char tag[9];
+        eid_class_e want = EID_CLASS_INVALID;
+        if (strncmp(line, "| EID07", 7))
+            continue;
+        memcpy(tag, line + 2, 8);
+        tag[8] = '\0';
+        if (strstr(line, "unavailable (503)"))
+            want = EID_CLASS_UNAVAILABLE;
+        else if (strstr(line, "misconfigured (500)"))
+            want = EID_CLASS_MISCONFIGURED;
+        else if (strstr(line, "forbidden (403)"))
+            want = EID_CLASS_FORBIDDEN;
+        if (eid_result_class(tag) != want)
+            fail_msg("%s: docs say class %d, eid_result.c %d", tag, want,
+                     eid_result_class(tag));
+        rows++;
+    }
+    fclose(f);
+    assert_true(rows >= 40);
+}
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+#define NTHREADS 4
+static eid_provider_t *shared_pv;
+static int thread_ok[NTHREADS];
+
+static void *APR_THREAD_FUNC redeemer(apr_thread_t *th, void *data)
+{
+    int i = (int)(intptr_t)data, k, ok = 0;
+    apr_pool_t *p;
+    eid_pending_t pd = {"op1", "s", NONCE, VERIFIER, "/", 0, 0};
+    apr_pool_create(&p, NULL);
+    for (k = 0; k < 5; k++) {
+        eid_oidc_login_t out;
+        eid_result_t res = {0};
+        ok += eid_oidc_redeem(p, shared_pv, REDIR, CODE, &pd, now, &out, &res) ==
+                  APR_SUCCESS && !strcmp(out.sub, "user-1");
+        apr_pool_clear(p);
+    }
+    thread_ok[i] = ok;
+    apr_pool_destroy(p);
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+
+/* One provider, several threads redeeming at once (private_key_jwt: a
+ * cjose key per assertion; the key set read by all): every login passes. */
+static void test_threads(void **state)
+{
+    apr_thread_t *t[NTHREADS];
+    apr_status_t rv;
+    int i;
+
+    shared_pv = login_pv("token_auth", "private_key_jwt", "private_key_file", ec_pem, NULL);
+    token_answer(sign(op_key, HDR, claims(NULL)));
+    for (i = 0; i < NTHREADS; i++)
+        apr_thread_create(&t[i], NULL, redeemer, (void *)(intptr_t)i, pool);
+    for (i = 0; i < NTHREADS; i++)
+        apr_thread_join(&rv, t[i]);
+    for (i = 0; i < NTHREADS; i++)
+        assert_int_equal(thread_ok[i], 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +699,8 @@ int main(void)
         cmocka_unit_test(test_token_endpoint),
         cmocka_unit_test(test_userinfo),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_classes_match_docs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

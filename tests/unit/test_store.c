@@ -512,6 +512,81 @@ static void test_add_race(void **state)
     apr_pool_destroy(p);
 }
 
+/* ---- every op on distinct keys from many threads, each result checked -------- */
+
+typedef struct {
+    eid_store_t *s;
+    int id, bad;
+} mix_t;
+
+static void *APR_THREAD_FUNC mixer(apr_thread_t *t, void *arg)
+{
+    mix_t *j = arg;
+    apr_pool_t *p;
+    apr_pool_create(&p, NULL); /* this thread's own pool */
+    char key[48], val[64], idx[32];
+    snprintf(idx, sizeof(idx), "i:sub:t%d", j->id);
+    for (int n = 0; n < NKEYS; n++) {
+        int kl = snprintf(key, sizeof(key), "s:t%d-k%d", j->id, n);
+        int vl = snprintf(val, sizeof(val), "value of thread %d key %d", j->id, n);
+        unsigned char *v;
+        apr_size_t vn;
+        if (eid_store_set(j->s, key, (apr_size_t)kl, (const unsigned char *)val, (apr_size_t)vl,
+                          SEC(600)) != EID_STORE_OK ||
+            eid_store_get(j->s, p, key, (apr_size_t)kl, &v, &vn) != EID_STORE_OK ||
+            vn != (apr_size_t)vl || memcmp(v, val, vn) != 0 ||
+            eid_store_touch(j->s, key, (apr_size_t)kl, SEC(600)) != EID_STORE_OK ||
+            eid_store_index_add(j->s, idx, strlen(idx), key, (apr_size_t)kl, SEC(600)) !=
+                EID_STORE_OK)
+            j->bad++;
+        if (n % 3 == 0 && (eid_store_del(j->s, key, (apr_size_t)kl) != EID_STORE_OK ||
+                           eid_store_get(j->s, p, key, (apr_size_t)kl, &v, &vn) !=
+                               EID_STORE_NOTFOUND))
+            j->bad++;
+        if (n % 500 == 499) {
+            /* this thread's index: its last 64 keys, its own only, oldest first */
+            apr_array_header_t *m;
+            if (eid_store_index_take(j->s, p, idx, strlen(idx), &m) != EID_STORE_OK ||
+                m->nelts != EID_STORE_INDEX_MAX)
+                j->bad++;
+            for (int i = 0; m && i < m->nelts; i++) {
+                snprintf(key, sizeof(key), "s:t%d-k%d", j->id, n - EID_STORE_INDEX_MAX + 1 + i);
+                if (strcmp(APR_ARRAY_IDX(m, i, const char *), key) != 0)
+                    j->bad++;
+            }
+            apr_pool_clear(p);
+        }
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_threads_distinct_keys(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    /* room for everything: no eviction may hide a wrong answer */
+    eid_store_t *s = eid_store_mem_create(p, NTHREADS * NKEYS + 64);
+    assert_non_null(s);
+    apr_thread_t *t[NTHREADS];
+    mix_t j[NTHREADS];
+    apr_status_t rv;
+    for (int i = 0; i < NTHREADS; i++) {
+        j[i] = (mix_t){.s = s, .id = i};
+        assert_int_equal(apr_thread_create(&t[i], NULL, mixer, &j[i], p), APR_SUCCESS);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        apr_thread_join(&rv, t[i]);
+        assert_int_equal(j[i].bad, 0);
+    }
+    eid_store_stats_t st;
+    assert_int_equal(eid_store_stats(s, &st), EID_STORE_OK);
+    assert_int_equal(st.evicted, 0);
+    assert_int_equal(st.errors, 0);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_index_overflow),
         cmocka_unit_test(test_codec),
         cmocka_unit_test(test_add_race),
+        cmocka_unit_test(test_threads_distinct_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,144 @@
+"""The session cookie (issue 10): tampering, fixation, the many-tabs cap, a failing
+store, key rotation, virtual hosts - real httpd, the test OP, a cookie jar."""
+import concurrent.futures
+import os
+
+import requests
+
+from loginkit import (CA, KEY_A, KEY_B, browser, cookies, fresh, follow, graceful,  # noqa: F401
+                      logged_in, login, op, own, raw_cookie_get, session_cookie, srv,
+                      write_keys)
+
+
+def test_session_cookie_tampering_is_no_session(op, fresh):
+    b = logged_in(op, fresh)
+    good = session_cookie(b)
+    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + good).status_code == 200
+    bad = {
+        "garbage": "!!notbase64!!",
+        "truncated": good[:-1],
+        "extended": good + "A",
+        "flipped": ("B" if good[0] != "B" else "C") + good[1:],
+        "oversized": "A" * 6000,
+        "padded": good + "=",
+        "quoted-space": '" %s"' % good[1:],
+    }
+    for name, v in bad.items():
+        r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + v)
+        assert r.status_code == 302, name  # no session: sent to log in, never a 500
+        assert "/authorize?" in r.headers["Location"], name
+    # duplicated (a planted one next to the real one): no session
+    r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=%s; __Host-eid-session=%s"
+                       % (good, "A" * 43))
+    assert r.status_code == 302
+    r = raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=%s; __Host-eid-session=%s"
+                       % (good, good))
+    assert r.status_code == 302
+    fresh.expect_log(r"EID08201", r"EID08202")
+
+
+def test_session_fixation_impossible(op, fresh):
+    planted = "Q" * 42 + "A"  # a well-formed id the attacker chose
+    b = browser()
+    b.cookies.set("__Host-eid-session", planted, domain="localhost.local", path="/")
+    login(fresh, op, b, "/app/echo/fix")
+    new = session_cookie(b)
+    assert new and new != planted
+    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + planted).status_code == 302
+    # the real session of the user, from before, does not survive a new login either
+    old = new
+    r = login(fresh, op, b, "/.eid/login?provider=op&return=/app/echo/again")
+    assert r.json()["EID_METHOD"] == "oidc"
+    assert session_cookie(b) != old
+    assert raw_cookie_get(fresh, "/app/echo/t", "__Host-eid-session=" + old).status_code == 302
+
+
+def test_many_tabs_cap_state_cookies_and_one_session(op, fresh):
+    b = browser()
+
+    def first(i):
+        return b.get(fresh.url("/app/echo/tab%d" % i), allow_redirects=False, timeout=20)
+
+    with concurrent.futures.ThreadPoolExecutor(10) as ex:
+        answers = list(ex.map(first, range(10)))
+    assert all(a.status_code == 302 for a in answers)
+    assert 1 <= len(cookies(b, "__Host-eid-st-")) <= 4
+    # five more, one after the other (each sees the cookies): still at most four
+    for i in range(5):
+        answers.append(first(10 + i))
+        assert answers[-1].status_code == 302
+        assert len(cookies(b, "__Host-eid-st-")) <= 4
+    # every tab comes back from the OP (a tab whose state cookie a later one
+    # took gets the expired page, or the site once a session exists); one
+    # session in the end
+    done = []
+    for a in answers:
+        r = follow(b, a)
+        done.append(r.status_code)
+    assert 200 in done
+    assert all(s in (200, 400) for s in done), done
+    assert len(cookies(b, "__Host-eid-session")) == 1
+    r = b.get(fresh.url("/app/echo/after"), allow_redirects=False, timeout=20)
+    assert r.status_code == 200
+    fresh.expect_log(r"EID08112", r"EID08110")
+
+
+def test_store_failure_is_503_not_a_redirect(op, own):
+    h = own("Mutex flock:{root}/locks eid-store\n")
+    b = logged_in(op, h)
+    cookie = session_cookie(b)
+    # the store's lock file disappears: the new children cannot use the store
+    for f in os.listdir(os.path.join(h.root, "locks")):
+        os.unlink(os.path.join(h.root, "locks", f))
+    graceful(h)
+    for headers in ({"Accept": "text/html"}, {"Accept": "application/json"}):
+        r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie)
+        assert r.status_code == 503, r.status_code
+        assert r.headers["Retry-After"] == "5"
+        assert "Location" not in r.headers and "Set-Cookie" not in r.headers  # cookie kept
+    h.expect_log(r"EID06205", r"EID08210", r"AH03490")
+
+
+def test_key_rotation_previous_key_then_dropped(op, own):
+    h = own()
+    b1, b2 = logged_in(op, h), logged_in(op, h)
+    c1, c2 = session_cookie(b1), session_cookie(b2)
+    write_keys(h.root, KEY_B, KEY_A)  # new current key, the old one still opens
+    graceful(h)
+    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1)
+    assert r.status_code == 200 and r.json()["EID_HSA_ID"] == "SE2321000016-P0001N"
+    write_keys(h.root, KEY_B)  # the old key dropped
+    graceful(h)
+    # c1 was re-sealed under the new key on its use: it lives on
+    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c1).status_code == 200
+    # c2 was not used meanwhile: sealed under a key that is gone, no session
+    r = raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + c2)
+    assert r.status_code == 302
+    h.expect_log(r"AH03490")
+
+
+def test_session_of_another_virtual_host_is_no_session(op, own):
+    from eidtest import free_port
+    port2 = free_port()
+    h = own(vhost_port=port2)
+    b = logged_in(op, h)
+    cookie = session_cookie(b)
+    url2 = "https://localhost:%d/app/echo/s" % port2
+    r = requests.get(url2, headers={"Cookie": "__Host-eid-session=" + cookie,
+                                    "Accept": "text/html"},
+                     verify=CA, allow_redirects=False, timeout=20)
+    assert r.status_code == 302  # the same cookie is not a session there
+    assert raw_cookie_get(h, "/app/echo/s", "__Host-eid-session=" + cookie).status_code == 200
+
+
+def test_one_session_many_parallel_requests(op, fresh):
+    b = logged_in(op, fresh)
+    cookie = session_cookie(b)
+
+    def get(i):
+        r = raw_cookie_get(fresh, "/app/echo/par%d" % i, "__Host-eid-session=" + cookie)
+        return r.status_code, r.json().get("EID_HSA_ID") if r.status_code == 200 else None
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        out = list(ex.map(get, range(64)))
+    assert out == [(200, "SE2321000016-P0001N")] * 64
