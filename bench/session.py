@@ -271,7 +271,7 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
         </Location>
         """)
 
-    def eid_scenario(name, desc, audit):
+    def eid_scenario(name, desc, audit, extra_conf=""):
         cid = (EID_CLIENT[0] + "-" + name, EID_CLIENT[1])  # a client per server
         sc = Scenario(name, desc, tls=True, needs_module=True, audit=audit,
                       modules=["headers", eid_load(ctx)],
@@ -279,7 +279,7 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
                           issuer=op.issuer, cid=cid[0], secret_file=ctx["eid_secret_file"],
                           keyfile=ctx["eid_key_file"],
                           audit="EidAuditLog %s/audit.log" % c["root"] if audit else "",
-                          **c) + WHO_CONF)
+                          **c) + WHO_CONF + extra_conf)
         attach(sc, ctx, lambda s: op.register(
             cid, "https://localhost:%d/.eid/callback" % s.server.port))
         return sc
@@ -288,6 +288,11 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
     if extra:
         out.append(eid_scenario("eid-session-shm-noaudit", "eid-session-shm without the audit "
                                 "log (what the audit write costs)", False))
+        out.append(eid_scenario("eid-session-shm-pthread", "eid-session-shm with the store's "
+                                "global mutex a process-shared pthread mutex (Mutex pthread "
+                                "eid-store) instead of the fcntl lock file of `Mutex file:` "
+                                "(Debian's default, and every scenario's)", True,
+                                "Mutex pthread eid-store\n"))
     return out
 
 
