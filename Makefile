@@ -175,6 +175,13 @@ fuzz: $(FUZZ_BINS)
 test-httpd: $(MODULE) $(STORE_TEST_MOD) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
+# The real-browser login test alone (headless Chromium through chromedriver; it is also
+# part of test-httpd). certutil (libnss3-tools) makes that browser trust the test CA.
+DEPS_PKGS += libnss3-tools
+.PHONY: test-browser
+test-browser: $(MODULE) pki
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd/test_browser.py
+
 # The same httpd suite with the module (core + glue) built with AddressSanitizer,
 # libasan preloaded into httpd; any ASan report fails the test that caused it.
 ASAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer
