@@ -255,6 +255,19 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
     attach(sc, ctx, lambda s: op.register(
         OIDC_CLIENT, "https://localhost:%d/p/redirect_uri" % s.server.port))
     out.append(sc)
+    # --- issue 11: the same with the sessions in Redis (a redis-server per scenario)
+    sc = Scenario("openidc-session-redis",
+                  "mod_auth_openidc as RP, OIDCCacheType redis (server-side session in Redis), "
+                  "established session cookie", tls=True, redis=True,
+                  modules=["headers", "auth_openidc"],
+                  conf=lambda c: openidc.replace("OIDCCacheType shm", "OIDCCacheType redis\n"
+                                                 "OIDCRedisCacheServer 127.0.0.1:{redis_port}")
+                  .format(issuer=op.issuer, cid=OIDC_CLIENT[0] + "-redis", secret=OIDC_CLIENT[1],
+                          **c) + WHO_CONF)
+    attach(sc, ctx, lambda s: op.register(
+        (OIDC_CLIENT[0] + "-redis", OIDC_CLIENT[1]),
+        "https://localhost:%d/p/redirect_uri" % s.server.port))
+    out.append(sc)
 
     eid = textwrap.dedent("""\
         EidSessionKeyFile {keyfile}
@@ -285,6 +298,16 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
         return sc
     out.append(eid_scenario("eid-session-shm", "mod_auth_eid: EidMethods oidc, EidSessionStore "
                             "shm, established session cookie, env export, audit log", True))
+    # issue 11: sessions in Redis, the process cache on (invalidated by Redis)
+    rsc = eid_scenario("eid-session-redis", "mod_auth_eid: EidMethods oidc, EidSessionStore "
+                       "redis with the process cache (cache=10000), established session "
+                       "cookie, env export, audit log", True)
+    rsc.redis = True
+    shm_conf = rsc.conf
+    rsc.conf = lambda c: shm_conf(c).replace(
+        "EidSessionStore shm", "EidSessionStore redis://127.0.0.1:%d/0 cache=10000"
+        % c["redis_port"])
+    out.append(rsc)
     if extra:
         out.append(eid_scenario("eid-session-shm-noaudit", "eid-session-shm without the audit "
                                 "log (what the audit write costs)", False))
