@@ -17,8 +17,8 @@ import time
 import pytest
 
 from eidtest import Httpd, free_port
-from loginkit import (browser, login, make_httpd, op, raw_cookie_get,  # noqa: F401
-                      register, session_cookie)
+from loginkit import (browser, graceful, login, make_httpd, op, op_callback,  # noqa: F401
+                      raw_cookie_get, register, session_cookie, start_login)
 
 
 class Redis:
@@ -121,6 +121,11 @@ def as_primary(op, h, other):
     register(op, h, other.url("/.eid/callback"))
 
 
+def logged(h, pattern):
+    with open(h.error_log, errors="replace") as f:
+        return re.search(pattern, f.read()) is not None
+
+
 def status(h, cookie, path="/app/echo/x"):
     return raw_cookie_get(h, path, "__Host-eid-session=" + cookie)
 
@@ -217,6 +222,40 @@ def test_redis_down_503_then_recovers(op, pair, redis):
         h.expect_log(r"EID0630[1478]", r"EID0633[01]", r"EID08210", r"EID0821[12]")
 
 
+def test_callback_replayed_on_the_other_server_refused(op, pair):
+    """The replay markers live in Redis: a callback used on h1 and replayed
+    (with its state cookie put back) on h2 is refused there (EID08110)."""
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    r, _ = start_login(h1, b)
+    cb = op_callback(op, b, r)
+    saved = {c.name: c.value for c in b.cookies if c.name.startswith("__Host-eid-st-")}
+    assert saved
+    assert b.get(cb, allow_redirects=False, timeout=20).status_code == 303
+    b2 = browser()
+    for k, v in saved.items():
+        b2.cookies.set(k, v, domain="localhost.local", path="/")
+    replay = cb.replace("localhost:%d" % h1.port, "localhost:%d" % h2.port)
+    assert replay != cb
+    r = b2.get(replay, allow_redirects=False, timeout=20)
+    assert r.status_code == 400 and "Location" not in r.headers
+    assert not session_cookie(b2)
+    assert logged(h2, r"EID08110")  # the replay marker, not the OP, refused it
+    h2.expect_log(r"EID08110")
+
+
+def test_graceful_restart_keeps_sessions(op, pair):
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    graceful(h1)
+    for h in (h1, h2):
+        assert status(h, cookie).status_code == 200
+
+
 def test_tampered_or_swapped_value_is_no_session(op, pair, redis):
     h1, h2 = pair
     as_primary(op, h1, h2)
@@ -247,6 +286,7 @@ def test_tampered_or_swapped_value_is_no_session(op, pair, redis):
     time.sleep(0.05)
     for h in (h1, h2):
         assert status(h, c).status_code == 302
+    assert logged(h1, r"EID08203") and logged(h2, r"EID08203")
     for h in (h1, h2):
         h.expect_log(r"EID08203")
 
