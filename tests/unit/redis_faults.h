@@ -353,7 +353,8 @@ static void test_sentinel(void **state)
 {
     apr_pool_t *p;
     apr_pool_create(&p, pool);
-    rfix_t m = {0}, r = {0}, sn = {0};
+    /* no 5 s wait before the replica's first (diskless) sync */
+    rfix_t m = {.extra = {"--repl-diskless-sync-delay", "0", NULL}}, r = {0}, sn = {0};
     assert_int_equal(rfix_start(&m), 0);
     char mport[16];
     snprintf(mport, sizeof(mport), "%d", m.port);
@@ -367,7 +368,7 @@ static void test_sentinel(void **state)
     assert_int_equal(rfix_start(&sn), 0);
     /* the replica is in sync before the drill */
     char out[256];
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 750; i++) { /* 15 s at most */
         rfix_cli(&r, out, sizeof(out), "INFO replication");
         if (strstr(out, "master_link_status:up"))
             break;
