@@ -331,6 +331,68 @@ def test_sigstop_burst_bounded_then_recovers(op, pair, redis):
         h.expect_log(r"EID0630[1478]", r"EID0633[01]", r"EID08210", r"EID0821[12]")
 
 
+ACL = ["ACL", "SETUSER", "eidhttpd", "on", ">pw-httpd-1", "~t-acl:*", "resetchannels",
+       "&__redis__:invalidate", "-@all", "+get", "+set", "+pexpire", "+pttl", "+del", "+eval",
+       "+zscore", "+zrange", "+zadd", "+zcard", "+zpopmin", "+ping", "+select", "+role",
+       "+client|id", "+client|tracking", "+subscribe"]
+
+
+def test_acl_user_revoked_restored_and_maxmemory(op, redis):
+    """httpd as an ACL user with the documented minimal command set: login and
+    session work; the user deleted -> 503 (never a redirect); restored -> back
+    within 1 s; maxmemory + noeviction -> a login fails with 503 while an
+    established session keeps working."""
+    redis.cli(*ACL)
+    h = make_httpd(op, LOC, name="redisacl", extra=(
+        "EidSessionStore redis://eidhttpd@127.0.0.1:%d password_file={root}/redis.pw "
+        "prefix=t-acl: cache=1000 timeout=500 breaker=3/200\n" % redis.port))
+    pw = os.path.join(h.root, "redis.pw")
+    with open(pw, "w") as f:
+        f.write("pw-httpd-1\n")
+    os.chown(pw, 0, __import__("grp").getgrnam("www-data").gr_gid)
+    os.chmod(pw, 0o640)
+    h.start()
+    try:
+        b = browser()
+        login(h, op, b, "/app/echo/x")
+        cookie = session_cookie(b)
+        assert status(h, cookie).status_code == 200
+        assert redis.cmd("KEYS", "t-acl:s:*")
+        redis.cli("ACL", "DELUSER", "eidhttpd")  # also closes its connections
+        time.sleep(0.3)
+        for _ in range(3):
+            r = status(h, cookie)
+            assert r.status_code == 503 and r.headers.get("Retry-After"), r.status_code
+        assert logged(h, r"EID06302")
+        redis.cli(*ACL)
+        t0 = time.monotonic()
+        while status(h, cookie).status_code != 200:
+            assert time.monotonic() - t0 < 1.0, "not back within 1 s"
+            time.sleep(0.02)
+        # a full Redis refuses writes: a new login is a 503, the session still works
+        used = int(re.search(r"used_memory:(\d+)", redis.cli("INFO", "memory")).group(1))
+        redis.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        redis.cli("CONFIG", "SET", "maxmemory", str(used + 1024))
+        try:
+            redis.cmd("SET", "t-acl:filler", b"x" * 65536)
+        except RuntimeError:
+            pass  # OOM already
+        try:
+            b2 = browser()
+            r = login(h, op, b2, "/app/echo/x", expect_ok=False)
+            assert r.status_code == 503, r.status_code
+            assert status(h, cookie).status_code == 200
+            assert logged(h, r"EID06305")
+        finally:
+            redis.cli("CONFIG", "SET", "maxmemory", "0")
+            redis.cli("DEL", "t-acl:filler")
+        login(h, op, browser(), "/app/echo/x")
+    finally:
+        h.stop()
+        h.cleanup()
+        redis.cli("ACL", "DELUSER", "eidhttpd")
+
+
 def test_redis_store_directive_at_configtest(tmp_path):
     def configtest(line):
         h = Httpd(line + "\n", name="rediscfg")
