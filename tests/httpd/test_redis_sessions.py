@@ -23,18 +23,29 @@ from loginkit import (browser, graceful, login, make_httpd, op, op_callback,  # 
 
 class Redis:
     """A redis-server on 127.0.0.1:<free port> with an append-only file, so a
-    restart keeps the sessions."""
+    restart keeps the sessions (or, with `sentinel`, a sentinel with that
+    configuration)."""
 
-    def __init__(self):
+    def __init__(self, extra=(), sentinel=None):
         self.dir = tempfile.mkdtemp(prefix="eid-redis-")
         self.port = free_port()
         self.proc = None
+        self.extra = list(extra)
+        self.sentinel = sentinel
 
     def start(self):
+        if self.sentinel:
+            conf = os.path.join(self.dir, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndir %s\n%s" % (self.port, self.dir,
+                                                                  self.sentinel))
+            argv = ["redis-server", conf, "--sentinel"]
+        else:
+            argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--dir", self.dir, "--save", "", "--appendonly", "yes",
+                    "--appendfsync", "always"] + self.extra
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--logfile", os.path.join(self.dir, "redis.log")],
+            argv + ["--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -391,6 +402,57 @@ def test_acl_user_revoked_restored_and_maxmemory(op, redis):
         h.stop()
         h.cleanup()
         redis.cli("ACL", "DELUSER", "eidhttpd")
+
+
+def test_sentinel_failover(op):
+    """sentinel://: the master killed, the replica promoted: requests answer 503
+    (never a redirect, never a wrong admit) during the failover, then 200 on
+    the new master with the session kept."""
+    servers = []
+    try:
+        m = Redis(extra=["--repl-diskless-sync-delay", "0"]).start()
+        servers.append(m)
+        rep = Redis(extra=["--replicaof", "127.0.0.1", str(m.port)]).start()
+        servers.append(rep)
+        sn = Redis(sentinel="sentinel monitor mm 127.0.0.1 %d 1\n"
+                            "sentinel down-after-milliseconds mm 1000\n"
+                            "sentinel failover-timeout mm 3000\n" % m.port).start()
+        servers.append(sn)
+        deadline = time.time() + 15
+        while "master_link_status:up" not in rep.cli("INFO", "replication"):
+            assert time.time() < deadline, "replica not in sync"
+            time.sleep(0.05)
+        h = make_httpd(op, LOC, name="redissen", extra=(
+            "EidSessionStore sentinel://127.0.0.1:%d/mm prefix=t-sen: cache=1000 timeout=500 "
+            "breaker=3/200\n" % sn.port))
+        h.start()
+        try:
+            b = browser()
+            login(h, op, b, "/app/echo/x")
+            cookie = session_cookie(b)
+            assert status(h, cookie).status_code == 200
+            assert m.cli("WAIT", "1", "2000").strip() == "1"  # replicated
+            m.stop(signal.SIGKILL)
+            seen = set()
+            t0 = time.monotonic()
+            while True:
+                r = status(h, cookie)
+                seen.add(r.status_code)
+                if r.status_code == 200:
+                    break
+                assert r.status_code == 503, r.status_code
+                assert time.monotonic() - t0 < 20, "no failover"
+                time.sleep(0.05)
+            assert seen <= {200, 503}
+            assert "%d" % rep.port in sn.cli("SENTINEL", "get-master-addr-by-name", "mm")
+            assert rep.cmd("EXISTS", *rep.cmd("KEYS", "t-sen:s:*")) >= 1
+            login(h, op, browser(), "/app/echo/x")  # new sessions are written there
+        finally:
+            h.stop()
+            h.cleanup()
+    finally:
+        for x in servers:
+            x.cleanup()
 
 
 def test_redis_store_directive_at_configtest(tmp_path):
