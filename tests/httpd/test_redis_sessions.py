@@ -137,6 +137,21 @@ def logged(h, pattern):
         return re.search(pattern, f.read()) is not None
 
 
+def refused_after(h, cookie, t0, limit=2.0):
+    """Seconds from t0 to the START of the first request on h that the cookie
+    no longer opens (302 to log in): what is measured is how fast the ending
+    reaches h, not how long one request takes (TLS, a loaded machine)."""
+    s = browser()  # one keep-alive connection
+    s.headers["Cookie"] = "__Host-eid-session=" + cookie
+    while True:
+        sent = time.monotonic()
+        r = s.get(h.url("/app/echo/x"), allow_redirects=False, timeout=20)
+        if r.status_code == 302:
+            return sent - t0
+        assert r.status_code == 200, r.status_code
+        assert sent - t0 < limit, "the session still works on %d after %.1f s" % (h.port, limit)
+
+
 def status(h, cookie, path="/app/echo/x"):
     return raw_cookie_get(h, path, "__Host-eid-session=" + cookie)
 
@@ -166,15 +181,9 @@ def test_session_shared_and_logout_seen_within_100ms(op, pair, redis):
     csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
     r = b.post(h1.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False, timeout=20)
     assert r.status_code == 303
-    t0 = time.monotonic()
-    while True:
-        r = status(h2, cookie)
-        if r.status_code == 302:
-            break
-        assert r.status_code == 200
-        assert time.monotonic() - t0 < 1.0, "logout not seen on the other server"
-    took = time.monotonic() - t0
-    assert took < 0.1, "logout seen after %.3f s" % took
+    took = refused_after(h2, cookie, time.monotonic())
+    assert took < 0.1, "logout seen on the other server only by a request sent %.3f s " \
+                       "after it" % took
     assert status(h1, cookie).status_code == 302
 
 
@@ -194,8 +203,9 @@ def test_backchannel_logout_to_either_ends_both(op, pair, target):
     assert a["status"] == 200, a
     t0 = time.monotonic()
     for h in (h1, h2):
-        while status(h, cookie).status_code != 302:
-            assert time.monotonic() - t0 < 0.1, "back-channel logout not seen on %s" % h.port
+        took = refused_after(h, cookie, t0)
+        assert took < 0.1, "back-channel logout seen on %d by a request sent %.3f s after " \
+                           "it" % (h.port, took)
 
 
 def test_redis_down_503_then_recovers(op, pair, redis):
