@@ -317,4 +317,7 @@ def sample_conf_dir(root):
     with open(os.path.join(conf, "session.key"), "w") as f:
         f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
     os.chmod(os.path.join(conf, "session.key"), 0o600)
+    with open(os.path.join(conf, "redis.password"), "w") as f:  # oidc-login-redis.conf
+        f.write("not-a-real-password\n")
+    os.chmod(os.path.join(conf, "redis.password"), 0o640)
     return conf
