@@ -161,9 +161,12 @@ $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(wildcard include/eid/*.h)
 	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRCS) -o $@ $(PKG_LIBS)
 
 test-fuzz: $(FUZZ_BINS)
+	@# The replay's own status decides (a pipe into tail would hide a crash).
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 	  echo "== replay $$n"; \
-	  $$f -runs=0 tests/fuzz/corpus/$$n 2>&1 | tail -1; done
+	  if ! $$f -runs=0 tests/fuzz/corpus/$$n > $(B)/fuzz-replay-$$n.log 2>&1; then \
+	    tail -40 $(B)/fuzz-replay-$$n.log; echo "FAILED: replay $$n"; exit 1; fi; \
+	  tail -1 $(B)/fuzz-replay-$$n.log; done
 
 # Long fuzzing run (not part of make test): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300

@@ -431,8 +431,12 @@ int eid_session_open(apr_pool_t *p, const eid_session_keys_t *k, const char *bin
     if (open_raw(p, k, PURPOSE_SESSION, bind, val, len, EID_SESSION_MAX_ENCODED, &pt, &ptlen,
                  rotated, res))
         return -1;
-    if (eid_session_decode(p, pt, ptlen, out))
+    if (eid_session_decode(p, pt, ptlen, out)) {
+        /* Nothing was opened: no "rotated" hint that a caller could act on. */
+        if (rotated)
+            *rotated = 0;
         return eid_fail(res, "EID06105", "sealed session record does not decode"), -1;
+    }
     return 0;
 }
 
