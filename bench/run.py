@@ -83,17 +83,79 @@ def eid_load(ctx):
     return "LoadModule auth_eid_module %s" % ctx["module"]
 
 
-def eid_cert_scenario(ctx, verify, checks, name, desc, audit=True, export=True):
+# issue 12: a 10-clause policy over groups, roles and LoA (the county directory
+# of conf-samples); the nurse's certificate satisfies it.
+POLICY10 = ("EidDirectory county %s\n"
+            "EidPolicy p10 \"%%{{EID_LOA}} -ge 3 && 'county' -in eid_list('groups') "
+            "&& 'care-collaboration' -in eid_list('groups') "
+            "&& !('contracted' -in eid_list('groups')) "
+            "&& ('reporter' -in eid_list('dir-roles') || 'nurse' -in eid_list('dir-roles') "
+            "|| 'physician' -in eid_list('dir-roles')) "
+            "&& %%{{EID_ORG_KIND}} -in {{'municipality', 'region'}} "
+            "&& %%{{EID_METHOD}} == 'cert' && %%{{EID_PROFILE}} == 'siths'\"" %
+            os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "conf-samples", "directory-county.txt"))
+
+
+def eid_cert_scenario(ctx, verify, checks, name, desc, audit=True, export=True,
+                      policy10=False, ocsp=False):
     lines = ["EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id"]
+    if ocsp:  # answers cached: only the first request of a process asks the responder
+        # timeout=10: the responder is a thread of this runner; on a machine loaded by
+        # others it can take seconds, and fail=closed would then refuse (503)
+        lines.append("EidRevocation siths ocsp responder=http://127.0.0.1:{ocsp_port}/ "
+                     "max-age=3600 timeout=10")
     if audit:
         lines.append("EidAuditLog {root}/audit.log")
+    if policy10:
+        lines.append(POLICY10)
     loc = ["AuthType eid", "EidMethods cert", "EidCertProfiles siths"]
     loc.append("EidExportHeaders on" if export else "EidExportEnv off\nEidExportHeaders off")
-    loc.append("Require eid-loa 3")
+    loc.append("Require eid-policy p10" if policy10 else "Require eid-loa 3")
     body = "\n".join(lines) + "\n<Location /p/>\n" + "\n".join(loc) + "\n</Location>\n"
-    return Scenario(name, desc, tls=True, client_cert=ctx["nurse"], needs_module=True,
-                    modules=[eid_load(ctx)], audit=audit, checks=checks,
-                    conf=lambda c: verify.format(**c) + body.format(**c))
+    sc = Scenario(name, desc, tls=True, client_cert=ctx["nurse"], needs_module=True,
+                  modules=[eid_load(ctx)], audit=audit, checks=checks,
+                  conf=lambda c: verify.format(**c) + body.format(**c))
+    sc.needs_ocsp = ocsp
+    return sc
+
+
+def ocsp_responder(ctx, workdir):
+    """A loopback OCSP responder for the nurse's card (eid-cert-ocsp): one answer made
+    by `openssl ocsp -index` over a one-line database (good, nextUpdate in a day), sent
+    to every POST; a daemon thread of this process on 127.0.0.1."""
+    import http.server
+    import threading
+    hsa3 = os.path.join(ctx["pki"], "ca", "hsa3")
+    serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", ctx["nurse"][0]],
+                            check=True, capture_output=True, text=True).stdout
+    exp = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() + 86400 * 30))
+    with open(os.path.join(workdir, "index.txt"), "w") as f:
+        f.write("V\t%s\t\t%s\tunknown\t/CN=nurse\n" % (exp, serial.strip().split("=")[1]))
+    req, resp = os.path.join(workdir, "req.der"), os.path.join(workdir, "resp.der")
+    subprocess.run(["openssl", "ocsp", "-issuer", hsa3 + ".pem", "-cert", ctx["nurse"][0],
+                    "-no_nonce", "-reqout", req], check=True, capture_output=True)
+    subprocess.run(["openssl", "ocsp", "-index", os.path.join(workdir, "index.txt"), "-CA",
+                    hsa3 + ".pem", "-rsigner", hsa3 + ".pem", "-rkey", hsa3 + ".key",
+                    "-ndays", "1", "-reqin", req, "-respout", resp], check=True,
+                   capture_output=True)
+    answer = open(resp, "rb").read()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ocsp-response")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 
 
 def cert_scenarios(ctx, extra=False):
@@ -135,6 +197,13 @@ def cert_scenarios(ctx, extra=False):
         eid_cert_scenario(ctx, verify, eid_checks, "eid-cert",
                           "mod_auth_eid: AuthType eid, EidMethods cert, Require eid-loa 3, "
                           "env + header export, audit log"),
+        eid_cert_scenario(ctx, verify, eid_checks, "eid-cert-policy10",
+                          "eid-cert with a 10-clause named policy over directory groups, "
+                          "roles and LoA (Require eid-policy) instead of Require eid-loa 3",
+                          policy10=True),
+        eid_cert_scenario(ctx, verify, eid_checks, "eid-cert-ocsp",
+                          "eid-cert + EidRevocation (OCSP, loopback responder, answers "
+                          "cached)", ocsp=True),
     ]
     if extra:  # where the per-request cost of eid-cert goes
         out += [
@@ -959,6 +1028,10 @@ def main():
             st, body = http_get(jw.port, "/jwks.json", tls=True, server_ca=ctx["server_ca"])
             if st != 200 or json.loads(body) != ctx["tokens"].jwks:
                 raise BenchError("JWKS server does not serve the JWKS (%s)" % st)
+        if any(getattr(s, "needs_ocsp", False) for s in scenarios):
+            ocsp_dir = os.path.join(workdir, "ocsp")  # removed with workdir
+            os.makedirs(ocsp_dir)
+            ctx["ocsp_port"] = ocsp_responder(ctx, ocsp_dir).server_address[1]
         if any(s.name == "eid-cert" for s in scenarios) or any(
                 s.needs_module for s in scenarios):
             log("module under test: %s (built %s, sha256 %s), loaded from a private copy"

@@ -33,6 +33,7 @@ typedef struct eid_rev_answer {
     apr_time_t revoked_at;   /* when revoked, else 0 */
     apr_time_t this_update;  /* of the response / CRL */
     apr_time_t next_update;  /* 0: the source gave none */
+    apr_time_t fetched;      /* when this process checked it (a cached answer's age) */
 } eid_rev_answer_t;
 
 typedef struct eid_ocsp_opts {
@@ -72,7 +73,8 @@ const unsigned char *eid_ocsp_req_der(const eid_ocsp_req_t *r, apr_size_t *len);
  * successful, a basic response signed by the issuer or by a responder
  * certificate the issuer issued with the id-kp-OCSPSigning EKU, a single
  * response for exactly r's certId, thisUpdate not in the future and
- * nextUpdate not in the past (o->leeway each way), our nonce echoed when the
+ * nextUpdate not in the past (o->leeway each way; without a nextUpdate,
+ * thisUpdate no older than o->leeway), our nonce echoed when the
  * responder echoes one.  Fills `out` (source OCSP) on success.
  */
 apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const unsigned char *der,
@@ -104,6 +106,19 @@ apr_status_t eid_crl_load(apr_pool_t *p, const char *path, apr_size_t max, X509_
 apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issuer,
                            apr_time_t now, apr_interval_time_t leeway, eid_rev_answer_t *out,
                            eid_result_t *res);
+
+/* ---- issuers of a trust profile (for the glue) ---------------------------- */
+
+struct eid_trust_profile;
+
+/* The i-th issuing CA (0-based, definition order) of trust profile `tp`, or
+ * NULL past the end.  Owned by the profile (read-only, any thread). */
+X509 *eid_rev_profile_ca(const struct eid_trust_profile *tp, int i);
+
+/* The issuing CA of `cert` among `tp`'s CAs by the rules eid_cert_identify()
+ * applies (issuer name, key identifier, signature), or NULL.  Owned by the
+ * profile. */
+X509 *eid_rev_profile_issuer(const struct eid_trust_profile *tp, X509 *cert);
 
 /* ---- the cache ------------------------------------------------------------ */
 

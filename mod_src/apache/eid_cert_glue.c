@@ -9,6 +9,7 @@
  */
 #include "mod_auth_eid.h"
 #include "eid_dir_glue.h"
+#include "eid_rev_glue.h"
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
@@ -34,6 +35,8 @@ typedef struct {
     eid_identity_t *id;
     eid_result_t res;
     eid_cert_ref_t ref; /* a refused certificate's issuer and serial */
+    eid_policy_memo_t memo; /* named policies' verdicts on `id` */
+    eid_rev_verdict_t rev; /* its revocation, re-checked from rev.until on */
 } conn_slot_t;
 
 typedef struct {
@@ -91,8 +94,10 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
     /* Enriched once per connection, with the verdict: keep-alive requests
      * read the organisation kind, groups and roles from the cached identity. */
-    if (s->code == EID_CERT_OK)
+    if (s->code == EID_CERT_OK) {
         eid_dir_apply(c->pool, dir, s->id);
+        s->memo.id = s->id;
+    }
     else
         eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
                          eid_g->pseudonym_key_len, &s->ref);
@@ -103,20 +108,27 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
  * serial and subject - the subject with any personnummer pseudonymised by
  * eid_cert_ref_pem(), so an impostor alert can be followed up without a
  * personal number in clear in the logs. */
-static void refuse_cert(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref,
-                        eid_decision_e decision, const char *tag, const char *reason)
+static void refuse_cert_at(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref,
+                           eid_decision_e decision, int level, const char *tag,
+                           const char *reason)
 {
     const char *issuer = ref && ref->issuer ? ref->issuer : "?";
     const char *serial = ref && ref->serial ? ref->serial : "?";
     const char *subject = ref && ref->subject ? ref->subject : "?";
 
-    eid_refuse(r, st, decision, APLOG_WARNING, tag,
+    eid_refuse(r, st, decision, level, tag,
                apr_psprintf(r->pool, "%s [issuer \"%s\", serial %s, subject \"%s\"]", reason,
                             issuer, serial, subject));
     st->reason = reason; /* the audit record has the certificate in fields of its own */
     st->cert_issuer = ref ? ref->issuer : NULL;
     st->cert_serial = ref ? ref->serial : NULL;
     st->cert_subject = ref ? ref->subject : NULL;
+}
+
+static void refuse_cert(request_rec *r, eid_req_t *st, const eid_cert_ref_t *ref,
+                        eid_decision_e decision, const char *tag, const char *reason)
+{
+    refuse_cert_at(r, st, ref, decision, APLOG_WARNING, tag, reason);
 }
 
 eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
@@ -210,6 +222,27 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    "client certificate expired during the connection");
         return eid_try_refused(st, HTTP_FORBIDDEN);
     }
+    /* Revocation, after every other check: re-checked on a keep-alive
+     * connection once its answer is older than allowed (eid_rev_glue.c). */
+    if (!s->rev.done || (s->rev.until && s->rev.until <= r->request_time))
+        eid_rev_check(r, s->id->profile, &s->rev);
+    st->rev_status = s->rev.status;
+    st->rev_source = s->rev.source;
+    if (s->rev.refuse) {
+        const char *pem = ssl_var(r, "SSL_CLIENT_CERT");
+        eid_cert_ref_t ref;
+        if (eid_cert_ref_pem(r->pool, pem, pem ? strlen(pem) : 0, eid_g->pseudonym_key,
+                             eid_g->pseudonym_key_len, &ref) != 0)
+            memset(&ref, 0, sizeof(ref));
+        /* During an outage the outage line (EID05120) is the log line. */
+        refuse_cert_at(r, st, &ref,
+                       s->rev.refuse == HTTP_FORBIDDEN ? EID_DECISION_AUTHN : EID_DECISION_ERROR,
+                       s->rev.quiet ? APLOG_DEBUG : APLOG_WARNING, s->rev.tag,
+                       apr_pstrcat(r->pool, "client certificate refused: ", s->rev.reason,
+                                   NULL));
+        return eid_try_refused(st, s->rev.refuse);
+    }
     *id = s->id;
+    st->policy_memo = &s->memo;
     return EID_TRY_OK;
 }

@@ -10,9 +10,11 @@
  */
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
+#include "eid_expr.h"
 #include "eid_bearer_glue.h"
 #include "eid_login_glue.h"
 #include "eid_store_socache.h"
+#include "eid_rev_glue.h"
 
 #include "ap_provider.h"
 #include "apr_strings.h"
@@ -81,6 +83,7 @@ static void eid_child_init(apr_pool_t *pchild, server_rec *s)
     eid_introspect_set_process_limit(threads / 2);
     eid_bearer_child_init(pchild, s);
     eid_login_child_init(pchild, s);
+    eid_rev_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -91,6 +94,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(eid_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(eid_bearer_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(eid_login_check_config, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_check_config(eid_rev_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(eid_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(eid_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(eid_child_init, NULL, NULL, APR_HOOK_MIDDLE);
@@ -106,6 +110,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
     eid_endpoints_register_hooks(p);
+    eid_register_expr(p);
 }
 
 AP_DECLARE_MODULE(auth_eid) = {

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "eid/eid_util.h"
+#include "eid_cert_int.h"
 
 struct eid_ocsp_req {
     OCSP_REQUEST *req;
@@ -187,9 +188,14 @@ apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const u
     }
     out->this_update = asn1_to_apr(thisu);
     out->next_update = nextu ? asn1_to_apr(nextu) : 0;
-    if (!out->this_update || (nextu && !out->next_update) ||
+    /* Why an answer without nextUpdate must be fresh (thisUpdate within the
+     * leeway): nothing else bounds its age, and an old signed "good" replayed
+     * on the plain-http path (a responder that ignores our nonce) would hide
+     * a later revocation.  Times before 1970 come out <= 0 and are refused. */
+    if (out->this_update <= 0 || (nextu && out->next_update <= 0) ||
         out->this_update > now + o->leeway ||
-        (out->next_update && out->next_update < now - o->leeway)) {
+        (out->next_update && out->next_update < now - o->leeway) ||
+        (!nextu && out->this_update < now - o->leeway)) {
         eid_result_set(res, NULL, 5109, "EID05109",
                        "OCSP answer is stale or not yet valid (thisUpdate/nextUpdate)");
         goto done;
@@ -202,6 +208,7 @@ apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const u
         goto done;
     }
     out->source = EID_REV_SRC_OCSP;
+    out->fetched = now;
     if (status == V_OCSP_CERTSTATUS_GOOD)
         out->status = EID_REV_GOOD;
     else if (status == V_OCSP_CERTSTATUS_REVOKED) {
@@ -335,15 +342,16 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
     out->next_update = asn1_to_apr(X509_CRL_get0_nextUpdate(crl));
     /* Why a CRL without nextUpdate is stale: nothing bounds how old it may
      * be, and a replayed old CRL would hide every later revocation. */
-    if (!out->next_update || out->next_update < now - leeway)
+    if (out->next_update <= 0 || out->next_update < now - leeway)
         return eid_result_set(res, NULL, 5204, "EID05204",
                               "CRL is stale (nextUpdate missing or past)"),
                APR_EGENERAL;
-    if (!out->this_update || out->this_update > now + leeway)
+    if (out->this_update <= 0 || out->this_update > now + leeway)
         return eid_result_set(res, NULL, 5204, "EID05204", "CRL is not yet valid"),
                APR_EGENERAL;
     out->source = EID_REV_SRC_CRL;
     out->status = EID_REV_GOOD;
+    out->fetched = now;
     if (X509_CRL_get0_by_serial(crl, &rev, (ASN1_INTEGER *)X509_get0_serialNumber(cert)) == 1 &&
         rev) {
         ASN1_ENUMERATED *rc = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
@@ -354,4 +362,33 @@ apr_status_t eid_crl_check(apr_pool_t *p, X509_CRL *crl, X509 *cert, X509 *issue
     }
     ERR_clear_error();
     return APR_SUCCESS;
+}
+
+/* ---- issuers of a trust profile ------------------------------------------- */
+
+X509 *eid_rev_profile_ca(const struct eid_trust_profile *tp, int i)
+{
+    if (!tp || i < 0 || i >= tp->issuers->nelts)
+        return NULL;
+    return APR_ARRAY_IDX(tp->issuers, i, eid_cert_issuer_t).cert;
+}
+
+X509 *eid_rev_profile_issuer(const struct eid_trust_profile *tp, X509 *cert)
+{
+    int i;
+
+    for (i = 0; tp && i < tp->issuers->nelts; i++) {
+        X509 *ca = APR_ARRAY_IDX(tp->issuers, i, eid_cert_issuer_t).cert;
+        EVP_PKEY *key = X509_get0_pubkey(ca);
+        /* Why the signature again: the issuer's key is what OCSP and CRL
+         * answers are checked against; a CA with the same name but another
+         * key must not be picked. */
+        if (X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca)) == 0 &&
+            X509_check_issued(ca, cert) == X509_V_OK && key && X509_verify(cert, key) == 1) {
+            ERR_clear_error();
+            return ca;
+        }
+    }
+    ERR_clear_error();
+    return NULL;
 }

@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "eid/eid_cert.h"
 #include "eid/eid_revocation.h"
 
 extern char **environ;
@@ -136,11 +137,11 @@ static int free_port(int keep_listening)
 
 /* Run `openssl ocsp` as the responder for one request; 0 when it wrote
  * the response file. */
-static int run_responder(const char *signer, const char *reqf, const char *respf)
+static int run_responder(const char *signer, const char *reqf, const char *respf, int nonext)
 {
     char rs[300], rk[300], idx[300], cap[300];
     char *argv[] = {"openssl", "ocsp", "-index", idx, "-CA", cap, "-rsigner", rs, "-rkey", rk,
-                    "-nmin", "60", "-reqin", (char *)reqf, "-respout", (char *)respf, NULL};
+                    "-reqin", (char *)reqf, "-respout", (char *)respf, "-nmin", "60", NULL};
     posix_spawn_file_actions_t fa;
     pid_t pid;
     int st = -1;
@@ -149,6 +150,8 @@ static int run_responder(const char *signer, const char *reqf, const char *respf
     snprintf(rk, sizeof(rk), "%s/%s.key", dir, signer);
     snprintf(idx, sizeof(idx), "%s/index.txt", dir);
     snprintf(cap, sizeof(cap), "%s/ca.pem", dir);
+    if (nonext)
+        argv[14] = NULL; /* no -nmin: an answer without nextUpdate */
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -216,7 +219,7 @@ static void handle(int c)
         reply(c, 500, "", 0);
         return;
     }
-    signer = !strcmp(path, "/ca")      ? "ca"
+    signer = !strcmp(path, "/ca") || !strcmp(path, "/nonext") ? "ca"
              : !strcmp(path, "/deleg") ? "resp"
              : !strcmp(path, "/noeku") ? "noeku"
              : !strcmp(path, "/other") ? "other"
@@ -233,7 +236,7 @@ static void handle(int c)
         return;
     fwrite(hend + 4, 1, got - (size_t)(hend + 4 - buf), f);
     fclose(f);
-    if (run_responder(signer, reqf, respf) == 0 && (f = fopen(respf, "rb")) != NULL) {
+    if (run_responder(signer, reqf, respf, !strcmp(path, "/nonext")) == 0 && (f = fopen(respf, "rb")) != NULL) {
         size_t n2 = fread(buf, 1, sizeof(buf), f);
         fclose(f);
         reply(c, 200, buf, n2);
@@ -344,6 +347,8 @@ static void test_ocsp_good_via_aia(void **state)
     /* -nmin 60: the lifetime the cache may use */
     assert_true(a.next_update > t0 + apr_time_from_sec(3500));
     assert_true(a.next_update < t0 + apr_time_from_sec(3700));
+    /* the age the glue's max-age is measured from */
+    assert_true(a.fetched >= t0 && a.fetched <= apr_time_now());
     assert_int_equal(eid_rev_judge(pool, &a, &res), 0);
 }
 
@@ -457,6 +462,25 @@ static void test_ocsp_stale_and_future(void **state)
     assert_string_equal(res.tag, "EID05109");
 }
 
+/* An answer without nextUpdate is bounded by its thisUpdate only: an old one
+ * (replayed by someone on the plain-http path, with our nonce not echoed)
+ * must not pass as current. */
+static void test_ocsp_no_next_update(void **state)
+{
+    eid_ocsp_opts_t o;
+    eid_rev_answer_t a;
+    eid_result_t res = {0};
+    apr_time_t t = apr_time_now();
+
+    opts(&o, "nonext");
+    o.nonce = 0;
+    assert_int_equal(eid_ocsp_check(pool, good, ca, &o, &a, &res), APR_SUCCESS);
+    assert_int_equal(a.next_update, 0);
+    o.now = t + apr_time_from_sec(2 * 86400);
+    assert_int_not_equal(eid_ocsp_check(pool, good, ca, &o, &a, &res), APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05109");
+}
+
 /* POST request `send` to the real responder, check the answer against `check`. */
 static apr_status_t cross(eid_ocsp_req_t *send, eid_ocsp_req_t *check, eid_rev_answer_t *a,
                           eid_result_t *res)
@@ -549,6 +573,7 @@ static void test_crl_pem_and_der(void **state)
         assert_int_equal(a.status, EID_REV_GOOD);
         assert_int_equal(a.source, EID_REV_SRC_CRL);
         assert_true(a.next_update > apr_time_now());
+        assert_true(a.fetched > 0 && a.fetched <= apr_time_now());
         assert_int_equal(eid_crl_check(pool, crl, revoked, ca, 0, 0, &a, &res), APR_SUCCESS);
         assert_int_equal(a.status, EID_REV_REVOKED);
         assert_int_equal(a.reason, 1);
@@ -611,6 +636,29 @@ static void test_crl_other_key_and_bad_input(void **state)
 }
 
 /* ---- the cache --------------------------------------------------------------- */
+
+/* The issuer the glue checks against: the profile's CA that really issued
+ * the certificate - never a CA with the same name and another key. */
+static void test_profile_issuer(void **state)
+{
+    eid_trust_profile_t *tp = eid_trust_profile_create(pool, "p");
+    eid_trust_profile_t *tq = eid_trust_profile_create(pool, "q");
+    X509 *x;
+
+    assert_null(eid_trust_profile_add_issuer(tp, pool, path_of("ca.pem"), 3, EID_IDK_HSA,
+                                             EID_ISSUER_ROOT));
+    assert_null(eid_trust_profile_add_issuer(tq, pool, path_of("other.pem"), 3, EID_IDK_HSA,
+                                             EID_ISSUER_ROOT));
+    x = eid_rev_profile_issuer(tp, good);
+    assert_non_null(x);
+    assert_int_equal(X509_cmp(x, ca), 0);
+    assert_ptr_equal(eid_rev_profile_ca(tp, 0), x);
+    assert_null(eid_rev_profile_ca(tp, 1));
+    assert_null(eid_rev_profile_ca(tp, -1));
+    assert_null(eid_rev_profile_issuer(tq, good)); /* same name, other key */
+    assert_non_null(eid_rev_profile_ca(tq, 0));
+    assert_null(eid_rev_profile_issuer(NULL, good));
+}
 
 static void test_cache_hit_and_expiry(void **state)
 {
@@ -794,6 +842,8 @@ int main(void)
         cmocka_unit_test(test_crl_pem_and_der),
         cmocka_unit_test(test_crl_stale),
         cmocka_unit_test(test_crl_other_key_and_bad_input),
+        cmocka_unit_test(test_ocsp_no_next_update),
+        cmocka_unit_test(test_profile_issuer),
         cmocka_unit_test(test_cache_hit_and_expiry),
         cmocka_unit_test(test_cache_stress),
         cmocka_unit_test(test_ocsp_threads),

@@ -1,0 +1,70 @@
+/*
+ * eid_rev_int.h - what eid_rev_glue.c (EidRevocation, the check) and
+ * eid_rev_crl.c (CRL files: loading, look-up, refresh in the background)
+ * share.  Internal to the glue.
+ */
+#ifndef EID_REV_INT_H
+#define EID_REV_INT_H
+
+#include "eid_rev_glue.h"
+
+#include "eid/eid_revocation.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define M_OCSP 1
+#define M_CRL 2
+#define MAX_CRLS 8
+#define LEEWAY apr_time_from_sec(300)
+
+/* One crl= file.  `crl` and `pool` are replaced by the refresher thread
+ * under the profile's crl_lock (write) and read by requests under it
+ * (read); `mtime`/`size` are the refresher's own. */
+typedef struct eid_rev_crl {
+    const char *path;
+    X509 *ca;           /* the profile's CA that signed it (pconf) */
+    X509_CRL *crl;
+    apr_pool_t *pool;   /* owns a refreshed crl (child of the global pool); NULL: pconf's */
+    apr_time_t mtime;
+    apr_off_t size;
+    int stat_failed;    /* the last look failed (logged once) */
+} eid_rev_crl_t;
+
+typedef struct rev_prof {
+    const char *name;
+    const eid_trust_profile_t *tp;
+    int methods[2], nmethods;     /* 0: off */
+    const char *responder;        /* NULL: the certificate's AIA */
+    apr_array_header_t *crls;     /* eid_rev_crl_t, in pconf */
+    pthread_rwlock_t crl_lock;    /* guards every crls[i].crl / .pool */
+    apr_interval_time_t crl_refresh; /* how often the files are looked at */
+    apr_time_t crl_next;          /* the refresher's own */
+    int grace_on;
+    apr_interval_time_t grace, timeout, max_age;
+    int cache_entries, inflight_max, nonce;
+    const char *file;    /* of the EidRevocation line, for check_config */
+    int line;
+    atomic_int inflight; /* OCSP fetches in flight in this process */
+    atomic_int down[2];  /* per method (methods[i]): 1 from its first failure to its
+                            next answer (one log line per outage) */
+} rev_prof_t;
+
+/* crl=FILE: load it (pconf), find the profile's CA that signed it; NULL or
+ * why not. */
+const char *eid_rev_crl_add(cmd_parms *cmd, rev_prof_t *rp, const char *file);
+
+/* With `crl` alone, every issuing CA of the profile must have a CRL: NULL
+ * or why not. */
+const char *eid_rev_crl_coverage(apr_pool_t *p, const rev_prof_t *rp);
+
+/* The answer of the profile's CRL of `issuer` for `cert` (eid_crl_check),
+ * or EID05207 when none is configured.  Any thread. */
+apr_status_t eid_rev_crl_ask(apr_pool_t *p, rev_prof_t *rp, X509 *cert, X509 *issuer,
+                             eid_rev_answer_t *a, eid_result_t *res);
+
+/* child_init: start the refresher thread when a profile has crl= files
+ * (stopped and joined by a cleanup of pchild). */
+void eid_rev_crl_child_init(apr_pool_t *pchild, server_rec *s, apr_hash_t *registry);
+
+#endif
