@@ -9,6 +9,7 @@
 #include "eid_rev_glue.h"
 
 #include "eid/eid_revocation.h"
+#include "eid/eid_store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,5 +67,26 @@ apr_status_t eid_rev_crl_ask(apr_pool_t *p, rev_prof_t *rp, X509 *cert, X509 *is
 /* child_init: start the refresher thread when a profile has crl= files
  * (stopped and joined by a cleanup of pchild). */
 void eid_rev_crl_child_init(apr_pool_t *pchild, server_rec *s, apr_hash_t *registry);
+
+/* ---- eid_rev_share.c: OCSP answers shared through the session store ---- */
+
+/* The configured session store (EidSessionStore), or NULL: no sharing. */
+eid_store_t *eid_rev_share_store(void);
+
+/* The shared answer of `cert` (key `key`), checked again in full for this
+ * certificate and issuer: 1 with `a` filled (fetched = when it was fetched,
+ * never after now), 0 for a miss - none, too old for the profile's max-age,
+ * a store error or a value that fails its check (each logged once per
+ * outage).  Any thread. */
+int eid_rev_share_get(request_rec *r, apr_pool_t *p, const rev_prof_t *rp, X509 *cert,
+                      X509 *issuer, const unsigned char key[EID_REV_KEY_LEN], apr_time_t now,
+                      eid_rev_answer_t *a);
+
+/* Share the checked OCSP response `der` whose answer is `a`, for
+ * min(max-age, nextUpdate - now).  Errors are logged once per outage and
+ * otherwise ignored.  Any thread. */
+void eid_rev_share_put(request_rec *r, apr_pool_t *p, const rev_prof_t *rp,
+                       const unsigned char key[EID_REV_KEY_LEN], const unsigned char *der,
+                       apr_size_t len, const eid_rev_answer_t *a, apr_time_t now);
 
 #endif
