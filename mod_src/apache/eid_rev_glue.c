@@ -131,8 +131,15 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
         rp->responder = apr_pstrdup(p, v);
         return NULL;
     }
-    if (!strcasecmp(key, "crl"))
-        return eid_rev_crl_add(cmd, rp, v);
+    if (!strcasecmp(key, "crl") || !strcasecmp(key, "crl-url"))
+        return eid_rev_crl_add(cmd, rp, v, !strcasecmp(key, "crl-url"));
+    if (!strcasecmp(key, "crl-max")) {
+        apr_int64_t n;
+        if (eid_uint_parse(v, 1024, 256 * 1024 * 1024, &n) != 0)
+            return apr_psprintf(p, "crl-max= wants bytes from 1024 to 268435456, not '%s'", v);
+        rp->crl_max = (apr_size_t)n;
+        return NULL;
+    }
     if (!strcasecmp(key, "crl-refresh"))
         return seconds(p, key, v, 1, 86400, &rp->crl_refresh);
     if (!strcasecmp(key, "fail")) {
@@ -163,8 +170,9 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
         rp->nonce = !strcasecmp(v, "on");
         return NULL;
     }
-    return apr_psprintf(p, "unknown option '%s' (responder=, crl=, fail=, grace=, timeout=, "
-                        "max-age=, cache=, inflight=, nonce=)", key);
+    return apr_psprintf(p, "unknown option '%s' (responder=, crl=, crl-url=, crl-refresh=, "
+                        "crl-max=, fail=, grace=, timeout=, max-age=, cache=, inflight=, "
+                        "nonce=)", key);
 }
 
 /* The combinations that cannot do what the line says are refused here. */
@@ -177,7 +185,7 @@ static const char *check_combination(apr_pool_t *p, rev_prof_t *rp)
     if (rp->crls->nelts && !has_method(rp, M_CRL))
         return "crl= without the crl method";
     if (has_method(rp, M_CRL) && !rp->crls->nelts)
-        return "the crl method needs crl=FILE (the issuing CA's CRL)";
+        return "the crl method needs crl=FILE or crl=URL (the issuing CA's CRL)";
     if (rp->grace_on && !rp->grace)
         return "fail=grace needs grace=SECONDS (how long a good answer may be used "
                "while the source is down)";
@@ -237,6 +245,7 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
                             "it with EidTrustIssuer before this line)", argv[0]);
     rp->crls = apr_array_make(cmd->pool, 2, sizeof(eid_rev_crl_t));
     rp->crl_refresh = apr_time_from_sec(60);
+    rp->crl_max = 16 * 1024 * 1024;
     rp->timeout = apr_time_from_sec(3);
     rp->max_age = apr_time_from_sec(600);
     rp->cache_entries = 4096;

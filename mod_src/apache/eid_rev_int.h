@@ -19,13 +19,17 @@
 #define MAX_CRLS 8
 #define LEEWAY apr_time_from_sec(300)
 
-/* One crl= file.  `crl` and `pool` are replaced by the refresher thread
- * under the profile's crl_lock (write) and read by requests under it
- * (read); `mtime`/`size` are the refresher's own. */
+/* One crl= file or URL.  `crl`, `pool` and `ca` are replaced by the
+ * refresher thread under the profile's crl_lock (write) and `crl` is read by
+ * requests under it (read); `mtime`/`size`/`fetch_failed` are the
+ * refresher's own. */
 typedef struct eid_rev_crl {
-    const char *path;
-    X509 *ca;           /* the profile's CA that signed it (pconf) */
-    X509_CRL *crl;
+    const char *path;   /* the file, or the URL (for log lines) */
+    const char *url;    /* crl=http(s)://... or crl-url=: fetched; NULL: a file */
+    X509 *ca;           /* the profile's CA that signed it (pconf); NULL: a URL not
+                           fetched yet */
+    X509_CRL *crl;      /* NULL: a URL not fetched yet */
+    int fetch_failed;   /* a URL's last fetch failed (logged once per outage) */
     apr_pool_t *pool;   /* owns a refreshed crl (child of the global pool); NULL: pconf's */
     apr_time_t mtime;
     apr_off_t size;
@@ -40,6 +44,7 @@ typedef struct rev_prof {
     apr_array_header_t *crls;     /* eid_rev_crl_t, in pconf */
     pthread_rwlock_t crl_lock;    /* guards every crls[i].crl / .pool */
     apr_interval_time_t crl_refresh; /* how often the files are looked at */
+    apr_size_t crl_max;           /* size cap of a CRL fetched by URL */
     apr_time_t crl_next;          /* the refresher's own */
     int grace_on;
     apr_interval_time_t grace, timeout, max_age;
@@ -52,8 +57,9 @@ typedef struct rev_prof {
 } rev_prof_t;
 
 /* crl=FILE: load it (pconf), find the profile's CA that signed it; NULL or
- * why not. */
-const char *eid_rev_crl_add(cmd_parms *cmd, rev_prof_t *rp, const char *file);
+ * why not.  crl=http(s)://... (or crl-url=, url_only): a URL, fetched by
+ * the refresher only (never here: the children fetch it). */
+const char *eid_rev_crl_add(cmd_parms *cmd, rev_prof_t *rp, const char *file, int url_only);
 
 /* With `crl` alone, every issuing CA of the profile must have a CRL: NULL
  * or why not. */
