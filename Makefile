@@ -31,7 +31,7 @@ MODULE    := $(B)/mod_auth_eid.so
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev valgrind \
   apache2 apache2-dev libssl-dev libapr1-dev libaprutil1-dev libjansson-dev \
   libcjose-dev liboauth2-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev \
-  redis-server curl openssl python3 python3-pytest python3-requests \
+  redis-server redis-sentinel curl openssl python3 python3-pytest python3-requests \
   python3-cryptography python3-jwcrypto chromium chromium-driver python3-selenium
 
 .PHONY: all deps test test-unit test-tsan test-ubsan test-fuzz test-op test-httpd test-valgrind test-asan asan demo install \
@@ -187,6 +187,13 @@ fuzz: $(FUZZ_BINS)
 # ---- httpd suite (pytest, real httpd + mod_ssl) -----------------------------
 test-httpd: $(MODULE) $(STORE_TEST_MOD) $(REV_TEST_MOD) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
+
+# The real-browser login test alone (headless Chromium through chromedriver; it is also
+# part of test-httpd). certutil (libnss3-tools) makes that browser trust the test CA.
+DEPS_PKGS += libnss3-tools
+.PHONY: test-browser
+test-browser: $(MODULE) pki
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd/test_browser.py
 
 # The same httpd suite with the module (core + glue) built with AddressSanitizer,
 # libasan preloaded into httpd; any ASan report fails the test that caused it.

@@ -77,6 +77,8 @@ class Scenario:
         self.cg_runs = []       # --callgrind: the N and 3N runs
         self.cg_per_req = None  # instructions per request
         self.cg_funcs = None    # --callgrind-top: {function: inclusive Ir per request}
+        self.headers = []       # extra request headers of the load (session cookies)
+        self.setup = None       # callable run once the server is up (session: log in)
 
 
 def eid_load(ctx):
@@ -324,7 +326,8 @@ def client_scenarios(ctx):
 
 
 # suite -> baseline scenario
-SUITES = {"cert": "tls-noauth", "bearer": "noauth", "client": "eidload-t1"}
+SUITES = {"cert": "tls-noauth", "bearer": "noauth", "session": "noauth",
+          "client": "eidload-t1"}
 
 
 # ---- runner --------------------------------------------------------------------------
@@ -341,6 +344,11 @@ def pkg_versions(names):
 def run_check(sc, ctx, label, expect, kw):
     srv = sc.server
     cert = kw.get("cert")
+    if "fn" in kw:  # the scenario's own check: fn() -> (pass, what it got)
+        try:
+            return kw["fn"]()
+        except Exception as e:
+            return False, "error: %s" % e
     try:
         status, body = http_get(srv.port, PATH, tls=sc.tls, server_ca=ctx.get("server_ca"),
                                 cert=cert, headers=kw.get("headers"))
@@ -379,6 +387,8 @@ def load_cmd(sc, ctx, args, seconds, cpu_window=True, connections=None, threads=
                 cmd += ["--chain", sc.client_cert[2]]
     if sc.tokens:
         cmd += ["-R", ctx["tokens"].file]
+    for h in sc.headers:
+        cmd += ["-H", h]
     cmd.append(url)
     return cmd
 
@@ -511,6 +521,8 @@ def callgrind_run(sc, ctx, args, count):
     t0 = time.time()
     try:
         srv.start_callgrind(out, timeout=CG_TIMEOUT)
+        if sc.setup:  # a fresh process: log in again (the same cost in both runs)
+            sc.setup()
         # Answered once the server is ready (valgrind start-up takes seconds);
         # the same probe in both runs, so it cancels out like start-up.
         status, body = http_get(srv.port, PATH, tls=sc.tls, server_ca=ctx.get("server_ca"),
@@ -772,8 +784,9 @@ def markdown_callgrind(meta, rows):
             "—" if d is None else ("+" if d >= 0 else "") + format(d, ",.0f"),
             fmt(r["totals"].get(str(n)), ","), fmt(r["totals"].get(str(3 * n)), ",")))
     L.append("")
-    first = ("the connection's TLS handshake" if meta["suite"] == "cert" else
-             "the first pass over the %d tokens (cache misses)" % meta["tokens"])
+    first = {"cert": "the connection's TLS handshake",
+             "session": "the login through the test OP, the connection's TLS handshake"}.get(
+        meta["suite"]) or "the first pass over the %d tokens (cache misses)" % meta["tokens"]
     L.append("Instructions/req = (total(%d) − total(%d)) / %d: start-up, the first requests "
              "(configuration and key loading, %s) and shut-down are the same in both runs and "
              "cancel out. Only httpd's instructions are counted (not redis-server's). Counts "
@@ -866,7 +879,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenarios (the baseline is always run)")
     ap.add_argument("--extra", action="store_true",
                     help="also the extra scenarios: bearer: openidc-rs-redis (needs "
-                         "redis-server); cert: eid-cert without audit / export")
+                         "redis-server); cert: eid-cert without audit / export; session: "
+                         "eid-session-shm without audit")
     ap.add_argument("--tokens", type=int, default=64,
                     help="bearer: distinct valid tokens the load rotates through")
     ap.add_argument("--pki", default=DEFAULT_PKI, help="test PKI (default build/pki)")
@@ -888,7 +902,7 @@ def main():
     args = ap.parse_args()
     if args.callgrind is not None:
         if args.suite == "client":
-            ap.error("--callgrind: the cert and bearer suites only")
+            ap.error("--callgrind: the cert, bearer and session suites only")
         if not 10 <= args.callgrind <= 100000:
             ap.error("--callgrind N: 10..100000")
         if args.suite == "bearer" and args.callgrind < args.tokens:
@@ -984,6 +998,11 @@ def main():
             ctx["tokens"] = Tokens(workdir, args.tokens)
             ctx["jwks_file"] = ctx["tokens"].jwks_file
             scenarios = bearer_scenarios(ctx, args.extra)
+        elif args.suite == "session":
+            import session
+            if not args.list:
+                session.prepare(ctx, workdir)
+            scenarios = session.session_scenarios(ctx, Scenario, eid_load, args.extra)
         else:
             if not os.access(WRK, os.X_OK):
                 log("wrk is missing: bench/setup.sh")
@@ -1056,6 +1075,13 @@ def main():
                                   % (m.group(1), sc.failure))
                 log("[%s] FAILED to start: %s" % (sc.name, e))
                 continue
+            if sc.setup:
+                try:
+                    sc.setup()
+                except BenchError as e:
+                    sc.failure = "set-up: %s" % e
+                    log("[%s] FAILED to set up: %s\n%s" % (sc.name, e, sc.server.tail_log(8)))
+                    continue
             for label, expect, kw in sc.checks:
                 good, got = run_check(sc, ctx, label, expect, kw)
                 sc.check_results.append({"check": label, "expect": expect, "got": got,
@@ -1119,6 +1145,8 @@ def main():
             if sc.redis_srv:
                 sc.redis_srv.stop()
                 sc.redis_srv.cleanup()
+        if ctx.get("op"):
+            ctx["op"].stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

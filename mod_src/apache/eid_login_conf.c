@@ -12,6 +12,7 @@
  */
 #include "eid_login_glue.h"
 #include "eid_store_socache.h"
+#include "eid_store_redis_glue.h"
 #include "eid/eid_util.h"
 
 #include "apr_lib.h"
@@ -89,12 +90,22 @@ const char *eid_set_session_key_file(cmd_parms *cmd, void *dc, const char *file)
     return eid_login_load_keys(cmd->pool, path);
 }
 
-/* shm or shm:<bytes>: eid_store_socache checks it (and mod_socache_shmcb). */
-const char *eid_set_session_store(cmd_parms *cmd, void *dc, const char *spec)
+/* shm or shm:<bytes>: eid_store_socache checks it (and mod_socache_shmcb).
+ * redis://, unix:, sentinel:// with options: eid_store_redis_glue.c. */
+const char *eid_set_session_store(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
-    const char *err = main_only(cmd);
+    const char *err = main_only(cmd), *spec = argc > 0 ? argv[0] : "";
     if (err)
         return err;
+    if (eid_redis_glue_is_spec(spec)) {
+        if ((err = eid_redis_glue_define(cmd, argc, argv)))
+            return err;
+        eid_login_g->sc = NULL; /* the last EidSessionStore line wins */
+        eid_login_g->store_set = 1;
+        return NULL;
+    }
+    if (argc != 1)
+        return "EidSessionStore shm[:bytes] takes no options";
     if ((err = eid_store_socache_define(cmd->pool, spec, &eid_login_g->sc)))
         return err;
     eid_login_g->store_set = 1;
@@ -270,7 +281,7 @@ int eid_login_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     /* Login is used (eid_scope.c saw an oidc location) and no
      * EidSessionStore: the default shared-memory store. */
-    if (eid_login_g->used && !eid_login_g->sc &&
+    if (eid_login_g->used && !eid_login_g->sc && !eid_redis_glue_defined() &&
         (err = eid_store_socache_define(pconf, "shm", &eid_login_g->sc))) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                      "a location accepts oidc, so sessions need a store: %s", err);
@@ -294,6 +305,11 @@ int eid_login_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                                           v->server_hostname : "",
                                           v->addrs ? (unsigned)v->addrs->host_port : 0u);
     }
+    if (eid_redis_glue_defined() && !eid_login_g->sc) {
+        /* redis: made here, connected lazily in each child */
+        eid_login_g->store = eid_redis_glue_post_config(pconf, s);
+        return eid_login_g->store ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (!eid_login_g->sc)
         return OK;
     /* Created in the parent (retained across graceful restarts: a reload
@@ -308,4 +324,6 @@ void eid_login_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (eid_login_g->sc)
         eid_store_socache_child_init(eid_login_g->sc, pchild, s);
+    else
+        eid_redis_glue_child_init(pchild, s);
 }

@@ -69,7 +69,7 @@ eid_login_srv_t *eid_login_srv_merge(apr_pool_t *p, const eid_login_srv_t *base,
                                      const eid_login_srv_t *add);
 const eid_login_srv_t *eid_login_srv(const server_rec *s);
 const char *eid_set_session_key_file(cmd_parms *cmd, void *dc, const char *file);
-const char *eid_set_session_store(cmd_parms *cmd, void *dc, const char *spec);
+const char *eid_set_session_store(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 const char *eid_set_session_timeout(cmd_parms *cmd, void *dc, const char *secs);
 const char *eid_set_redirect_uri(cmd_parms *cmd, void *dc, const char *uri);
 const char *eid_set_origins(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
@@ -93,8 +93,9 @@ const char *eid_login_ep_path(request_rec *r);
     AP_INIT_TAKE1("EidSessionKeyFile", eid_set_session_key_file, NULL, RSRC_CONF,        \
                   "<file> - session keys: one or two lines of 64 hex digits (current, "  \
                   "previous); mode 0600 or 0400"),                                       \
-    AP_INIT_TAKE1("EidSessionStore", eid_set_session_store, NULL, RSRC_CONF,             \
-                  "shm[:bytes] - where sessions live (default shm:16777216)"),             \
+    AP_INIT_TAKE_ARGV("EidSessionStore", eid_set_session_store, NULL, RSRC_CONF,         \
+                      "shm[:bytes] | redis://... | unix:... | sentinel://... [key=value ...]" \
+                      " - where sessions live (default shm:16777216)"),                   \
     AP_INIT_TAKE1("EidSessionIdleTimeout", eid_set_session_timeout, (void *)0,           \
                   RSRC_CONF, "<seconds> - a session unused this long ends (default "     \
                   "1800)"),                                                              \

@@ -217,6 +217,9 @@ def test_conf_samples_pass_configtest(sample):
     with open(os.path.join(conf, "session.key"), "w") as f:
         f.write(os.urandom(32).hex() + "\n" + os.urandom(32).hex() + "\n")
     os.chmod(os.path.join(conf, "session.key"), 0o600)
+    with open(os.path.join(conf, "redis.password"), "w") as f:  # oidc-login-redis.conf
+        f.write("not-a-real-password\n")
+    os.chmod(os.path.join(conf, "redis.password"), 0o640)
     try:
         r = h.configtest()
         assert r.returncode == 0, r.stderr

@@ -68,7 +68,7 @@ BAD = [
     ("EidSessionKeyFile", "EidSessionKeyFile /nonexistent/session.key", r"EidSessionKeyFile"),
     ("EidSessionKeyFile", "<VirtualHost 127.0.0.1:9>\nEidSessionKeyFile {root}/session.key\n"
      "</VirtualHost>", r"EidSessionKeyFile|VirtualHost"),
-    ("EidSessionStore", "EidSessionStore redis://127.0.0.1", r"expected shm"),
+    ("EidSessionStore", "EidSessionStore memcache://127.0.0.1", r"expected shm"),
     ("EidSessionStore", "EidSessionStore shm:12", r"EidSessionStore"),
     ("EidSessionStore", "EidSessionStore shm:lots", r"whole number"),
     ("EidSessionIdleTimeout", "EidSessionIdleTimeout 5", r"60 to"),
