@@ -5,7 +5,9 @@ request for a card used on both.  A value written into Redis by someone else
 (garbage, or another card's signed answer) is refused and fetched again."""
 import hashlib
 import http.client
+import re
 import shutil
+import time
 
 import pytest
 
@@ -28,7 +30,14 @@ AuthType eid
 EidCertProfiles rv-redis
 Require valid-user
 </Location>
-""" % (redis_port, PREFIX, cache, front_port)
+EidTrustIssuer rv-long {pki}/ca/hsa3.pem loa=3 ids=hsa-id
+EidRevocation rv-long ocsp responder=http://127.0.0.1:%d/long max-age=3600
+<Location /long/>
+AuthType eid
+EidCertProfiles rv-long
+Require valid-user
+</Location>
+""" % (redis_port, PREFIX, cache, front_port, front_port)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +63,8 @@ def env():
         shutil.rmtree(p.dir, ignore_errors=True)
 
 
-def get(srv, cert):
-    path = unique_path("/redis/echo")
+def get(srv, cert, loc="redis"):
+    path = unique_path("/%s/echo" % loc)
     c = http.client.HTTPSConnection("localhost", srv.port, context=ctx_for(cert), timeout=30)
     try:
         c.request("GET", path)
@@ -117,3 +126,48 @@ def test_value_written_by_someone_else_is_refused(env, logcheck):
     assert front.hits.get("/redis", 0) == hits + 1
     assert hashlib.sha256(r.cmd("GET", PREFIX.encode() + share_key(good["serial"]))).digest() \
         != hashlib.sha256(rval).digest()
+
+
+def test_ttl_never_beyond_next_update(env, logcheck):
+    """max-age=3600, the responder's nextUpdate 10 min ahead: the value lives
+    until nextUpdate, not max-age."""
+    h1, p, r = env["h1"], env["pki"], env["redis"]
+    logcheck(h1)
+    card = p.leaf("redis-long")
+    st, rec = get(h1, card["cert"], "long")
+    assert st == 200 and rec["revocation_source"] == "ocsp", rec
+    ttl = r.cmd("PTTL", PREFIX.encode() + share_key(card["serial"]))
+    assert 500000 < ttl <= 600000, ttl
+
+
+def test_redis_down_is_a_miss_logged_once(env, logcheck):
+    h1, h2, p, front, r = env["h1"], env["h2"], env["pki"], env["front"], env["redis"]
+    logcheck(h2)
+    h2.expect_log(r"EID05130: the session store \(redis\) failed to (read|write) a shared "
+                  r"revocation answer", r"EID063\d\d")
+    mark = len(h2.read_error_log())
+    r.stop()
+    try:
+        for i in range(3):
+            card = p.leaf("redis-down%d" % i)
+            hits = front.hits.get("/redis", 0)
+            st, rec = get(h2, card["cert"])
+            # never a refusal because of the store: the responder answers
+            assert st == 200 and rec["revocation_source"] == "ocsp", rec
+            assert front.hits.get("/redis", 0) == hits + 1
+    finally:
+        r.start()
+    log = h2.read_error_log()[mark:]
+    assert len(re.findall(r"EID05130", log)) == 1, log
+    # Redis back: the next shared answer is written and read again
+    card = p.leaf("redis-back")
+    deadline = time.time() + 10
+    while True:
+        st, rec = get(h2, card["cert"])
+        assert st == 200, rec
+        if r.cmd("GET", PREFIX.encode() + share_key(card["serial"])) or time.time() > deadline:
+            break
+        card = p.leaf("redis-back-%d" % int(time.time() * 1000))
+        time.sleep(0.3)
+    assert r.cmd("GET", PREFIX.encode() + share_key(card["serial"]))
+    assert re.search(r"EID05131: the session store answers again", h2.read_error_log()[mark:])
