@@ -95,6 +95,19 @@ $(STORE_TEST_MOD): tests/httpd/mod_eid_store_test.c mod_src/apache/eid_store_soc
 	  || { cat apxs.log; exit 1; }
 	cp $(B)/store_test/.libs/mod_eid_store_test.so $@.tmp && mv -f $@.tmp $@
 
+# TEST ONLY, never installed: reads and writes mod_auth_eid's own session
+# store (shared revocation answers) for tests/httpd/test_revocation_share.py.
+# No store code of its own: its eid_* symbols are mod_auth_eid.so's (loaded
+# first, RTLD_GLOBAL), hence no core library here.
+REV_TEST_MOD := $(B)/mod_eid_rev_test.so
+$(REV_TEST_MOD): tests/httpd/mod_eid_rev_test.c $(GLUE_HDRS)
+	@mkdir -p $(B)/rev_test
+	cp tests/httpd/mod_eid_rev_test.c $(B)/rev_test/
+	cd $(B)/rev_test && $(APXS) -c -o mod_eid_rev_test.la \
+	  -Wc,-std=gnu11 $(foreach w,$(WARN),-Wc,$(w)) -I$(CURDIR)/include -I$(CURDIR)/mod_src/apache \
+	  mod_eid_rev_test.c > apxs.log 2>&1 || { cat apxs.log; exit 1; }
+	cp $(B)/rev_test/.libs/mod_eid_rev_test.so $@.tmp && mv -f $@.tmp $@
+
 # ---- test PKI -------------------------------------------------------------
 $(B)/eid-mkcert: tests/pki/eid-mkcert.c
 	@mkdir -p $(B)
@@ -175,7 +188,7 @@ fuzz: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz-corpus/$$n tests/fuzz/corpus/$$n; done
 
 # ---- httpd suite (pytest, real httpd + mod_ssl) -----------------------------
-test-httpd: $(MODULE) $(STORE_TEST_MOD) pki
+test-httpd: $(MODULE) $(STORE_TEST_MOD) $(REV_TEST_MOD) pki
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd
 
 # The real-browser login test alone (headless Chromium through chromedriver; it is also
@@ -192,7 +205,7 @@ asan:
 	$(MAKE) B=$(B)/asan EXTRA_CFLAGS="$(ASAN_FLAGS) -U_FORTIFY_SOURCE" \
 	  APXS_EXTRA="$(foreach f,$(ASAN_FLAGS),-Wc,$(f)) -Wl,-fsanitize=address" \
 	  $(B)/asan/mod_auth_eid.so $(B)/asan/mod_eid_store_test.so
-test-asan: asan pki
+test-asan: asan $(REV_TEST_MOD) pki
 	EID_MODULE=$(CURDIR)/$(B)/asan/mod_auth_eid.so EID_ASAN=1 \
 	  EID_STORE_TEST_MODULE=$(CURDIR)/$(B)/asan/mod_eid_store_test.so \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/httpd

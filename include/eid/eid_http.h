@@ -99,6 +99,15 @@ apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_o
                                 eid_result_t *res);
 
 /*
+ * GET a signed object (a CRL) from `url`, checked with
+ * eid_http_ocsp_url_check(): plain http to any host, since the caller checks
+ * the signature (CRL distribution points are commonly plain http).  Returns
+ * and fills as eid_http_get().  Thread-safe.
+ */
+apr_status_t eid_http_get_signed(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                 eid_http_resp_t *out, eid_result_t *res);
+
+/*
  * application/x-www-form-urlencoded encoding of `len` bytes of `s` (unreserved
  * characters kept, space as '+', everything else %XX), in `p`.
  */

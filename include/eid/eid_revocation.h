@@ -86,6 +86,25 @@ apr_status_t eid_ocsp_resp_check(apr_pool_t *p, const eid_ocsp_req_t *r, const u
 apr_status_t eid_ocsp_check(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_ocsp_opts_t *o,
                             eid_rev_answer_t *out, eid_result_t *res);
 
+/* eid_ocsp_check() that also hands back the checked response's DER (in p,
+ * for sharing through a store): *der / *der_len are set on APR_SUCCESS only
+ * (else NULL / 0).  der and der_len may both be NULL. */
+apr_status_t eid_ocsp_fetch(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_ocsp_opts_t *o,
+                            eid_rev_answer_t *out, const unsigned char **der, apr_size_t *der_len,
+                            eid_result_t *res);
+
+/*
+ * Check again a DER OCSP response that was fetched elsewhere (read from a
+ * shared store, which others may write): exactly the checks of
+ * eid_ocsp_resp_check() for `cert` under `issuer` (o->md's certId, signer,
+ * thisUpdate / nextUpdate at o->now with o->leeway) except the nonce, which
+ * is another process's.  Fills `out` (fetched = now) on success; any
+ * failure is the tagged result of that check (EID05105..EID05109).
+ */
+apr_status_t eid_ocsp_recheck(apr_pool_t *p, X509 *cert, X509 *issuer, const unsigned char *der,
+                              apr_size_t len, const eid_ocsp_opts_t *o, eid_rev_answer_t *out,
+                              eid_result_t *res);
+
 /* Parse a CRL (PEM or DER) from `buf`; the X509_CRL is freed with the pool.
  * EID05202 when it is neither. */
 apr_status_t eid_crl_parse(apr_pool_t *p, const char *buf, apr_size_t len, X509_CRL **out,

@@ -20,7 +20,8 @@
  *   (fresh OCSP answers, until max-age / nextUpdate) and `goods` (the last
  *   good answer per certificate, kept for the longest grace period); the
  *   single-flight table (`flight`, one mutex); all OCSP fetches in flight
- *   (`all_inflight`, atomic).
+ *   (`all_inflight`, atomic);
+ * - OCSP answers shared through the session store: eid_rev_share.c.
  */
 #include "eid_rev_glue.h"
 
@@ -130,8 +131,15 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
         rp->responder = apr_pstrdup(p, v);
         return NULL;
     }
-    if (!strcasecmp(key, "crl"))
-        return eid_rev_crl_add(cmd, rp, v);
+    if (!strcasecmp(key, "crl") || !strcasecmp(key, "crl-url"))
+        return eid_rev_crl_add(cmd, rp, v, !strcasecmp(key, "crl-url"));
+    if (!strcasecmp(key, "crl-max")) {
+        apr_int64_t n;
+        if (eid_uint_parse(v, 1024, 256 * 1024 * 1024, &n) != 0)
+            return apr_psprintf(p, "crl-max= wants bytes from 1024 to 268435456, not '%s'", v);
+        rp->crl_max = (apr_size_t)n;
+        return NULL;
+    }
     if (!strcasecmp(key, "crl-refresh"))
         return seconds(p, key, v, 1, 86400, &rp->crl_refresh);
     if (!strcasecmp(key, "fail")) {
@@ -162,8 +170,9 @@ static const char *parse_option(cmd_parms *cmd, rev_prof_t *rp, const char *a, i
         rp->nonce = !strcasecmp(v, "on");
         return NULL;
     }
-    return apr_psprintf(p, "unknown option '%s' (responder=, crl=, fail=, grace=, timeout=, "
-                        "max-age=, cache=, inflight=, nonce=)", key);
+    return apr_psprintf(p, "unknown option '%s' (responder=, crl=, crl-url=, crl-refresh=, "
+                        "crl-max=, fail=, grace=, timeout=, max-age=, cache=, inflight=, "
+                        "nonce=)", key);
 }
 
 /* The combinations that cannot do what the line says are refused here. */
@@ -176,7 +185,7 @@ static const char *check_combination(apr_pool_t *p, rev_prof_t *rp)
     if (rp->crls->nelts && !has_method(rp, M_CRL))
         return "crl= without the crl method";
     if (has_method(rp, M_CRL) && !rp->crls->nelts)
-        return "the crl method needs crl=FILE (the issuing CA's CRL)";
+        return "the crl method needs crl=FILE or crl=URL (the issuing CA's CRL)";
     if (rp->grace_on && !rp->grace)
         return "fail=grace needs grace=SECONDS (how long a good answer may be used "
                "while the source is down)";
@@ -236,6 +245,7 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
                             "it with EidTrustIssuer before this line)", argv[0]);
     rp->crls = apr_array_make(cmd->pool, 2, sizeof(eid_rev_crl_t));
     rp->crl_refresh = apr_time_from_sec(60);
+    rp->crl_max = 16 * 1024 * 1024;
     rp->timeout = apr_time_from_sec(3);
     rp->max_age = apr_time_from_sec(600);
     rp->cache_entries = 4096;
@@ -364,7 +374,8 @@ static const char *status_name(eid_rev_status_e st)
 
 /* One source, one answer (APR_SUCCESS) or a failure in res. */
 static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X509 *issuer,
-                        eid_rev_answer_t *a, eid_result_t *res)
+                        eid_rev_answer_t *a, const unsigned char **der, apr_size_t *dlen,
+                        eid_result_t *res)
 {
     if (method == M_OCSP) {
         eid_ocsp_opts_t o;
@@ -395,7 +406,7 @@ static apr_status_t ask(apr_pool_t *p, rev_prof_t *rp, int method, X509 *cert, X
         o.http.timeout = rp->timeout;
         o.http.connect_timeout = rp->timeout < apr_time_from_sec(2) ? rp->timeout
                                                                     : apr_time_from_sec(2);
-        rv = eid_ocsp_check(p, cert, issuer, &o, a, res);
+        rv = eid_ocsp_fetch(p, cert, issuer, &o, a, der, dlen, res);
         atomic_fetch_sub(&all_inflight, 1);
         atomic_fetch_sub(&rp->inflight, 1);
         return rv;
@@ -491,7 +502,9 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
     apr_time_t now = apr_time_now();
     X509 *cert = NULL, *issuer;
     BIO *b;
-    int i, got = 0, slot;
+    const unsigned char *der = NULL;
+    apr_size_t dlen = 0;
+    int i, got = 0, slot, shared = 0;
 
     memset(v, 0, sizeof(*v));
     v->done = 1;
@@ -529,7 +542,14 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
                        "waited too long for the revocation check of this certificate "
                        "already in flight");
     for (i = 0; slot != FLIGHT_BUSY && i < rp->nmethods && !got; i++) {
-        got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &res) == APR_SUCCESS;
+        /* Another process (or server) may have fetched it: its signed
+         * answer, checked again here, before the responder is asked. */
+        if (rp->methods[i] == M_OCSP &&
+            (shared = eid_rev_share_get(r, tmp, rp, cert, issuer, key, now, &a))) {
+            got = 1;
+            break;
+        }
+        got = ask(tmp, rp, rp->methods[i], cert, issuer, &a, &der, &dlen, &res) == APR_SUCCESS;
         if (got)
             source_ok(r, rp, i);
         else if (res.cls != EID_CLASS_MISCONFIGURED)
@@ -544,6 +564,8 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
          * keeps it for max-age all the same. */
         if (answers && a.source == EID_REV_SRC_OCSP)
             eid_revcache_put(answers, key, &a, now);
+        if (der)
+            eid_rev_share_put(r, tmp, rp, key, der, dlen, &a, now);
         if (goods && a.status == EID_REV_GOOD) {
             /* kept for the grace period, whatever its nextUpdate */
             eid_rev_answer_t g = a;
@@ -551,7 +573,8 @@ void eid_rev_check(request_rec *r, const char *profile, eid_rev_verdict_t *v)
             eid_revcache_put(goods, key, &g, now);
         }
         flight_end(slot);
-        from_answer(r, rp, &a, a.source == EID_REV_SRC_CRL ? "crl" : "ocsp", v);
+        from_answer(r, rp, &a, shared ? "store" : a.source == EID_REV_SRC_CRL ? "crl" : "ocsp",
+                    v);
     }
     else {
         flight_end(slot);

@@ -13,7 +13,7 @@ const char *eid_set_revocation(cmd_parms *cmd, void *dc, int argc, char *const a
 #define EID_REVOCATION_SERVER_CMDS                                                        \
     AP_INIT_TAKE_ARGV("EidRevocation", eid_set_revocation, NULL, RSRC_CONF,               \
                       "<profile> off | ocsp | crl | ocsp,crl | crl,ocsp [responder=URL] " \
-                      "[crl=FILE]... [fail=closed|grace] [grace=SEC] [timeout=SEC] "      \
+                      "[crl=FILE|URL]... [crl-url=URL]... [crl-refresh=SEC] [crl-max=BYTES] [fail=closed|grace] [grace=SEC] [timeout=SEC] "      \
                       "[max-age=SEC] [cache=N] [inflight=N] [nonce=on|off] - revocation " \
                       "checking of the profile's certificates"),
 

@@ -138,8 +138,9 @@ static long ms(apr_interval_time_t t)
     return v > 0 ? v : 1;
 }
 
-/* ctype_hdr is set by the OCSP POST only: its answer is signed and checked,
- * so plain http to any host is allowed for it (eid_http_ocsp_url_check).
+/* ctype_hdr is set by the fetches of signed objects only (the OCSP POST; ""
+ * for the CRL GET, no header): the answer is signed and checked, so plain
+ * http to any host is allowed for it (eid_http_ocsp_url_check).
  * auth_hdr ("Authorization: Bearer ...") by eid_http_get_bearer() only. */
 static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
                             const char *form, apr_size_t form_len, const char *user,
@@ -171,7 +172,7 @@ static apr_status_t perform(apr_pool_t *p, const char *url, const eid_http_opts_
     }
     errbuf[0] = '\0';
     hdrs = curl_slist_append(hdrs, ctype_hdr ? "Accept: */*" : "Accept: application/json");
-    if (ctype_hdr)
+    if (ctype_hdr && *ctype_hdr)
         hdrs = curl_slist_append(hdrs, ctype_hdr);
     if (auth_hdr)
         hdrs = curl_slist_append(hdrs, auth_hdr);
@@ -279,6 +280,12 @@ apr_status_t eid_http_post_ocsp(apr_pool_t *p, const char *url, const eid_http_o
 {
     return perform(p, url, o, (const char *)der, len, NULL, NULL,
                    "Content-Type: application/ocsp-request", out, res, NULL);
+}
+
+apr_status_t eid_http_get_signed(apr_pool_t *p, const char *url, const eid_http_opts_t *o,
+                                 eid_http_resp_t *out, eid_result_t *res)
+{
+    return perform(p, url, o, NULL, 0, NULL, NULL, "", out, res, NULL);
 }
 
 char *eid_http_form_encode(apr_pool_t *p, const char *s, apr_size_t len)

@@ -229,6 +229,32 @@ done:
 apr_status_t eid_ocsp_check(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_ocsp_opts_t *o,
                             eid_rev_answer_t *out, eid_result_t *res)
 {
+    return eid_ocsp_fetch(p, cert, issuer, o, out, NULL, NULL, res);
+}
+
+apr_status_t eid_ocsp_recheck(apr_pool_t *p, X509 *cert, X509 *issuer, const unsigned char *der,
+                              apr_size_t len, const eid_ocsp_opts_t *o, eid_rev_answer_t *out,
+                              eid_result_t *res)
+{
+    eid_ocsp_opts_t no_nonce = *o;
+    eid_ocsp_req_t *r;
+    apr_status_t rv;
+
+    memset(out, 0, sizeof(*out));
+    /* Why a request without a nonce: the stored response echoes the nonce
+     * of the process that fetched it; OCSP_check_nonce() then answers 3
+     * (ours absent), never "another nonce".  Everything else - signer,
+     * certId, thisUpdate / nextUpdate - is checked as for a fresh answer. */
+    no_nonce.nonce = 0;
+    if ((rv = eid_ocsp_req_make(p, cert, issuer, &no_nonce, &r, res)) != APR_SUCCESS)
+        return rv;
+    return eid_ocsp_resp_check(p, r, der, len, &no_nonce, out, res);
+}
+
+apr_status_t eid_ocsp_fetch(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_ocsp_opts_t *o,
+                            eid_rev_answer_t *out, const unsigned char **der, apr_size_t *der_len,
+                            eid_result_t *res)
+{
     const char *url = o->url ? o->url : eid_ocsp_aia_url(p, cert);
     eid_ocsp_req_t *r;
     eid_http_resp_t hr;
@@ -236,6 +262,10 @@ apr_status_t eid_ocsp_check(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_o
     apr_status_t rv;
 
     memset(out, 0, sizeof(*out));
+    if (der) {
+        *der = NULL;
+        *der_len = 0;
+    }
     if (!url)
         return eid_result_set(res, NULL, 5101, "EID05101",
                               "no OCSP responder: none configured, none in the certificate"),
@@ -254,7 +284,12 @@ apr_status_t eid_ocsp_check(apr_pool_t *p, X509 *cert, X509 *issuer, const eid_o
                        hr.status);
         return APR_EGENERAL;
     }
-    return eid_ocsp_resp_check(p, r, (const unsigned char *)hr.body, hr.len, o, out, res);
+    rv = eid_ocsp_resp_check(p, r, (const unsigned char *)hr.body, hr.len, o, out, res);
+    if (rv == APR_SUCCESS && der) {
+        *der = (const unsigned char *)hr.body;
+        *der_len = hr.len;
+    }
+    return rv;
 }
 
 /* ---- CRLs ----------------------------------------------------------------- */

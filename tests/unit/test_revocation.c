@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
+#include <openssl/ocsp.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -520,6 +521,80 @@ static void test_ocsp_certid_and_nonce_mismatch(void **state)
     assert_string_equal(res.tag, "EID05110");
 }
 
+/* A response fetched with a nonce by one process, checked again by another
+ * (read from a shared store): accepted for its certificate only, and only
+ * while every check of a fresh answer holds. */
+static void test_ocsp_recheck_stored(void **state)
+{
+    eid_ocsp_opts_t o;
+    eid_rev_answer_t a, b;
+    eid_result_t res = {0};
+    const unsigned char *der;
+    unsigned char *bad;
+    apr_size_t len;
+
+    (void)state;
+    opts(&o, NULL);
+    assert_int_equal(eid_ocsp_fetch(pool, revoked, ca, &o, &a, &der, &len, &res), APR_SUCCESS);
+    assert_non_null(der);
+    assert_true(len > 0);
+    assert_int_equal(a.status, EID_REV_REVOKED);
+    assert_int_equal(eid_ocsp_recheck(pool, revoked, ca, der, len, &o, &b, &res), APR_SUCCESS);
+    assert_int_equal(b.status, EID_REV_REVOKED);
+    assert_int_equal(b.source, EID_REV_SRC_OCSP);
+    assert_true(b.next_update == a.next_update && b.this_update == a.this_update);
+    /* another certificate of the same issuer: not its answer */
+    assert_int_not_equal(eid_ocsp_recheck(pool, good, ca, der, len, &o, &b, &res), APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05108");
+    /* another issuer (key): the signature is not its */
+    assert_int_not_equal(eid_ocsp_recheck(pool, revoked, other, der, len, &o, &b, &res),
+                         APR_SUCCESS);
+    /* one bit of the signature flipped (re-encoded with OpenSSL) */
+    {
+        const unsigned char *cur = der;
+        OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &cur, (long)len);
+        OCSP_BASICRESP *bs = resp ? OCSP_response_get1_basic(resp) : NULL;
+        const ASN1_OCTET_STRING *sig = bs ? OCSP_resp_get0_signature(bs) : NULL;
+        OCSP_RESPONSE *forged;
+        unsigned char *out = NULL;
+        int n;
+
+        assert_non_null(sig);
+        ((ASN1_BIT_STRING *)sig)->data[sig->length / 2] ^= 1;
+        forged = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
+        assert_non_null(forged);
+        n = i2d_OCSP_RESPONSE(forged, &out);
+        assert_true(n > 0);
+        bad = apr_pmemdup(pool, out, (apr_size_t)n);
+        OPENSSL_free(out);
+        OCSP_RESPONSE_free(forged);
+        OCSP_BASICRESP_free(bs);
+        OCSP_RESPONSE_free(resp);
+        assert_int_not_equal(eid_ocsp_recheck(pool, revoked, ca, bad, (apr_size_t)n, &o, &b,
+                                              &res), APR_SUCCESS);
+        assert_string_equal(res.tag, "EID05107");
+    }
+    /* garbage, truncated, empty */
+    assert_int_not_equal(eid_ocsp_recheck(pool, revoked, ca, (const unsigned char *)"garbage",
+                                          7, &o, &b, &res), APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05105");
+    assert_int_not_equal(eid_ocsp_recheck(pool, revoked, ca, der, len - 1, &o, &b, &res),
+                         APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05105");
+    assert_int_not_equal(eid_ocsp_recheck(pool, revoked, ca, der, 0, &o, &b, &res), APR_SUCCESS);
+    /* read after its nextUpdate (+ leeway): stale, never an answer */
+    o.now = a.next_update + o.leeway + apr_time_from_sec(1);
+    assert_int_not_equal(eid_ocsp_recheck(pool, revoked, ca, der, len, &o, &b, &res),
+                         APR_SUCCESS);
+    assert_string_equal(res.tag, "EID05109");
+    /* a failed fetch hands back no DER */
+    opts(&o, "down");
+    o.url = apr_psprintf(pool, "http://127.0.0.1:%d/", down_port);
+    assert_int_not_equal(eid_ocsp_fetch(pool, good, ca, &o, &a, &der, &len, &res), APR_SUCCESS);
+    assert_null(der);
+    assert_int_equal(len, 0);
+}
+
 static void test_ocsp_down_slow_garbage(void **state)
 {
     eid_ocsp_opts_t o;
@@ -839,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_ocsp_stale_and_future),
         cmocka_unit_test(test_ocsp_certid_and_nonce_mismatch),
         cmocka_unit_test(test_ocsp_down_slow_garbage),
+        cmocka_unit_test(test_ocsp_recheck_stored),
         cmocka_unit_test(test_crl_pem_and_der),
         cmocka_unit_test(test_crl_stale),
         cmocka_unit_test(test_crl_other_key_and_bad_input),
