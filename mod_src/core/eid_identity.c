@@ -8,7 +8,7 @@
 
 #include <apr_strings.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -178,15 +178,57 @@ const char *eid_attr_value(apr_pool_t *p, const eid_identity_t *id, eid_attr_e a
     }
 }
 
+/* SHA-256, fetched once: OpenSSL 3's one-shot HMAC() fetches the MAC and the
+ * digest on every call, which cost ten times the hashing itself - and a
+ * pseudonym is made on every request that exports or logs one.  Read-only
+ * after the fetch (a fetched algorithm is meant to be shared). */
+static pthread_once_t pseudo_once = PTHREAD_ONCE_INIT;
+static EVP_MD *pseudo_sha256;
+
+static void pseudo_fetch(void)
+{
+    pseudo_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* HMAC-SHA256 (RFC 2104) over a fetched digest, one context per call. */
+static int hmac_sha256(const unsigned char *key, size_t key_len, const unsigned char *msg,
+                       size_t n, unsigned char mac[32])
+{
+    unsigned char k[64] = {0}, pad[64], inner[32];
+    EVP_MD_CTX *c;
+    unsigned int len = 0;
+    int i, ok;
+
+    pthread_once(&pseudo_once, pseudo_fetch);
+    if (!pseudo_sha256 || !(c = EVP_MD_CTX_new()))
+        return 0;
+    ok = 1;
+    if (key_len > sizeof(k))
+        ok = EVP_DigestInit_ex(c, pseudo_sha256, NULL) && EVP_DigestUpdate(c, key, key_len) &&
+             EVP_DigestFinal_ex(c, k, &len);
+    else
+        memcpy(k, key, key_len);
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(c, pseudo_sha256, NULL) && EVP_DigestUpdate(c, pad, 64) &&
+         EVP_DigestUpdate(c, msg, n) && EVP_DigestFinal_ex(c, inner, &len);
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(c, pseudo_sha256, NULL) && EVP_DigestUpdate(c, pad, 64) &&
+         EVP_DigestUpdate(c, inner, sizeof(inner)) && EVP_DigestFinal_ex(c, mac, &len);
+    EVP_MD_CTX_free(c);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    return ok;
+}
+
 const char *eid_pseudonym(apr_pool_t *p, const unsigned char *key, size_t key_len,
                           const char *pnr)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
+    unsigned char mac[32];
     char *out;
 
-    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)pnr,
-              strlen(pnr), mac, &mac_len))
+    if (!hmac_sha256(key, key_len, (const unsigned char *)pnr, strlen(pnr), mac))
         return NULL;
     /* 22 base64url characters carry 132 bits: the first 17 bytes (23
      * characters) encoded, cut to 22. */

@@ -74,6 +74,9 @@ int eid_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
     return (int)len;
 }
 
+/* 1 for the ASCII bytes eid_utf8_is_control() calls control characters. */
+static const unsigned char ascii_control[128] = {[0 ... 0x1f] = 1, [0x7f] = 1};
+
 eid_utf8_e eid_utf8_check(const unsigned char *s, size_t n, unsigned flags)
 {
     int no_ctl = (flags & EID_UTF8_NO_CONTROLS) != 0;
@@ -83,6 +86,16 @@ eid_utf8_e eid_utf8_check(const unsigned char *s, size_t n, unsigned flags)
         uint32_t cp;
         int k;
 
+        /* Runs of plain ASCII - nearly all of every value - one table look-up
+         * a byte (this check runs over whole ID tokens and session records). */
+        if (no_ctl)
+            while (i < n && s[i] < 0x80 && !ascii_control[s[i]])
+                i++;
+        else
+            while (i < n && s[i] < 0x80)
+                i++;
+        if (i == n)
+            break;
         if (s[i] < 0x80) {
             if (no_ctl && eid_utf8_is_control(s[i]))
                 return EID_UTF8_CONTROL;

@@ -17,6 +17,9 @@
 
 #include "eid/eid_audit.h"
 #include "eid/eid_identity.h"
+#include "eid/eid_util.h"
+
+#include <openssl/hmac.h>
 
 static apr_pool_t *pool;
 
@@ -105,6 +108,27 @@ static void test_pseudonym_known_answer(void **s)
                         "Br9Ac9ACQXElvkXS0Gluc9");
     assert_string_equal(eid_pseudonym(pool, KEY, 32, "199008834575"),
                         "F7kpx231wXSvfXxqwJyXFN");
+}
+
+/* The module's own HMAC (a fetched digest, no one-shot HMAC()) gives OpenSSL's
+ * answer for keys shorter than, equal to and longer than SHA-256's block. */
+static void test_pseudonym_key_lengths(void **s)
+{
+    static const size_t lens[] = {1, 31, 32, 63, 64, 65, 100, 200};
+    unsigned char key[200], mac[32];
+    unsigned int mlen = 0;
+    size_t i;
+
+    for (i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(i * 7 + 3);
+    for (i = 0; i < sizeof(lens) / sizeof(*lens); i++) {
+        char want[44];
+        assert_non_null(HMAC(EVP_sha256(), key, (int)lens[i],
+                             (const unsigned char *)"191212121212", 12, mac, &mlen));
+        eid_b64url_encode(want, mac, 17);
+        want[22] = '\0';
+        assert_string_equal(eid_pseudonym(pool, key, lens[i], "191212121212"), want);
+    }
 }
 
 static void test_pnr_redact(void **s)
@@ -335,6 +359,7 @@ static void test_audit_long_values(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pseudonym_key_lengths),
         cmocka_unit_test(test_value_encode),
         cmocka_unit_test(test_attr_table),
         cmocka_unit_test(test_attr_values),
