@@ -186,7 +186,7 @@ static int absent_status(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st)
         oidc |= m[i] == EID_METHOD_OIDC;
     /* A browser is sent to log in (Location and a state cookie only: the
      * redirect's body is httpd's); anything else is never redirected. */
-    if (oidc && !r->main && eid_login_is_browser(r))
+    if (oidc && eid_login_may_redirect(r))
         return eid_login_redirect(r, d, d->login_loa > st->stepup_loa ? d->login_loa
                                                                        : st->stepup_loa);
     for (i = 0; i < d->nmethods; i++)

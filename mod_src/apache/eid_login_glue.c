@@ -92,7 +92,8 @@ static const char *enc(request_rec *r, const char *v)
  * sent back to it, else "/". */
 static const char *return_of(request_rec *r)
 {
-    const char *u = r->unparsed_uri;
+    /* the URL the browser asked for, also after an internal redirect */
+    const char *u = eid_root_request(r)->unparsed_uri;
     if (!u || *u != '/' || strlen(u) > EID_PENDING_MAX_RETURN ||
         eid_redirect_check(u, strlen(u), NULL, 0))
         return "/";
@@ -282,7 +283,7 @@ void eid_login_stepup(request_rec *r, int loa)
 {
     eid_req_t *st = eid_req_get(r, 1);
     const char *u;
-    if (r->main || !eid_login_is_browser(r) || !st->id || st->id->method != EID_METHOD_OIDC)
+    if (!eid_login_may_redirect(r) || !st->id || st->id->method != EID_METHOD_OIDC)
         return;
     st->stepup_loa = loa;
     st->decision = EID_DECISION_AUTHN;
@@ -342,6 +343,13 @@ int eid_ep_login(request_rec *r)
         pv = eid_login_provider(name);
     else if (!bad && eid_login_g->all->nelts == 1)
         pv = APR_ARRAY_IDX(eid_login_g->all, 0, eid_provider_t *);
+    else if (!bad) {
+        /* No provider named and several exist: the choice page. */
+        apr_table_setn(r->headers_out, "Location",
+                       choose_url(r, (eid_provider_t *const *)eid_login_g->all->elts,
+                                  eid_login_g->all->nelts, loa, ret));
+        return HTTP_MOVED_TEMPORARILY;
+    }
     if (bad || !pv)
         return refuse_page(r, st, HTTP_BAD_REQUEST, "invalid", "EID08106",
                            "login: malformed request or unknown provider");

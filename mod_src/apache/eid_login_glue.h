@@ -164,6 +164,9 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
  * X-Requested-With, Accept not only JSON, Sec-Fetch-Mode navigate and
  * Sec-Fetch-Dest document when sent)?  Only those are redirected. */
 int eid_login_is_browser(request_rec *r);
+/* eid_login_is_browser(), and r is neither a subrequest nor the error
+ * document of an error: may r be sent to log in? */
+int eid_login_may_redirect(request_rec *r);
 
 /* Login is configured (session keys, a store, a login provider): else the
  * endpoints answer 404. */

@@ -132,6 +132,14 @@ int eid_login_is_browser(request_rec *r)
     return 1;
 }
 
+int eid_login_may_redirect(request_rec *r)
+{
+    /* Never a subrequest, nor the error document of an error: the browser
+     * must get that error, not a login it did not ask for. */
+    return !r->main && !(r->prev && ap_is_HTTP_ERROR(r->prev->status)) &&
+           eid_login_is_browser(r);
+}
+
 const char *eid_session_vhost(request_rec *r)
 {
     const eid_login_srv_t *ls = eid_login_srv(r->server);
@@ -242,6 +250,16 @@ const char *eid_session_index_key(apr_pool_t *p, const char *kind, const char *p
     return apr_pstrcat(p, kind, provider, ":", v, NULL);
 }
 
+/* Has an ending of the session at `skey` begun (its marker)? */
+static int marked(request_rec *r, const char *skey)
+{
+    const char *mk = marker_key(r->pool, skey);
+    unsigned char *v;
+    apr_size_t n;
+    return eid_store_get(eid_login_g->store, r->pool, mk, strlen(mk), &v, &n) ==
+           EID_STORE_OK;
+}
+
 /* Re-write a live session: its last use, under the current key.  A failed
  * write keeps the request (the session it read is valid), logged. */
 static int session_touch(request_rec *r, eid_session_found_t *f)
@@ -249,10 +267,10 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
     eid_store_t *store = eid_login_g->store;
     const char *vhost = eid_session_vhost(r);
     eid_session_rec_t *rec = f->rec;
-    char nkey[48];
-    const char *skey = f->skey, *mk;
-    unsigned char *sealed, *mv;
-    apr_size_t slen, mlen;
+    char nkey[48], okey[48];
+    const char *skey = f->skey;
+    unsigned char *sealed;
+    apr_size_t slen;
     apr_interval_time_t ttl = rec->expires - r->request_time;
     eid_store_rc_e rc;
 
@@ -274,19 +292,19 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
                       eid_store_rc_str(rc));
         return 0;
     }
+    memcpy(okey, f->skey, sizeof(okey));
     if (f->rotated) {
         index_session(r, rec, skey, ttl);
-        eid_store_del(store, f->skey, strlen(f->skey));
+        eid_store_del(store, okey, strlen(okey));
         memcpy(f->skey, nkey, sizeof(nkey));
         f->rotated = 0;
     }
-    /* An ending that ran meanwhile wrote its marker before deleting. */
-    mk = marker_key(r->pool, f->skey);
-    if (eid_store_get(store, r->pool, mk, strlen(mk), &mv, &mlen) == EID_STORE_OK) {
-        eid_store_del(store, f->skey, strlen(f->skey));
-        return -1;
-    }
-    return 0;
+    /* An ending that ran meanwhile wrote its marker before deleting - under
+     * the store key it found: the old one during a re-seal. */
+    if (!marked(r, f->skey) && (!strcmp(okey, f->skey) || !marked(r, okey)))
+        return 0;
+    eid_store_del(store, f->skey, strlen(f->skey));
+    return -1;
 }
 
 eid_store_rc_e eid_session_end(request_rec *r, const char *skey)
@@ -343,7 +361,7 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
     /* Below the location's level: a browser logs in again at it (its
      * session stays until that login completes); an API client is refused. */
     if (d->login_loa && f->rec->id->loa < d->login_loa) {
-        if (!r->main && eid_login_is_browser(r)) {
+        if (eid_login_may_redirect(r)) {
             st->status = eid_login_redirect(r, d, d->login_loa);
             return EID_TRY_REFUSED;
         }

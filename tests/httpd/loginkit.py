@@ -84,9 +84,10 @@ def make_httpd(op, locations, extra="", name="login", keys=(KEY_A,), port=None,
     return h
 
 
-def register(op, h, *more_uris):
+def register(op, h, *more_uris, profile="inera"):
     base = "https://localhost:%d" % h.port
     op.admin("/admin/clients", {
+        "profile": profile,
         "client_id": "portal", "client_secret": "portal-secret",
         "redirect_uris": [base + "/.eid/callback"] + list(more_uris),
         "post_logout_redirect_uris": [base + "/.eid/logged-out"],

@@ -293,6 +293,7 @@ MISBEHAVIOUR = [
     ({"authorize": "access_denied"}, 403),
     ({"authorize": "server_error"}, 403),
     ({"token": "500"}, 503),
+    ({"token": "slow", "slow_seconds": 5}, 503),  # past the provider's fetch_timeout=3
     ({"token": "malformed"}, (403, 503)),
     ({"token": "no-id-token"}, 403),
     ({"authorize": "iss-param-wrong"}, 403),  # RFC 9207 mix-up
@@ -321,7 +322,7 @@ def test_op_misbehaviour_refused(op, fresh, switch, status):
         return
     assert "text/html" in r.headers["Content-Type"]
     assert not session_cookie(b)
-    fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210")
+    fresh.expect_log(r"EID07\d{3}", r"EID081\d\d", r"EID08210", r"EID036\d\d")
 
 
 def test_userinfo_sub_mismatch_refused(op, srv, logcheck):
@@ -458,3 +459,46 @@ def test_return_to_an_allowed_origin(op, fresh):
                   allow_redirects=False, timeout=20)
         assert r.status_code == 400, t
     fresh.expect_log(r"EID08105")
+
+
+def test_two_providers_choice_page(op, srv, logcheck):
+    from loginkit import start_op, stop_op
+    op2 = start_op("sweden")
+    extra = ("EidProvider op2 issuer=%s discovery=on claims=oidc-sweden login=on "
+             "client_id=portal client_secret_file={root}/secret\n" % op2.issuer)
+    h = make_httpd(op, {"/both/": "EidMethods oidc\nEidLoginProviders op op2\n"
+                                  "Require valid-user",
+                        "/staff/": "EidMethods oidc\nEidLoginProviders op\nRequire valid-user"},
+                   extra=extra, name="two")
+    register(op2, h, profile="oidc-sweden")
+    try:
+        h.start()
+        logcheck(h)
+        op2.admin("/admin/auto-login", {"user": "citizen"})
+        b = browser()
+        r = b.get(h.url("/both/echo/c"), allow_redirects=False, timeout=20)
+        assert r.status_code == 302 and "/.eid/choose?" in r.headers["Location"]
+        assert r.headers["Location"].startswith(h.url("/.eid/choose?"))
+        assert not cookies(b, "__Host-eid-st-")  # nothing started yet
+        page = b.get(r.headers["Location"], allow_redirects=False, timeout=20)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+        links = re.findall(r'href="(/\.eid/login\?[^"]+)"', page.text)
+        assert len(links) == 2, page.text
+        link = [x for x in links if "provider=op2" in x][0].replace("&amp;", "&")
+        r = b.get(h.url(link), allow_redirects=False, timeout=20)
+        assert r.status_code == 302 and r.headers["Location"].startswith(op2.issuer)
+        r = follow(b, r)
+        assert r.status_code == 200 and r.url == h.url("/both/echo/c")
+        assert r.json()["EID_PROFILE"] == "op2", r.json()
+        assert r.json()["EID_PNR"] == "198004122381", r.json()
+        # a session of op2 is not a credential where only op is offered
+        r = b.get(h.url("/staff/echo/c"), allow_redirects=False, timeout=20)
+        assert r.status_code == 302 and r.headers["Location"].startswith(op.issuer)
+        # /login without a provider: the choice
+        r = b.get(h.url("/.eid/login?return=%2Fboth%2F"), allow_redirects=False, timeout=20)
+        assert r.status_code == 302 and "/.eid/choose?" in r.headers["Location"]
+    finally:
+        h.stop()
+        h.cleanup()
+        stop_op(op2)
+        register(op, srv)

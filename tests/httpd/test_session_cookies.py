@@ -139,6 +139,47 @@ def test_one_session_many_parallel_requests(op, fresh):
         r = raw_cookie_get(fresh, "/app/echo/par%d" % i, "__Host-eid-session=" + cookie)
         return r.status_code, r.json().get("EID_HSA_ID") if r.status_code == 200 else None
 
-    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+    # 8 clients: the test server has 16 worker threads (AH00484 at the limit)
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
         out = list(ex.map(get, range(64)))
     assert out == [(200, "SE2321000016-P0001N")] * 64
+
+
+def test_error_document_in_an_oidc_location_starts_no_login(op, own):
+    # a 404 outside any login location, its ErrorDocument inside one: the
+    # browser gets the 404 (httpd's text), never a login redirect or cookie
+    h = own("ErrorDocument 404 /app/echo/notfound\n")
+    r = requests.get(h.url("/no/such/file"), verify=CA, allow_redirects=False, timeout=20,
+                     headers={"Accept": "text/html"})
+    assert r.status_code == 404, (r.status_code, r.headers)
+    assert "Location" not in r.headers and "Set-Cookie" not in r.headers
+    # with a session, the error document is served with its identity
+    b = logged_in(op, h)
+    r = b.get(h.url("/no/such/file"), allow_redirects=False, timeout=20)
+    assert r.status_code == 404 and "Set-Cookie" not in r.headers
+
+
+def test_cookie_headers_over_16k_are_no_session(op, own):
+    import http.client
+    import ssl
+    # httpd joins Cookie headers into one line, which its default limit (8190)
+    # refuses with 400 before we see it; a site that raised the limit still
+    # gets bounded work from us
+    fresh = own("LimitRequestFieldSize 65536\n")
+    b = logged_in(op, fresh)
+    good = session_cookie(b)
+    ctx = ssl.create_default_context(cafile=CA)
+    for n_pad in (0, 3):
+        c = http.client.HTTPSConnection("localhost", fresh.port, context=ctx, timeout=20)
+        c.putrequest("GET", "/app/echo/big")
+        c.putheader("Accept", "text/html")
+        for i in range(n_pad):  # each under httpd's 8190-byte line limit
+            c.putheader("Cookie", "pad%d=%s" % (i, "x" * 7000))
+        c.putheader("Cookie", "__Host-eid-session=" + good)
+        c.endheaders()
+        r = c.getresponse()
+        r.read()
+        c.close()
+        # the session alone works; with 21 KiB of cookies around it: no session
+        assert r.status == (200 if n_pad == 0 else 302), (n_pad, r.status)
+    fresh.expect_log(r"EID08201")
