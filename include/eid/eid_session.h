@@ -140,6 +140,12 @@ int eid_session_open(apr_pool_t *p, const eid_session_keys_t *k, const char *bin
  */
 apr_status_t eid_session_encode(apr_pool_t *p, const eid_session_rec_t *rec, unsigned char **out,
                                 apr_size_t *len);
+/* eid_session_decode() for plaintext that came out of an AEAD open with our
+ * keys (eid_session_open): the same structure checks, but strings are not
+ * checked for UTF-8 and control characters again - only the encoder, which
+ * checked them, can have made it.  Never for bytes from anywhere else. */
+int eid_session_decode_opened(apr_pool_t *p, const unsigned char *buf, apr_size_t len,
+                              eid_session_rec_t **out);
 int eid_session_decode(apr_pool_t *p, const unsigned char *buf, apr_size_t len,
                        eid_session_rec_t **out);
 

@@ -431,7 +431,7 @@ int eid_session_open(apr_pool_t *p, const eid_session_keys_t *k, const char *bin
     if (open_raw(p, k, PURPOSE_SESSION, bind, val, len, EID_SESSION_MAX_ENCODED, &pt, &ptlen,
                  rotated, res))
         return -1;
-    if (eid_session_decode(p, pt, ptlen, out)) {
+    if (eid_session_decode_opened(p, pt, ptlen, out)) {
         /* Nothing was opened: no "rotated" hint that a caller could act on. */
         if (rotated)
             *rotated = 0;
