@@ -22,6 +22,7 @@
 #include "eid/eid_redirect.h"
 
 #include "apr_strings.h"
+#include "apr_uri.h"
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -83,6 +84,33 @@ static int unavailable(request_rec *r, eid_req_t *st, eid_store_rc_e rc)
     return eid_page_send(r, EID_PAGE_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE, NULL);
 }
 
+/* scheme://host[:port] of an absolute URL, or NULL. */
+static const char *url_origin(apr_pool_t *p, const char *url)
+{
+    apr_uri_t u;
+    if (!url || apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname)
+        return NULL;
+    return u.port_str ? apr_psprintf(p, "%s://%s:%s", u.scheme, u.hostname, u.port_str)
+                      : apr_psprintf(p, "%s://%s", u.scheme, u.hostname);
+}
+
+/* Where the logout form's answer may lead the browser: the provider's
+ * end-session origin and the EidLogoutRedirectAllow origins (browsers apply
+ * the page's CSP form-action to every redirect after the submission; with
+ * 'self' alone Chromium stops at the provider). */
+static const char *logout_form_targets(request_rec *r, const eid_login_srv_t *ls,
+                                       const eid_session_rec_t *rec)
+{
+    eid_provider_t *pv = rec->provider ? eid_login_provider(rec->provider) : NULL;
+    const char *end = pv ? eid_oidc_end_session_url(r->pool, pv, NULL, NULL, NULL) : NULL;
+    const char *o = url_origin(r->pool, end), *out = o ? o : "";
+    int i;
+    for (i = 0; ls->logout_allow && i < ls->logout_allow->nelts; i++)
+        out = apr_pstrcat(r->pool, out, " ", APR_ARRAY_IDX(ls->logout_allow, i, const char *),
+                          NULL);
+    return out;
+}
+
 /* GET: confirmation page; POST csrf=...[&return=...]: end the session. */
 int eid_ep_logout(request_rec *r)
 {
@@ -109,6 +137,7 @@ int eid_ep_logout(request_rec *r)
             return see_other(r, logged_out_url(r));
         st->id = f.rec->id;
         apr_table_setn(vars, "csrf", f.rec->csrf ? f.rec->csrf : "");
+        apr_table_setn(vars, "form_action", logout_form_targets(r, ls, f.rec));
         return eid_page_send(r, EID_PAGE_LOGOUT_CONFIRM, HTTP_OK, vars);
     }
     form = read_form(r, MAX_LOGOUT_FORM);

@@ -306,6 +306,26 @@ static int var_index(const char *n)
     return -1;
 }
 
+/* Origins a page's form may lead to besides our own (vars "form_action":
+ * space-separated origins, each checked): browsers apply CSP form-action to
+ * every redirect after the submission, so the logout form needs the
+ * provider's end-session origin.  A word that is not a plain origin is left
+ * out (never copied into the header). */
+static const char *form_action_extra(request_rec *r, apr_table_t *vars)
+{
+    const char *list = vars ? apr_table_get(vars, "form_action") : NULL, *w;
+    const char *out = "";
+    char *copy, *state;
+
+    if (!list)
+        return "";
+    copy = apr_pstrdup(r->pool, list);
+    for (w = apr_strtok(copy, " ", &state); w; w = apr_strtok(NULL, " ", &state))
+        if (!eid_redirect_origin_check(w))
+            out = apr_pstrcat(r->pool, out, " ", w, NULL);
+    return out;
+}
+
 int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars)
 {
     const char *val[sizeof(known_vars) / sizeof(*known_vars)] = {0};
@@ -354,8 +374,10 @@ int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars
     apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");
     apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
     apr_table_setn(r->headers_out, "Content-Security-Policy",
-                   "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+                   apr_pstrcat(r->pool, "default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src 'self'; form-action 'self'",
+                               form_action_extra(r, vars), "; frame-ancestors 'none'; "
+                               "base-uri 'none'", NULL));
     ap_set_content_length(r, (apr_off_t)strlen(body));
     if (!r->header_only)
         ap_rwrite(body, (int)strlen(body), r);

@@ -257,7 +257,41 @@ def login_stepup_refusal(b, op, srv, base):
     assert b.cookies()[SESSION_COOKIE]["value"] == second
 
 
-def test_browser_login_stepup_refusal(site, chromium, logcheck):
+def test_browser_login_stepup_refusal_logout(site, chromium, logcheck):
     op, srv, base = site
+    b = chromium
     logcheck(srv)
-    login_stepup_refusal(chromium, op, srv, base)
+    login_stepup_refusal(b, op, srv, base)
+
+    # The logout step: the confirmation page's form POST is followed through the
+    # OP's end_session (the page's CSP form-action names the OP's origin: with
+    # 'self' alone Chromium stopped at the OP and the session stayed).
+
+    # 4. Logout: the link leads to a confirmation page; its form POSTs.
+    b.click("//a[@id='logout']")
+    b.wait_for(lambda: b.driver.find_elements("xpath", "//form[@method='post' or "
+                                                       "@method='POST']"),
+               "the logout confirmation page")
+    b.shot("logout-confirm")
+    assert urllib.parse.urlsplit(b.url).path == "/.eid/logout"
+    assert b.driver.title == "Logga ut?", b.driver.title
+    form = b.driver.find_element("xpath", "//form[@method='post' or @method='POST']")
+    csrf = form.find_element("xpath", ".//input[@type='hidden' and @name='csrf']")
+    assert len(csrf.get_attribute("value")) == 43, "no CSRF token in the form"
+    form.find_element("xpath", ".//button | .//input[@type='submit']").click()
+    b.wait_for(lambda: urllib.parse.urlsplit(b.url).netloc == "localhost:%d" % srv.port
+               and "/.eid/logout" not in b.url, "the page after logout")
+    b.shot("logged-out")
+    assert b.driver.title == "Du är utloggad", (b.driver.title, b.url)
+    assert urllib.parse.urlsplit(b.url).path == "/.eid/logged-out"
+    assert SESSION_COOKIE not in b.cookies(), b.cookies()
+    # the browser went through the OP's end_session with the ID token as the hint
+    ends = op.admin("/admin/records?kind=end_session", method="GET")["end_session"]
+    assert ends and ends[-1]["id_token_hint_valid"] is True, ends
+    assert ends[-1]["client_id"] == CLIENT_ID and ends[-1]["result"] == "redirect", ends
+    assert ends[-1]["session_ended"] is True, ends
+
+    # Logged out for real: the protected page sends the browser to the OP again.
+    b.get(base + "/app/start")
+    b.wait_for(lambda: at_op(b, op), "the OP after logout")
+    b.shot("after-logout-at-op")

@@ -16,6 +16,11 @@ def test_logout_rp_initiated(op, fresh):
     assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
     m = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text)
     assert m, r.text
+    # the form's answer leads through the OP: the page's CSP lets it (browsers
+    # apply form-action to every redirect after the POST)
+    csp = r.headers["Content-Security-Policy"]
+    fa = re.search(r"form-action ([^;]*)", csp).group(1).split()
+    assert fa == ["'self'", op.issuer], csp
     # a GET never logs out; a POST without (or with a wrong) token does not either
     assert b.get(fresh.url("/app/echo/s"), timeout=20).status_code == 200
     for data in ({}, {"csrf": "A" * 43}, {"csrf": m.group(1)[:-1]}):
