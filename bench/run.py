@@ -83,13 +83,30 @@ def eid_load(ctx):
     return "LoadModule auth_eid_module %s" % ctx["module"]
 
 
-def eid_cert_scenario(ctx, verify, checks, name, desc, audit=True, export=True):
+# issue 12: a 10-clause policy over groups, roles and LoA (the county directory
+# of conf-samples); the nurse's certificate satisfies it.
+POLICY10 = ("EidDirectory county %s\n"
+            "EidPolicy p10 \"%%{{EID_LOA}} -ge 3 && 'county' -in eid_list('groups') "
+            "&& 'care-collaboration' -in eid_list('groups') "
+            "&& !('contracted' -in eid_list('groups')) "
+            "&& ('reporter' -in eid_list('dir-roles') || 'nurse' -in eid_list('dir-roles') "
+            "|| 'physician' -in eid_list('dir-roles')) "
+            "&& %%{{EID_ORG_KIND}} -in {{'municipality', 'region'}} "
+            "&& %%{{EID_METHOD}} == 'cert' && %%{{EID_PROFILE}} == 'siths'\"" %
+            os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "conf-samples", "directory-county.txt"))
+
+
+def eid_cert_scenario(ctx, verify, checks, name, desc, audit=True, export=True,
+                      policy10=False):
     lines = ["EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id"]
     if audit:
         lines.append("EidAuditLog {root}/audit.log")
+    if policy10:
+        lines.append(POLICY10)
     loc = ["AuthType eid", "EidMethods cert", "EidCertProfiles siths"]
     loc.append("EidExportHeaders on" if export else "EidExportEnv off\nEidExportHeaders off")
-    loc.append("Require eid-loa 3")
+    loc.append("Require eid-policy p10" if policy10 else "Require eid-loa 3")
     body = "\n".join(lines) + "\n<Location /p/>\n" + "\n".join(loc) + "\n</Location>\n"
     return Scenario(name, desc, tls=True, client_cert=ctx["nurse"], needs_module=True,
                     modules=[eid_load(ctx)], audit=audit, checks=checks,
@@ -135,6 +152,10 @@ def cert_scenarios(ctx, extra=False):
         eid_cert_scenario(ctx, verify, eid_checks, "eid-cert",
                           "mod_auth_eid: AuthType eid, EidMethods cert, Require eid-loa 3, "
                           "env + header export, audit log"),
+        eid_cert_scenario(ctx, verify, eid_checks, "eid-cert-policy10",
+                          "eid-cert with a 10-clause named policy over directory groups, "
+                          "roles and LoA (Require eid-policy) instead of Require eid-loa 3",
+                          policy10=True),
     ]
     if extra:  # where the per-request cost of eid-cert goes
         out += [

@@ -12,6 +12,7 @@
 #define EID_AUDIT_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <apr_time.h>
 
 #include "eid/eid_identity.h"
@@ -39,6 +40,9 @@ typedef struct eid_audit_rec {
     /* A refused client certificate (NULL otherwise): issuer DN, serial (hex),
      * subject DN with any personnummer already pseudonymised. */
     const char *cert_issuer, *cert_serial, *cert_subject;
+    /* The Require eid-* lines that ran, each with its outcome
+     * ("eid-policy staff: granted"); NULL or empty when none ran. */
+    const apr_array_header_t *authz;
 } eid_audit_rec_t;
 
 typedef struct eid_audit_opts {

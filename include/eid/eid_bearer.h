@@ -148,4 +148,22 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
                                       const char *token, size_t len, apr_time_t now,
                                       eid_identity_t **out, eid_result_t *res);
 
+/* Adds to a new identity what the caller derives from it (the organisation
+ * directory's kind, groups, roles) before it is cached; allocates in `p`.
+ * Called by the thread that validated the token, never under a cache lock. */
+typedef void (*eid_bearer_enrich_fn)(void *baton, apr_pool_t *p, eid_identity_t *id);
+
+/*
+ * eid_bearer_validate(), and on a cache miss `enrich` (when not NULL) runs on
+ * the new identity before it goes into the process-wide token cache, so that
+ * later hits carry the enrichment.  A hit is returned as it was cached: the
+ * caller checks that what was added fits its own needs (e.g. the identity's
+ * `directory`) and redoes it on its own copy otherwise.  Thread-safe.
+ */
+eid_bearer_code_e eid_bearer_validate_ex(apr_pool_t *p, eid_provider_t *const *provs,
+                                         int nprovs, const char *token, size_t len,
+                                         apr_time_t now, eid_bearer_enrich_fn enrich,
+                                         void *baton, eid_identity_t **out,
+                                         eid_result_t *res);
+
 #endif

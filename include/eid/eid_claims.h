@@ -37,6 +37,9 @@
 #ifndef EID_CLAIMS_H
 #define EID_CLAIMS_H
 
+/* Most `aud` values an identity keeps (a token with more is refused). */
+#define EID_CLAIMS_MAX_AUDIENCES 32
+
 #include <apr_pools.h>
 #include <jansson.h>
 

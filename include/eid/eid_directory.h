@@ -61,6 +61,10 @@ apr_status_t eid_directory_load(apr_pool_t *p, const char *path, apr_size_t max,
 apr_status_t eid_directory_parse(apr_pool_t *p, const char *name, const char *buf,
                                  apr_size_t len, eid_directory_t **dir, const char **err);
 
+/* The name the directory was loaded under (its file's path): what an
+ * identity enriched from it records (eid_identity_t.directory).  Pure. */
+const char *eid_directory_name(const eid_directory_t *dir);
+
 /* Counts of what was loaded (for start-up logs and tests). */
 int eid_directory_org_count(const eid_directory_t *dir);
 int eid_directory_group_count(const eid_directory_t *dir);
@@ -86,7 +90,8 @@ typedef struct eid_dir_info {
 /*
  * Enrich: find the identity's organisation - by `org_number` when the
  * directory has it, else by the longest HSA-ID prefix of `org_hsa_id`, else
- * of `hsa_id` - and evaluate every role rule.
+ * of `hsa_id`; a certificate's number that is only the one inside its HSA-ID
+ * comes after that HSA-ID's longest prefix - and evaluate every role rule.
  * Pure and thread-safe: reads `dir` and `id` only; the two arrays are
  * allocated in `p` (nothing else is); the strings they hold and the org
  * strings belong to the directory, so copy them into a longer-lived pool if

@@ -54,12 +54,15 @@ typedef struct eid_identity {
     apr_array_header_t *roles;       /* const char *, e.g. "BIF;Spärradministratör" */
     apr_array_header_t *scopes;      /* const char *, OAuth scopes (bearer) */
     apr_array_header_t *policy_oids; /* const char *, certificate policies (cert) */
+    apr_array_header_t *audiences;   /* const char *, the token's `aud` values (bearer, oidc) */
 
     /* From the organisation directory (EidUseDirectory), set once per
      * identity by the glue; NULL when no directory applies. */
     const char *org_kind;            /* "municipality", "region", ... */
     apr_array_header_t *groups;      /* const char *, sorted */
     apr_array_header_t *dir_roles;   /* const char *, the directory's role names */
+    const char *directory;           /* the directory (eid_directory_name()) that set the
+                                        three above; NULL: not enriched */
 
     int loa;               /* 0 (none) .. 4 */
     const char *loa_uri;   /* the original acr / policy URI, if any */
@@ -73,9 +76,9 @@ typedef struct eid_identity {
     X(profile) X(issuer) X(subject) X(serial) X(client_id) X(token_id) X(pnr) X(hsa_id)  \
     X(given_name) X(surname) X(display_name) X(email) X(upn) X(org_number)               \
     X(org_hsa_id) X(org_name) X(unit_hsa_id) X(unit_name) X(commission_hsa_id)           \
-    X(commission_name) X(commission_purpose) X(loa_uri) X(org_kind)
+    X(commission_name) X(commission_purpose) X(loa_uri) X(org_kind) X(directory)
 #define EID_IDENTITY_ARR_FIELDS(X)                                                       \
-    X(commission_rights) X(roles) X(scopes) X(policy_oids) X(groups) X(dir_roles)
+    X(commission_rights) X(roles) X(scopes) X(policy_oids) X(groups) X(dir_roles) X(audiences)
 
 /* A new, empty identity in `p`. */
 eid_identity_t *eid_identity_make(apr_pool_t *p);

@@ -155,6 +155,7 @@ int eid_audit_log_transaction(request_rec *r)
     rec.cert_issuer = st->cert_issuer;
     rec.cert_serial = st->cert_serial;
     rec.cert_subject = st->cert_subject;
+    rec.authz = st->authz_trail;
     rec.decision = decide(st, last->status, &rec.reason);
     if (rec.reason != st->reason)
         rec.tag = NULL; /* the tag explains st->reason only */

@@ -11,6 +11,7 @@
 #include "eid_dir_glue.h"
 #include "eid_login_glue.h"
 #include "eid_pages.h"
+#include "eid_expr.h"
 
 #include "apr_strings.h"
 #include "http_config.h"
@@ -50,6 +51,7 @@ struct req_args {
     int loa;                   /* eid-loa */
     const char *purpose;       /* eid-commission */
     apr_array_header_t *rights; /* eid-commission: const char *, all required */
+    const eid_policy_t *policy; /* eid-policy */
 };
 
 static req_args_t *split_args(cmd_parms *cmd, const char *line, const char *name)
@@ -150,6 +152,13 @@ static authz_status check_line(request_rec *r, const char *line, const void *par
     if (s != AUTHZ_GRANTED)
         return s;
     why = a->kind->match(r, st, a);
+    /* The audit record names the lines that decided (bounded: a location's
+     * Require lines are few; a trail longer than that is cut, not grown). */
+    if (!st->authz_trail)
+        st->authz_trail = apr_array_make(r->pool, 2, sizeof(const char *));
+    if (st->authz_trail->nelts < EID_MAX_AUTHZ_TRAIL)
+        APR_ARRAY_PUSH(st->authz_trail, const char *) =
+            apr_pstrcat(r->pool, a->text, why ? ": denied" : ": granted", NULL);
     return why ? deny(r, st, a, why) : AUTHZ_GRANTED;
 }
 
@@ -379,6 +388,55 @@ static const char *commission_match(request_rec *r, eid_req_t *st, const req_arg
     return NULL;
 }
 
+/* ---- eid-policy <name>: a named expression (eid_expr.c) ------------------- */
+
+static const char *policy_word(apr_pool_t *p, req_args_t *a, const char *w)
+{
+    /* Resolved now: a misspelt name would otherwise deny everyone. */
+    if (!(a->policy = eid_policy_get(w)))
+        return apr_psprintf(p, "eid-policy: no EidPolicy '%s' is defined before this line", w);
+    return NULL;
+}
+
+/* A verdict kept for this identity, or -1. */
+static int policy_memo_get(const eid_policy_memo_t *m, const eid_policy_t *pol)
+{
+    int i;
+    for (i = 0; m && pol->identity_only && i < m->n; i++)
+        if (!strcmp(m->name[i], pol->name))
+            return m->granted[i];
+    return -1;
+}
+
+static const char *policy_match(request_rec *r, eid_req_t *st, const req_args_t *a)
+{
+    const eid_policy_t *pol = a->policy;
+    /* Only a memo that is still of this request's identity (see
+     * eid_policy_memo_t.id): else evaluate, and keep nothing. */
+    eid_policy_memo_t *m = st->policy_memo && st->policy_memo->id == st->id
+                               ? st->policy_memo : NULL;
+    const char *err = NULL;
+    int rc = policy_memo_get(m, pol);
+    if (rc < 0) {
+        rc = ap_expr_exec(r, pol->expr, &err);
+        /* An identity-only verdict holds for every request of the identity
+         * that holds the memo (a certificate's, on its connection). */
+        if (rc >= 0 && m && pol->identity_only && m->n < EID_POLICY_MEMO_SLOTS) {
+            m->name[m->n] = pol->name;
+            m->granted[m->n++] = (unsigned char)(rc > 0);
+        }
+    }
+    if (rc > 0)
+        return NULL;
+    if (rc < 0) {
+        /* Fails closed: an expression that cannot be evaluated denies. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "EID01113: policy %s: %s", a->policy->name,
+                      err ? err : "evaluation failed");
+        return "the policy could not be evaluated";
+    }
+    return "the policy's expression is false";
+}
+
 /* ---- the providers --------------------------------------------------------- */
 
 /* httpd's parse callback takes no context: one line of glue per kind. */
@@ -391,6 +449,7 @@ static const char *group_parse(cmd_parms *cmd, const char *line, const void **pa
 static const char *role_parse(cmd_parms *cmd, const char *line, const void **parsed);
 static const char *kind_parse(cmd_parms *cmd, const char *line, const void **parsed);
 static const char *commission_parse(cmd_parms *cmd, const char *line, const void **parsed);
+static const char *policy_parse(cmd_parms *cmd, const char *line, const void **parsed);
 
 static const req_kind_t k_method = {"eid-method", 0,
                                     "eid-method: name at least one of cert, bearer, oidc",
@@ -416,6 +475,15 @@ static const req_kind_t k_commission = {"eid-commission", 0,
                                         "eid-commission: purpose=<text> [right=<right>]...",
                                         commission_word, commission_match,
                                         {check_line, commission_parse}};
+
+static const req_kind_t k_policy = {"eid-policy", 1, "eid-policy: takes exactly one policy "
+                                    "name (use <RequireAny> for alternatives)",
+                                    policy_word, policy_match, {check_line, policy_parse}};
+
+static const char *policy_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_line(cmd, line, parsed, &k_policy);
+}
 
 static const char *group_parse(cmd_parms *cmd, const char *line, const void **parsed)
 {
@@ -541,6 +609,8 @@ void eid_register_authz_providers(apr_pool_t *p)
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-org-kind",
                               AUTHZ_PROVIDER_VERSION, &k_kind.provider,
                               AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-policy", AUTHZ_PROVIDER_VERSION,
+                              &k_policy.provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "eid-commission",
                               AUTHZ_PROVIDER_VERSION, &k_commission.provider,
                               AP_AUTH_INTERNAL_PER_CONF);

@@ -123,6 +123,40 @@ const char *eid_set_bearer_providers(cmd_parms *cmd, void *dcv, int argc,
     return NULL;
 }
 
+const char *eid_set_bearer_audience(cmd_parms *cmd, void *dcv, int argc, char *const argv[])
+{
+    eid_dir_conf_t *d = dcv;
+    int i;
+    if (argc < 1)
+        return "EidBearerAudience: name at least one audience";
+    d->audiences = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        const char *s;
+        for (s = argv[i]; *s; s++)
+            if ((unsigned char)*s < 0x21 || *s == 0x7f)
+                return "EidBearerAudience: an audience has no blanks or control characters";
+        APR_ARRAY_PUSH(d->audiences, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+/* Does the identity carry one of the location's audiences?  Why a check of
+ * its own: a provider (one per issuer) accepts every audience it lists, for
+ * the whole server; without this, a token for one API of the server would
+ * open every other API that accepts the provider. */
+static int audience_ok(const eid_dir_conf_t *d, const eid_identity_t *id)
+{
+    int i, j;
+    if (!d->audiences)
+        return 1;
+    for (i = 0; id->audiences && i < id->audiences->nelts; i++)
+        for (j = 0; j < d->audiences->nelts; j++)
+            if (!strcmp(APR_ARRAY_IDX(id->audiences, i, const char *),
+                        APR_ARRAY_IDX(d->audiences, j, const char *)))
+                return 1;
+    return 0;
+}
+
 /* Runs for `apachectl -t` too: an incomplete or insecure provider (no
  * audience, no keys ...) is refused with the file and line that began it. */
 int eid_bearer_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -187,9 +221,17 @@ void eid_bearer_challenge(request_rec *r, const eid_dir_conf_t *d, const char *e
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
 }
 
+/* eid_bearer_enrich_fn: the directory's kind, groups and roles, into the
+ * identity the token cache will copy. */
+static void enrich(void *dir, apr_pool_t *p, eid_identity_t *id)
+{
+    eid_dir_apply(p, dir, id);
+}
+
 eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                    eid_identity_t **id)
 {
+    const eid_directory_t *dir;
     const char *h = apr_table_get(r->headers_in, "Authorization");
     const apr_array_header_t *provs = d->providers ? d->providers : eid_g->all_providers;
     static apr_uint32_t misconfig_logged;
@@ -218,23 +260,31 @@ eid_try_e eid_try_bearer(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
                                 "defined", provs->nelts));
         return eid_try_refused(st, HTTP_INTERNAL_SERVER_ERROR);
     }
+    /* The location's directory first: a new token's identity is enriched
+     * from it before it is cached, once per cache entry. */
+    if (eid_dir_for(r, d, st, &dir))
+        return EID_TRY_REFUSED;
     /* The credential's syntax (RFC 6750 2.1) is checked by the core after
      * its cache: a hit is a byte-for-byte token that passed every check. */
-    rc = eid_bearer_validate(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts, h,
-                             strlen(h), r->request_time, id, &res);
+    rc = eid_bearer_validate_ex(r->pool, (eid_provider_t *const *)provs->elts, provs->nelts,
+                                h, strlen(h), r->request_time, dir ? enrich : NULL,
+                                (void *)dir, id, &res);
     switch (rc) {
-    case EID_BEARER_OK: {
-        /* Enriched per request, on the request's own copy of the identity
-         * (a cache hit is a shallow copy in r->pool): one hash look-up and
-         * the role rules, no allocation beyond two small arrays.  Kept out
-         * of the token cache for now: its key would have to include the
-         * directory (docs/directory.md, "Cost"). */
-        const eid_directory_t *dir;
-        if (eid_dir_for(r, d, st, &dir))
-            return EID_TRY_REFUSED;
-        eid_dir_apply(r->pool, dir, *id);
+    case EID_BEARER_OK:
+        if (!audience_ok(d, *id)) {
+            /* RFC 6750 3.1: a token not meant for this resource is invalid here. */
+            *id = NULL;
+            eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01530",
+                       "the token's audience is not one of this location's "
+                       "(EidBearerAudience)");
+            eid_bearer_challenge(r, d, "invalid_token", "token not meant for this resource");
+            return eid_try_refused(st, HTTP_UNAUTHORIZED);
+        }
+        /* A hit enriched from another location's directory (or none), or an
+         * introspection answer (cached before enrichment): redone here, on
+         * the request's own shallow copy, never on the cached entry. */
+        eid_dir_fit(r->pool, dir, *id);
         return EID_TRY_OK;
-    }
     case EID_BEARER_MALFORMED:
         if (res.code == EID_BEARER_EMPTY || res.code == EID_BEARER_NOT_TOKEN68) {
             eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, "EID01501",

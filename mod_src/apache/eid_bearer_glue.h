@@ -26,7 +26,13 @@ const char *eid_set_bearer_providers(cmd_parms *cmd, void *dc, int argc,
                       "<entries>|off [max_ttl=seconds] - per-process cache of validated " \
                       "tokens (default 10000 entries, 300 s)"),
 
+const char *eid_set_bearer_audience(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+
 #define EID_BEARER_DIR_CMDS                                                              \
+    AP_INIT_TAKE_ARGV("EidBearerAudience", eid_set_bearer_audience, NULL,                \
+                      OR_AUTHCFG | RSRC_CONF,                                            \
+                      "<aud> ... - a token must carry one of these aud values here "     \
+                      "(default: any audience of its provider)"),                        \
     AP_INIT_TAKE_ARGV("EidBearerProviders", eid_set_bearer_providers, NULL,              \
                       OR_AUTHCFG | RSRC_CONF,                                            \
                       "<provider> ... - token providers accepted here (default: the "   \

@@ -34,6 +34,7 @@ typedef struct {
     eid_identity_t *id;
     eid_result_t res;
     eid_cert_ref_t ref; /* a refused certificate's issuer and serial */
+    eid_policy_memo_t memo; /* named policies' verdicts on `id` */
 } conn_slot_t;
 
 typedef struct {
@@ -91,8 +92,10 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
                                     profiles->nelts, apr_time_now(), &s->id, &s->res);
     /* Enriched once per connection, with the verdict: keep-alive requests
      * read the organisation kind, groups and roles from the cached identity. */
-    if (s->code == EID_CERT_OK)
+    if (s->code == EID_CERT_OK) {
         eid_dir_apply(c->pool, dir, s->id);
+        s->memo.id = s->id;
+    }
     else
         eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
                          eid_g->pseudonym_key_len, &s->ref);
@@ -211,5 +214,6 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         return eid_try_refused(st, HTTP_FORBIDDEN);
     }
     *id = s->id;
+    st->policy_memo = &s->memo;
     return EID_TRY_OK;
 }

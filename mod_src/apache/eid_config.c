@@ -12,6 +12,7 @@
 #include "eid_dir_glue.h"
 #include "eid_login_glue.h"
 #include "eid_pages.h"
+#include "eid_expr.h"
 #include "eid/eid_util.h"
 
 #include "apr_hash.h"
@@ -36,6 +37,7 @@ void eid_globals_reset(apr_pool_t *pconf)
     eid_g->token_cache_entries = -1;
     eid_g->directories = apr_hash_make(pconf);
     eid_g->directory_order = apr_array_make(pconf, 2, sizeof(void *));
+    eid_g->policies = apr_hash_make(pconf);
     profile_order = apr_array_make(pconf, 4, sizeof(const eid_trust_profile_t *));
     eid_login_reset(pconf);
 }
@@ -81,6 +83,8 @@ void *eid_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     }
     if (!add->providers)
         d->providers = base->providers;
+    if (!add->audiences)
+        d->audiences = base->audiences;
     if (!add->nuser_attrs) {
         memcpy(d->user_attrs, base->user_attrs, sizeof(d->user_attrs));
         d->nuser_attrs = base->nuser_attrs;
@@ -539,6 +543,7 @@ const command_rec eid_cmds[] = {
     EID_LOGIN_SERVER_CMDS
     EID_LOGIN_DIR_CMDS
     EID_PAGES_CMDS
+    EID_POLICY_SERVER_CMDS
     AP_INIT_TAKE1("EidRealm", set_realm, NULL, OR_AUTHCFG,
                   "<realm> - realm in WWW-Authenticate challenges"),
     {NULL}};

@@ -98,9 +98,33 @@ void eid_dir_apply(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id
         return;
     eid_directory_enrich(p, dir, id, &info);
     id->org_kind = eid_org_kind_name(info.org_kind);
+    /* A certificate's number was read out of its HSA-ID (eid_cert.c); the
+     * directory may know better - a longer prefix of another organisation
+     * (eid_directory_enrich) - and then the care provider exported and
+     * compared by own-organisation rules is the directory's, the one whose
+     * kind and groups the identity now has.  A token's number is a claim of
+     * the IdP and stays. */
+    if (id->method == EID_METHOD_CERT && info.org_number)
+        id->org_number = info.org_number;
     /* Empty is absent (never ""), like every other attribute. */
     id->groups = info.groups->nelts ? info.groups : NULL;
     id->dir_roles = info.roles->nelts ? info.roles : NULL;
+    id->directory = eid_directory_name(dir);
+}
+
+void eid_dir_fit(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id)
+{
+    const char *want = dir ? eid_directory_name(dir) : NULL;
+    /* By content (the directory's file name), never by address. */
+    if (want ? (id->directory && !strcmp(id->directory, want)) : !id->directory)
+        return;
+    if (dir) {
+        eid_dir_apply(p, dir, id);
+        return;
+    }
+    id->org_kind = NULL;
+    id->groups = id->dir_roles = NULL;
+    id->directory = NULL;
 }
 
 int eid_dir_any_has(const char *name, int role)

@@ -36,6 +36,15 @@ int eid_dir_for(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
  */
 void eid_dir_apply(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id);
 
+/*
+ * Make id's enrichment that of `dir` (NULL: none): nothing to do when the
+ * identity already records it (a token-cache hit enriched when it was cached),
+ * else done now on `id`, which must be the caller's own copy (a cache hit is a
+ * shallow copy in the request pool: its pointers may be replaced, never what
+ * they point to).
+ */
+void eid_dir_fit(apr_pool_t *p, const eid_directory_t *dir, eid_identity_t *id);
+
 /* Any defined directory has group / role `name` (for Require arguments);
  * -1 when no directory is defined at all. */
 int eid_dir_any_has(const char *name, int role);

@@ -10,6 +10,7 @@
  */
 #define EID_MODULE_MAIN /* AP_DECLARE_MODULE below declares the log index */
 #include "mod_auth_eid.h"
+#include "eid_expr.h"
 #include "eid_bearer_glue.h"
 #include "eid_login_glue.h"
 #include "eid_store_socache.h"
@@ -106,6 +107,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(eid_audit_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     eid_register_authz_providers(p);
     eid_endpoints_register_hooks(p);
+    eid_register_expr(p);
 }
 
 AP_DECLARE_MODULE(auth_eid) = {

@@ -20,6 +20,7 @@
 #define EID_AUTH_TYPE "eid"
 #define EID_MAX_METHODS 4
 #define EID_MAX_USER_ATTRS 8
+#define EID_MAX_AUTHZ_TRAIL 8
 #define EID_DEFAULT_HEADER_PREFIX "X-Eid-"
 #define EID_ENV_PREFIX "EID_"
 
@@ -51,6 +52,9 @@ typedef struct eid_globals {
      * the configuration is read. */
     apr_hash_t *directories;              /* name -> eid_directory_t * */
     apr_array_header_t *directory_order;  /* const eid_directory_t *, definition order */
+    /* Named policies (eid_expr.c): name -> eid_policy_t *, in pconf,
+     * read-only after the configuration is read. */
+    apr_hash_t *policies;
 } eid_globals_t;
 
 extern eid_globals_t *eid_g;
@@ -74,6 +78,8 @@ typedef struct eid_dir_conf {
     const char *profiles_key;      /* the profiles' names in order: what a cached
                                       verdict is keyed by (never the address) */
     apr_array_header_t *providers; /* eid_provider_t *; NULL unset (the only one) */
+    apr_array_header_t *audiences; /* EidBearerAudience: const char *; NULL unset (any of
+                                      the provider's) */
     eid_attr_e user_attrs[EID_MAX_USER_ATTRS];
     int nuser_attrs; /* 0: unset */
     int export_env;     /* -1 unset */
@@ -99,6 +105,24 @@ typedef enum {
     EID_TRY_REFUSED     /* a credential was refused: status, reason, decision set */
 } eid_try_e;
 
+/* Verdicts of identity-only named policies (eid_expr.c) for an identity that
+ * several requests share: a client certificate's, on its connection (one
+ * thread at a time).  Keyed by the policy's name; what else the verdict
+ * depended on - the certificate, the profiles, the directory - is the key of
+ * the connection slot that holds the memo, and a new slot starts empty. */
+#define EID_POLICY_MEMO_SLOTS 4
+typedef struct eid_policy_memo {
+    /* The identity the verdicts are of.  Checked on every read: the slot may
+     * be given to another identity while a request still points at it (a
+     * subrequest run inside a Require line - `-U` - takes the oldest slot of
+     * a full ring), and a pointer compare is exact, for identities live in
+     * the connection pool and are never freed before it. */
+    const struct eid_identity *id;
+    const char *name[EID_POLICY_MEMO_SLOTS]; /* pconf strings */
+    unsigned char granted[EID_POLICY_MEMO_SLOTS];
+    int n;
+} eid_policy_memo_t;
+
 /* Per-request state (r->request_config). */
 typedef struct eid_req {
     int tried;               /* authentication ran for this request */
@@ -115,6 +139,13 @@ typedef struct eid_req {
     const char *cert_serial;
     const char *cert_subject;
     const char *request_id;  /* only in the root request's state (eid_request_id) */
+    /* The Require eid-* lines evaluated for this request with their outcome
+     * ("eid-policy staff: granted"), for the audit record; at most
+     * EID_MAX_AUTHZ_TRAIL, in r->pool.  NULL: none ran. */
+    apr_array_header_t *authz_trail;
+    /* Where verdicts of identity-only policies on st->id may be kept (the
+     * certificate's connection slot), or NULL: evaluate every time. */
+    eid_policy_memo_t *policy_memo;
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */

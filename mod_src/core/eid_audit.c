@@ -222,6 +222,7 @@ const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
     sb_field(&b, "cert_subject", rec->cert_subject);
     sb_int(&b, "status", rec->status);
     sb_field(&b, "user", rec->user);
+    sb_list(&b, "authz", rec->authz);
     if (id) {
         sb_field(&b, "auth_method", eid_method_name(id->method));
         sb_field(&b, "profile", id->profile);
@@ -246,6 +247,9 @@ const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
         sb_field(&b, "commission_hsa_id", id->commission_hsa_id);
         sb_field(&b, "commission_purpose", id->commission_purpose);
         sb_list(&b, "roles", id->roles);
+        sb_field(&b, "org_kind", id->org_kind);
+        sb_list(&b, "groups", id->groups);
+        sb_list(&b, "dir_roles", id->dir_roles);
         if (id->loa)
             sb_int(&b, "loa", id->loa);
         sb_field(&b, "loa_uri", id->loa_uri);

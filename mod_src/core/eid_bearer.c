@@ -665,6 +665,15 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
                                       const char *token, size_t len, apr_time_t now,
                                       eid_identity_t **out, eid_result_t *res)
 {
+    return eid_bearer_validate_ex(p, provs, nprovs, token, len, now, NULL, NULL, out, res);
+}
+
+eid_bearer_code_e eid_bearer_validate_ex(apr_pool_t *p, eid_provider_t *const *provs,
+                                         int nprovs, const char *token, size_t len,
+                                         apr_time_t now, eid_bearer_enrich_fn enrich,
+                                         void *baton, eid_identity_t **out,
+                                         eid_result_t *res)
+{
     unsigned char key[EID_TOKCACHE_KEY_LEN];
     eid_tokcache_t *cache = eid_tokcache_global();
     eid_provider_t *used = NULL;
@@ -728,6 +737,9 @@ eid_bearer_code_e eid_bearer_validate(apr_pool_t *p, eid_provider_t *const *prov
         /* Why: a unit that refused without filling `res` must not read as OK. */
         return c == EID_BEARER_OK ? EID_BEARER_INVALID : c;
     }
+    /* Before it is cached: hits then carry what the caller adds. */
+    if (enrich)
+        enrich(baton, p, id);
     /* Introspected answers live in their provider's cache (its own maximum
      * age); signed tokens go into the process-wide one. */
     if (cache && used)

@@ -455,6 +455,28 @@ static int map_one(apr_pool_t *p, const eid_claims_map_t *m, eid_identity_t *id,
     return 0;
 }
 
+/* `aud` (a string or an array of strings) into id->audiences, so that a
+ * location can ask for its own audience among the provider's (EidBearerAudience).
+ * Other member types are left out (the token rules judged `aud` already). */
+static int audiences(apr_pool_t *p, json_t *aud, eid_identity_t *id, eid_result_t *res)
+{
+    size_t i, n = json_is_array(aud) ? json_array_size(aud) : json_is_string(aud) ? 1 : 0;
+    if (n > EID_CLAIMS_MAX_AUDIENCES)
+        return eid_fail(res, "EID03415", "more aud values than a token may carry");
+    for (i = 0; i < n; i++) {
+        json_t *v = json_is_array(aud) ? json_array_get(aud, i) : aud;
+        if (!json_is_string(v))
+            continue;
+        if (!clean(json_string_value(v), json_string_length(v)))
+            return eid_fail(res, "EID03403", "a claim contains a control character");
+        if (!id->audiences)
+            id->audiences = apr_array_make(p, (int)n, sizeof(const char *));
+        APR_ARRAY_PUSH(id->audiences, const char *) =
+            apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
 int eid_claims_to_identity(apr_pool_t *p, const eid_claims_map_t *m, json_t *claims,
                            const char *provider, eid_identity_t **out, eid_result_t *res)
 {
@@ -473,6 +495,8 @@ int eid_claims_to_identity(apr_pool_t *p, const eid_claims_map_t *m, json_t *cla
             return eid_fail(res, "EID03403", "a claim contains a control character");
         id->issuer = apr_pstrmemdup(p, json_string_value(iss), json_string_length(iss));
     }
+    if ((rc = audiences(p, json_object_get(claims, "aud"), id, res)) != 0)
+        return rc;
     for (i = 0; i < m->nrules; i++) {
         json_t *v = json_object_get(claims, m->rules[i].claim);
         if (v && !json_is_null(v) && (rc = map_one(p, m, id, &m->rules[i], v, res)) != 0)

@@ -199,6 +199,7 @@ static apr_status_t st_org(eid_dir_ctx_t *c, int line, word_t *w, int n)
             o->name = apr_pstrdup(c->p, val);
         } else if (!strcasecmp(key, "hsa")) {
             apr_array_header_t *a = split(c->tmp, val);
+            const char *ukey;
             int j;
             if (!a)
                 return eid_dir_fail(c, line, "empty item in hsa=");
@@ -211,12 +212,16 @@ static apr_status_t st_org(eid_dir_ctx_t *c, int line, word_t *w, int n)
                         "malformed HSA-ID prefix \"%s\" (SE, the owner's 10 digits, "
                         "\"-\", then letters or digits)",
                         quote(c, pre));
-                if ((old = apr_hash_get(c->dir->org_by_prefix, pre, (apr_ssize_t)len)))
+                /* Kept in upper case, looked up so (eid_directory_match.c):
+                 * HSA-IDs are compared without regard to case, as
+                 * Require eid-hsa-id does - else a lower-case local part
+                 * would miss a longer prefix and land in a shorter one. */
+                ukey = eid_dir_upper(c->p, pre);
+                if ((old = apr_hash_get(c->dir->org_by_prefix, ukey, (apr_ssize_t)len)))
                     return eid_dir_fail(c, line,
                                         "HSA-ID prefix %s is already organisation %s's (line %d)",
                                         pre, old->number, old->line);
-                pre = apr_pstrdup(c->p, pre);
-                apr_hash_set(c->dir->org_by_prefix, pre, (apr_ssize_t)len, o);
+                apr_hash_set(c->dir->org_by_prefix, ukey, (apr_ssize_t)len, o);
                 if ((int)len > c->dir->max_prefix)
                     c->dir->max_prefix = (int)len;
             }
@@ -320,7 +325,7 @@ static const char *cond_value(eid_dir_ctx_t *c, int line, eid_dir_cond_t *cd, ei
             eid_dir_fail(c, line, "malformed HSA-ID \"%s\" in hsa-id=", quote(c, v));
             return NULL;
         }
-        return v;
+        return eid_dir_upper(c->p, v); /* compared without regard to case */
     default:
         return v;
     }

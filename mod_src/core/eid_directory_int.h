@@ -83,6 +83,10 @@ typedef struct {
 
 /* Set c->err to "<name>:<line>: <printf text>" (in the directory's pool) and
  * return APR_EINVAL. */
+/* An upper-case copy of `s` in p (ASCII letters only): the form HSA-IDs and
+ * prefixes are kept and compared in. */
+char *eid_dir_upper(apr_pool_t *p, const char *s);
+
 apr_status_t eid_dir_fail(eid_dir_ctx_t *c, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -6,8 +6,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "eid_directory_int.h"
+#include "eid/eid_hsa.h"
+
+#include <apr_strings.h>
 
 static const char *const kind_names[] = {NULL, "municipality", "region", "private-care",
                                          "state-agency"};
@@ -27,6 +31,11 @@ eid_org_kind_e eid_org_kind_parse(const char *name)
         if (!strcmp(name, kind_names[i]))
             return (eid_org_kind_e)i;
     return EID_ORG_KIND_NONE;
+}
+
+const char *eid_directory_name(const eid_directory_t *dir)
+{
+    return dir->name;
 }
 
 int eid_directory_org_count(const eid_directory_t *dir)
@@ -54,29 +63,67 @@ int eid_directory_has_role(const eid_directory_t *dir, const char *name)
     return dir && name && apr_hash_get(dir->role_names, name, APR_HASH_KEY_STRING) != NULL;
 }
 
-/* The organisation whose HSA-ID prefix is the longest one `hsa` starts with;
- * at most max_prefix hash lookups, no allocation. */
+char *eid_dir_upper(apr_pool_t *p, const char *s)
+{
+    char *u = apr_pstrdup(p, s), *q;
+
+    for (q = u; *q; q++)
+        if (*q >= 'a' && *q <= 'z')
+            *q = (char)(*q - 'a' + 'A');
+    return u;
+}
+
+/* The organisation whose HSA-ID prefix is the longest one `hsa` starts with,
+ * without regard to case (the prefixes are kept in upper case); at most
+ * max_prefix hash lookups, no allocation. */
 static const eid_dir_org_t *by_prefix(const eid_directory_t *d, const char *hsa)
 {
-    size_t n;
+    char up[EID_HSA_MAXLEN + 1];
+    size_t n, i;
 
     if (!hsa || d->max_prefix == 0)
         return NULL;
     n = strlen(hsa);
     if (n > (size_t)d->max_prefix)
         n = (size_t)d->max_prefix;
+    if (n > EID_HSA_MAXLEN) /* prefixes are HSA-ID-shaped: never longer */
+        n = EID_HSA_MAXLEN;
+    for (i = 0; i < n; i++)
+        up[i] = (hsa[i] >= 'a' && hsa[i] <= 'z') ? (char)(hsa[i] - 'a' + 'A') : hsa[i];
     for (; n > 0; n--) {
-        const eid_dir_org_t *o = apr_hash_get(d->org_by_prefix, hsa, (apr_ssize_t)n);
+        const eid_dir_org_t *o = apr_hash_get(d->org_by_prefix, up, (apr_ssize_t)n);
         if (o)
             return o;
     }
     return NULL;
 }
 
+/* Is the identity's organisation number only the one inside its own HSA-ID
+ * (SE<number>-...)?  That is what a certificate carries (eid_cert.c reads it
+ * out of the HSA-ID); a token's number is a claim of its own. */
+static int number_from_hsa_id(const eid_identity_t *id)
+{
+    size_t n;
+
+    if (id->method != EID_METHOD_CERT || !id->hsa_id || !id->org_number)
+        return 0;
+    n = strlen(id->org_number);
+    return strlen(id->hsa_id) > n + 2 && (id->hsa_id[0] == 'S' || id->hsa_id[0] == 's') &&
+           (id->hsa_id[1] == 'E' || id->hsa_id[1] == 'e') &&
+           !memcmp(id->hsa_id + 2, id->org_number, n) && id->hsa_id[n + 2] == '-';
+}
+
 static const eid_dir_org_t *find_org(const eid_directory_t *d, const eid_identity_t *id)
 {
     const eid_dir_org_t *o = NULL;
 
+    /* Why the prefix first for such a number: it says no more than the
+     * HSA-ID, and a longer prefix the directory gives another organisation
+     * (a private provider's staff in the region's catalogue) would otherwise
+     * lose to it - the provider's staff would be the region's on a card and
+     * the provider's with a token. */
+    if (number_from_hsa_id(id) && (o = by_prefix(d, id->hsa_id)) != NULL)
+        return o;
     if (id->org_number)
         o = apr_hash_get(d->org_by_number, id->org_number, APR_HASH_KEY_STRING);
     if (!o)
@@ -137,8 +184,11 @@ static int cond_holds(eid_dir_cond_e k, const eid_dir_cond_t *c, const eid_ident
         return 0;
     case EID_DC_ORG:
         return o && one_of(o->number, c);
-    case EID_DC_HSA_ID:
-        return one_of(id->hsa_id, c);
+    case EID_DC_HSA_ID: /* the values are in upper case (eid_directory.c) */
+        for (j = 0; id->hsa_id && j < c->n; j++)
+            if (!strcasecmp(id->hsa_id, c->vals[j]))
+                return 1;
+        return 0;
     default:
         return 0;
     }

@@ -23,7 +23,7 @@
  * compile (on LP64) when the struct changes, before a new string member
  * could be left pointing into a freed request pool. */
 _Static_assert(sizeof(void *) != 8 || sizeof(eid_identity_t) ==
-                                          32 * sizeof(void *) + 2 * sizeof(apr_time_t),
+                                          34 * sizeof(void *) + 2 * sizeof(apr_time_t),
                "eid_identity_t changed: update flatten() in eid_tokcache.c");
 
 typedef struct shard shard_t;

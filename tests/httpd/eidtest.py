@@ -281,3 +281,34 @@ class Httpd:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# The file names the conf-samples use, and the test PKI file standing in for each.
+SAMPLE_FILES = {
+    "siths-person-hsa-id-3.pem": "ca/hsa3.pem",
+    "siths-person-hsa-id-2.pem": "ca/hsa2.pem",
+    "siths-person-id-3.pem": "ca/id3.pem",
+    "siths-function.pem": "ca/function.pem",
+    "eid-issuing.pem": "ca/eid.pem",
+    "server.pem": "server/localhost.pem",
+    "server.key": "server/localhost.key",
+    "client-trust.pem": "ca/client-trust.pem",
+}
+# Sample files the samples include from EID_CONF_DIR.
+SAMPLE_INCLUDES = ("county-common.conf", "directory-county.txt")
+
+
+def sample_conf_dir(root):
+    """{root}/conf as the samples' EID_CONF_DIR: the test PKI under the samples'
+    file names, the shared sample files, a pseudonym key and a client secret."""
+    conf = os.path.join(root, "conf")
+    os.makedirs(conf)
+    for name, target in SAMPLE_FILES.items():
+        os.symlink(pki(*target.split("/")), os.path.join(conf, name))
+    for name in SAMPLE_INCLUDES:
+        os.symlink(os.path.join(REPO, "conf-samples", name), os.path.join(conf, name))
+    with open(os.path.join(conf, "pseudonym.key"), "wb") as f:
+        f.write(os.urandom(32))
+    with open(os.path.join(conf, "incident-api.secret"), "w") as f:
+        f.write("not-a-real-secret\n")
+    return conf

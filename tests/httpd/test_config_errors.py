@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from eidtest import HTTPD, Httpd, REPO, pki
+from eidtest import HTTPD, Httpd, REPO, pki, sample_conf_dir
 
 GOOD = "EidTrustIssuer siths {pki}/ca/hsa3.pem loa=3 ids=hsa-id\n"
 PROVIDERS = ("EidProvider a issuer=https://a.example audience=api://x "
@@ -203,19 +203,6 @@ def test_good_config_passes(body):
         h.cleanup()
 
 
-# The file names the samples use, and the test PKI file standing in for each.
-SAMPLE_FILES = {
-    "siths-person-hsa-id-3.pem": "ca/hsa3.pem",
-    "siths-person-hsa-id-2.pem": "ca/hsa2.pem",
-    "siths-person-id-3.pem": "ca/id3.pem",
-    "siths-function.pem": "ca/function.pem",
-    "eid-issuing.pem": "ca/eid.pem",
-    "server.pem": "server/localhost.pem",
-    "server.key": "server/localhost.key",
-    "client-trust.pem": "ca/client-trust.pem",
-}
-
-
 @pytest.mark.parametrize("sample", sorted(f for f in os.listdir(os.path.join(REPO, "conf-samples"))
                                           if f.endswith(".conf") and f != "auth_eid.conf"))
 def test_conf_samples_pass_configtest(sample):
@@ -223,14 +210,8 @@ def test_conf_samples_pass_configtest(sample):
     path = os.path.join(REPO, "conf-samples", sample)
     h = Httpd("Define EID_CONF_DIR {root}/conf\nDefine EID_STATE_DIR {root}\nInclude %s"
               % path, name="sample")
+    sample_conf_dir(h.root)
     conf = os.path.join(h.root, "conf")
-    os.makedirs(conf)
-    for name, target in SAMPLE_FILES.items():
-        os.symlink(pki(*target.split("/")), os.path.join(conf, name))
-    with open(os.path.join(conf, "pseudonym.key"), "wb") as f:
-        f.write(os.urandom(32))
-    with open(os.path.join(conf, "incident-api.secret"), "w") as f:
-        f.write("not-a-real-secret\n")
     for secret in ("staff.secret", "citizen.secret"):  # oidc-login.conf
         with open(os.path.join(conf, secret), "w") as f:
             f.write("not-a-real-secret\n")

@@ -62,6 +62,8 @@ static inline eid_session_rec_t *full_rec(void)
     id->policy_oids = strv(1, "1.2.752.129.2.1.2.1");
     id->groups = strv(2, "g1", "g2");
     id->dir_roles = strv(1, "läkare");
+    id->directory = "/etc/apache2/eid/directory-county.txt";
+    id->audiences = strv(2, "api://a", "api://b");
     rec->id = id;
     rec->provider = "inera";
     rec->sid = "08a5019c-17e1-4977-8f42-65a12843ea02";

@@ -446,6 +446,47 @@ static void test_multiple_providers(void **state)
     assert_int_equal(check(&c, 1, for_a, "EID03005", NULL), EID_BEARER_INVALID);
 }
 
+static int enrich_calls;
+
+static void count_enrich(void *baton, apr_pool_t *p, eid_identity_t *id)
+{
+    enrich_calls++;
+    id->org_kind = baton;
+    id->groups = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(id->groups, const char *) = apr_pstrdup(p, "g1");
+}
+
+/* eid_bearer_validate_ex(): the enrichment runs once, on the miss, and the
+ * cache keeps what it added; a hit does not run it again. */
+static void test_enrich_once_per_entry(void **state)
+{
+    eid_provider_t *a = file_provider("ea", AUD, jwks_path);
+    char *t = tok(rsa1, "k1", claims(ISS, AUD, NOW_S + 100, NULL));
+    eid_identity_t *id = NULL;
+    eid_result_t res = {0};
+    int i;
+
+    assert_int_equal(eid_tokcache_init(pool, 8, apr_time_from_sec(60)), APR_SUCCESS);
+    enrich_calls = 0;
+    for (i = 0; i < 3; i++) {
+        apr_pool_t *rp;
+        apr_pool_create(&rp, pool); /* a request pool: gone before the next hit */
+        assert_int_equal(eid_bearer_validate_ex(rp, &a, 1, t, strlen(t), now + i, count_enrich,
+                                                (void *)"region", &id, &res),
+                         EID_BEARER_OK);
+        assert_string_equal(id->org_kind, "region");
+        assert_int_equal(id->groups->nelts, 1);
+        assert_string_equal(APR_ARRAY_IDX(id->groups, 0, const char *), "g1");
+        apr_pool_destroy(rp);
+    }
+    assert_int_equal(enrich_calls, 1);
+    /* without a cache every validation enriches */
+    eid_tokcache_init(pool, 0, 0);
+    assert_int_equal(eid_bearer_validate_ex(pool, &a, 1, t, strlen(t), now, count_enrich,
+                                            (void *)"region", &id, &res), EID_BEARER_OK);
+    assert_int_equal(enrich_calls, 2);
+}
+
 static void test_token_cache(void **state)
 {
     eid_provider_t *a = file_provider("ca", AUD, jwks_path);
@@ -671,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_validate_codes),
         cmocka_unit_test(test_multiple_providers),
         cmocka_unit_test(test_token_cache),
+        cmocka_unit_test(test_enrich_once_per_entry),
         cmocka_unit_test(test_discovery_and_jwks_uri),
         cmocka_unit_test(test_introspection),
     };

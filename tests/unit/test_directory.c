@@ -177,6 +177,9 @@ static void test_bad_files(void **state)
         {"Organisation 2120009986 kind=region hsa=SE2120009986-\n"
          "Organisation 2120009978 kind=region hsa=SE2120009986-\n",
          "t.conf:2: HSA-ID prefix SE2120009986- is already organisation 2120009986's (line 1)"},
+        {"Organisation 2120009986 kind=region hsa=SE2120009986-PV\n"
+         "Organisation 2120009978 kind=region hsa=SE2120009986-pv\n",
+         "t.conf:2: HSA-ID prefix SE2120009986-pv is already organisation 2120009986's (line 1)"},
         {"Organisation 2120009986 kind=municipality\nGroup g 2120009986\nGroup g 2120009986\n",
          "t.conf:3: duplicate group \"g\" (first at line 2)"},
         {"Group 9g 2120009986\n",
@@ -348,6 +351,29 @@ static void test_enrich_county(void **state)
     assert_string_equal(info.org_number, "5569999997");
     assert_string_equal(join(info.groups), "vardsamverkan");
     assert_string_equal(join(info.roles), "reporter");
+    /* ... and the same person's SITHS card: a certificate's organisation
+     * number is the one inside its HSA-ID (SE2321009991-...), which says no
+     * more than the HSA-ID itself - the longer prefix still wins. */
+    id = person("SE2321009991-PV77", "2321009991", NULL);
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_int_equal(info.org_kind, EID_ORG_KIND_PRIVATE_CARE);
+    assert_string_equal(info.org_number, "5569999997");
+    assert_string_equal(join(info.groups), "vardsamverkan");
+    /* HSA-IDs are compared without regard to case (as eid-hsa-id does): a
+     * lower-case local part is still under Norrvård's longer prefix - not
+     * the region's shorter one - and still the admin of the hsa-id= rule. */
+    id = person("SE2321009991-pv77", NULL, NULL);
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_string_equal(info.org_number, "5569999997");
+    id = person("SE2321009991-adm1", NULL, NULL);
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_string_equal(join(info.roles), "admin,reporter");
+    /* A token that names the region as the care provider of the commission
+     * (an explicit claim, not read from the HSA-ID) is the region's. */
+    id = person("SE2321009991-PV77", "2321009991", NULL);
+    id->method = EID_METHOD_BEARER;
+    eid_directory_enrich(pool, dir, id, &info);
+    assert_string_equal(info.org_number, "2321009991");
     /* A private provider outside every group: kind, no groups, no role. */
     id = person("SE5569999989-X", NULL, NULL);
     eid_directory_enrich(pool, dir, id, &info);

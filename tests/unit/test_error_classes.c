@@ -63,7 +63,7 @@ static const struct {
     {"EID03311", I}, {"EID03312", I}, {"EID03313", I}, {"EID03314", I}, {"EID03315", I},
     {"EID03401", I}, {"EID03402", I}, {"EID03403", I}, {"EID03404", I}, {"EID03405", I},
     {"EID03406", I}, {"EID03407", I}, {"EID03408", I}, {"EID03409", I}, {"EID03410", I},
-    {"EID03411", I}, {"EID03412", I}, {"EID03413", I}, {"EID03414", I},
+    {"EID03411", I}, {"EID03412", I}, {"EID03413", I}, {"EID03414", I}, {"EID03415", I},
     {"EID03502", U}, /* the introspection endpoint did not answer 200 (503) */
     {"EID03503", U}, /* the introspection answer is not JSON (503) */
     {"EID03504", I}, /* not active (401) */

@@ -70,7 +70,7 @@ static void test_roundtrip_full(void **state)
     /* everything absent: NULL stays NULL (not ""), an empty array stays empty */
     empty.id = eid_identity_make(pool);
     assert_int_equal(eid_session_encode(pool, &empty, &enc, &elen), APR_SUCCESS);
-    assert_int_equal(elen, 4 + 5 * 8 + (23 + 6 + 5) * 2);
+    assert_int_equal(elen, 4 + 5 * 8 + (24 + 7 + 5) * 2);
     assert_int_equal(eid_session_decode(pool, enc, elen, &got), 0);
     assert_rec_same(&empty, got);
     assert_null(got->id->roles);

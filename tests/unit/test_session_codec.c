@@ -23,13 +23,13 @@
 /* ---- hostile encodings ------------------------------------------------------------- */
 
 /* Slots of the record encoding after the 4 header bytes and 5 times:
- * 0..22 the identity's strings, 23..28 its arrays, 29..33 provider, sid,
+ * 0..23 the identity's strings, 24..30 its arrays, 31..35 provider, sid,
  * sub, id_token, csrf.  Every slot is NULL (FF FF) except `slot`, which
  * gets `raw` (its length/count bytes included). */
 #define SLOT_PNR 6
-#define SLOT_ARR0 23
-#define SLOT_ID_TOKEN 32
-#define SLOT_CSRF 33
+#define SLOT_ARR0 24
+#define SLOT_ID_TOKEN 34
+#define SLOT_CSRF 35
 static unsigned char hb[70000];
 
 static apr_size_t mk(const char *hdr, int slot, const void *raw, size_t rawlen)
@@ -41,7 +41,7 @@ static apr_size_t mk(const char *hdr, int slot, const void *raw, size_t rawlen)
     n = 4;
     memset(hb + n, 0, 40);
     n += 40;
-    for (i = 0; i < 34; i++) {
+    for (i = 0; i < 36; i++) {
         if (i == slot) {
             memcpy(hb + n, raw, rawlen);
             n += rawlen;
