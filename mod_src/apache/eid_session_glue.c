@@ -294,8 +294,13 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
                       eid_store_rc_str(rc));
         return 0;
     }
+    /* Its index entries too, every time: shmcb drops the oldest copies of a
+     * full ring first, and an index written only at the login would go
+     * long before a session in use - a back-channel logout would then miss
+     * it.  Re-adding a member re-writes the index (its expiry never
+     * shortens). */
+    index_session(r, rec, skey, ttl);
     if (f->rotated) {
-        index_session(r, rec, skey, ttl);
         eid_store_del(store, f->skey, strlen(f->skey));
         memcpy(f->skey, nkey, sizeof(nkey));
         f->rotated = 0;
