@@ -262,6 +262,16 @@ const char *eid_session_index_key(apr_pool_t *p, const char *kind, const char *p
     return apr_pstrcat(p, kind, provider, ":", v, NULL);
 }
 
+/* Has an ending of the session at `skey` begun (its marker)? */
+static int marked(request_rec *r, const char *skey)
+{
+    const char *mk = marker_key(r->pool, skey);
+    unsigned char *v;
+    apr_size_t n;
+    return eid_store_get(eid_login_g->store, r->pool, mk, strlen(mk), &v, &n) ==
+           EID_STORE_OK;
+}
+
 /* Re-write a live session: its last use, under the current key.  A failed
  * write keeps the request (the session it read is valid), logged. */
 static int session_touch(request_rec *r, eid_session_found_t *f)
@@ -269,10 +279,10 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
     eid_store_t *store = eid_login_g->store;
     const char *vhost = eid_session_vhost(r);
     eid_session_rec_t *rec = f->rec;
-    char nkey[48];
-    const char *skey = f->skey, *mk;
-    unsigned char *sealed, *mv;
-    apr_size_t slen, mlen;
+    char nkey[48], okey[48];
+    const char *skey = f->skey;
+    unsigned char *sealed;
+    apr_size_t slen;
     apr_interval_time_t ttl = rec->expires - r->request_time;
     eid_store_rc_e rc;
 
@@ -300,18 +310,18 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
      * it.  Re-adding a member re-writes the index (its expiry never
      * shortens). */
     index_session(r, rec, skey, ttl);
+    memcpy(okey, f->skey, sizeof(okey));
     if (f->rotated) {
-        eid_store_del(store, f->skey, strlen(f->skey));
+        eid_store_del(store, okey, strlen(okey));
         memcpy(f->skey, nkey, sizeof(nkey));
         f->rotated = 0;
     }
-    /* An ending that ran meanwhile wrote its marker before deleting. */
-    mk = marker_key(r->pool, f->skey);
-    if (eid_store_get(store, r->pool, mk, strlen(mk), &mv, &mlen) == EID_STORE_OK) {
-        eid_store_del(store, f->skey, strlen(f->skey));
-        return -1;
-    }
-    return 0;
+    /* An ending that ran meanwhile wrote its marker before deleting - under
+     * the store key it found: the old one during a re-seal. */
+    if (!marked(r, f->skey) && (!strcmp(okey, f->skey) || !marked(r, okey)))
+        return 0;
+    eid_store_del(store, f->skey, strlen(f->skey));
+    return -1;
 }
 
 eid_store_rc_e eid_session_end(request_rec *r, const char *skey)
