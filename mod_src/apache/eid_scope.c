@@ -27,8 +27,11 @@
 #include "eid_bearer_glue.h"
 #include "eid_login_glue.h"
 
+#include "ap_listen.h"
 #include "apr_strings.h"
+#include "apr_uri.h"
 #include "http_config.h"
+#include "http_main.h"
 #include "util_cfgtree.h"
 
 #include "eid/eid_bearer.h"
@@ -48,6 +51,7 @@ struct sec {
     const ap_directive_t *methods;
     int names_profiles, names_providers, names_directory, names_login;
     int redirect_uri; /* EidRedirectURI at this (top) level */
+    const ap_directive_t *vhost; /* a virtual host's top level: its <VirtualHost> */
 };
 
 typedef struct {
@@ -141,6 +145,7 @@ static void collect(walk_t *w, const ap_directive_t *d, sec_t *cur, const sec_t 
         if (d->directive[0] == '<') {
             if (!strcasecmp(d->directive, "<VirtualHost")) {
                 sec_t *vtop = new_sec(w, NULL, NULL, NULL, main_top);
+                vtop->vhost = d;
                 collect(w, d->first_child, vtop, main_top);
             }
             else {
@@ -252,6 +257,50 @@ static int methods_elsewhere(walk_t *w, const sec_t *x)
     return 0;
 }
 
+/* The virtual host `x` is in must serve its own callback: a login's state
+ * cookie (and the session made at the callback) is sealed to the virtual
+ * host that started it (eid_session_vhost), so a callback that another
+ * server of this httpd answers never finds it - every login there would end
+ * on the "expired" page.  Judged by port only, and only when that port is one
+ * this httpd listens on and the virtual host does not: a callback URL on a
+ * port of a proxy in front (TLS offload) is not refused. */
+static void check_callback_port(walk_t *w, const sec_t *x, const ap_directive_t *where)
+{
+    const ap_directive_t *vd = x->top->vhost;
+    server_rec *v, *m = ap_server_conf;
+    const server_addr_rec *a;
+    const ap_listen_rec *lr;
+    const char *ru;
+    apr_uri_t u;
+    apr_port_t port;
+    int local = 0;
+
+    if (!vd || !m)
+        return;
+    for (v = m->next; v; v = v->next)
+        if (v->defn_line_number == (unsigned)vd->line_num && v->defn_name &&
+            !strcmp(v->defn_name, vd->filename))
+            break;
+    if (!v)
+        return;
+    ru = x->top->redirect_uri ? eid_login_srv(v)->redirect_uri : eid_login_srv(m)->redirect_uri;
+    if (!ru || apr_uri_parse(w->p, ru, &u) != APR_SUCCESS || !u.scheme)
+        return;
+    port = u.port ? u.port : apr_uri_port_of_scheme(u.scheme);
+    for (a = v->addrs; a; a = a->next)
+        if (a->host_port == 0 || a->host_port == port)
+            return;
+    for (lr = ap_listeners; lr; lr = lr->next)
+        local |= lr->bind_addr && lr->bind_addr->port == port;
+    if (local)
+        fail(w, where, apr_psprintf(w->p, "this location accepts oidc, but the callback of "
+                                    "its virtual host (EidRedirectURI %s%s) is on port %u, "
+                                    "which another server of this httpd answers: every "
+                                    "login here would fail; set this virtual host's own "
+                                    "EidRedirectURI", ru, x->top->redirect_uri ? "" :
+                                    ", from the main server", (unsigned)port));
+}
+
 /* A location that accepts oidc (a session, and a login for browsers) needs
  * the session keys, a login provider it can name, and its virtual host's
  * callback URL: without them every browser would get a 500. */
@@ -271,6 +320,8 @@ static void check_oidc(walk_t *w, const sec_t *x, const ap_directive_t *where, i
     else if (!x->top->redirect_uri && !(x->main && x->main->redirect_uri))
         fail(w, where, "this location accepts oidc but its virtual host has no "
                        "EidRedirectURI (https://host/.eid/callback)");
+    else
+        check_callback_port(w, x, where);
 }
 
 static void check_section(walk_t *w, const sec_t *x, int nprofiles, int nproviders,

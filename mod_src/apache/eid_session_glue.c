@@ -11,8 +11,9 @@
  * store error is a 503 with Retry-After, the cookie is kept: never a login
  * redirect (which would loop while the store is down) and never an admit.
  *
- * Why "dead markers": a session is re-written at most once a minute (its
- * last use, or a re-seal under a new key).  A logout that deletes it
+ * Why "dead markers": a session is re-written at most once a minute (or a
+ * quarter of a shorter idle timeout): its last use, or a re-seal under a
+ * new key.  A logout that deletes it
  * between another request's read and write would be undone by that write.
  * So an ending writes `x:<store key>` first and deletes second, and a
  * re-write checks for that marker after writing (and deletes again):
@@ -27,6 +28,17 @@
 #include "http_protocol.h"
 
 #define TOUCH_EVERY apr_time_from_sec(60)
+
+/* How often a session's last use is written: once a minute, or a quarter of
+ * the idle timeout when that is shorter.  Why: the idle check reads the
+ * last use as written, so a write interval not well below the timeout ended
+ * sessions in continuous use (EidSessionIdleTimeout 60: every session died
+ * a minute after its login, however busy). */
+static apr_interval_time_t touch_every(void)
+{
+    apr_interval_time_t q = eid_login_g->idle / 4;
+    return q > 0 && q < TOUCH_EVERY ? q : TOUCH_EVERY;
+}
 #define MAX_COOKIE_HEADER 16384
 
 int eid_cookie_each(request_rec *r, eid_cookie_fn fn, void *baton)
@@ -292,9 +304,14 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
                       eid_store_rc_str(rc));
         return 0;
     }
+    /* Its index entries too, every time: shmcb drops the oldest copies of a
+     * full ring first, and an index written only at the login would go
+     * long before a session in use - a back-channel logout would then miss
+     * it.  Re-adding a member re-writes the index (its expiry never
+     * shortens). */
+    index_session(r, rec, skey, ttl);
     memcpy(okey, f->skey, sizeof(okey));
     if (f->rotated) {
-        index_session(r, rec, skey, ttl);
         eid_store_del(store, okey, strlen(okey));
         memcpy(f->skey, nkey, sizeof(nkey));
         f->rotated = 0;
@@ -353,7 +370,7 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
                       f->rec->provider ? f->rec->provider : "-");
         return EID_TRY_ABSENT;
     }
-    if ((f->rotated || r->request_time - f->rec->last_seen >= TOUCH_EVERY) &&
+    if ((f->rotated || r->request_time - f->rec->last_seen >= touch_every()) &&
         session_touch(r, f) < 0)
         return EID_TRY_ABSENT;
     st->session = f;

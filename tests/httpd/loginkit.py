@@ -254,9 +254,10 @@ def own(op, logcheck):
             vh = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\nServerName localhost\n"
                   "SSLEngine on\nSSLCertificateFile {pki}/server/localhost.pem\n"
                   "SSLCertificateKeyFile {pki}/server/localhost.key\n"
+                  "EidRedirectURI https://localhost:%d/.eid/callback\n"
                   'ScriptAliasMatch "^/([a-z0-9-]+)/echo(/.*)?$" "{root}/cgi/hits.py$2"\n'
                   "<Location /app/>\nAuthType eid\nEidMethods oidc\nRequire valid-user\n"
-                  "</Location>\n</VirtualHost>\n" % (vhost_port, vhost_port))
+                  "</Location>\n</VirtualHost>\n" % (vhost_port, vhost_port, vhost_port))
         h = make_httpd(op, {"/app/": "EidMethods oidc\nRequire valid-user"}, extra=extra,
                        name="own", vhost=vh)
         made.append(h)
