@@ -111,6 +111,11 @@ typedef struct eid_store_ops { /* a backend; every op thread-safe */
     unsigned flags;            /* EID_STORE_F_* */
     /* optional (NULL: eid_store_stats() answers EID_STORE_ERROR) */
     eid_store_rc_e (*stats)(void *b, eid_store_stats_t *out);
+    /* optional: a number that changes whenever a key may have been deleted
+     * or taken (index_take), by any process that shares the store.  A caller
+     * may keep a value it read while the number it read BEFORE the get stays
+     * the same.  NULL: no such guarantee (read the store every time). */
+    int (*generation)(void *b, apr_uint32_t *gen);
 } eid_store_ops_t;
 
 /*
@@ -153,6 +158,8 @@ eid_store_rc_e eid_store_index_take(eid_store_t *s, apr_pool_t *p, const char *i
                                     apr_size_t ilen, apr_array_header_t **members);
 /* Counters of the backend (zeroed first); ERROR when the backend has none. */
 eid_store_rc_e eid_store_stats(eid_store_t *s, eid_store_stats_t *out);
+/* 1 and *gen when the backend has a deletion generation (see the op), else 0. */
+int eid_store_generation(eid_store_t *s, apr_uint32_t *gen);
 
 /*
  * The index value codec shared by the backends that keep an index as one

@@ -142,6 +142,8 @@ typedef struct eid_session_found {
     int had_cookie;          /* the request carried a session cookie */
     int expired;             /* it was found but had expired */
     eid_session_rec_t *rec;  /* in r->pool */
+    apr_uint32_t gen;        /* the store's deletion generation, read before the get */
+    int have_gen;            /* the store has one: the opened session may be kept */
 } eid_session_found_t;
 
 /* EID_STORE_OK (f->rec set), EID_STORE_NOTFOUND (no usable session: none,

@@ -163,6 +163,93 @@ static const char *bind_of(apr_pool_t *p, const char *skey, const char *vhost)
     return apr_pstrcat(p, skey, "@", vhost, NULL);
 }
 
+/*
+ * The session a connection used last, opened, so that its keep-alive
+ * requests skip the store key, the store (its global mutex), the AEAD open
+ * and the decode.  Kept only while the store's deletion generation is the one
+ * read before the session was fetched (eid_store_generation(): every delete -
+ * logout, back-channel logout, expiry, index eviction - in any process bumps
+ * it); the timeouts are checked on every request, and the last use is written
+ * as before.  Keyed by content: the cookie's value and the virtual host the
+ * session is bound to.  A connection is served by one thread at a time; the
+ * entry lives in a sub-pool of the connection's, replaced as a whole.
+ */
+typedef struct conn_session {
+    apr_pool_t *pool;
+    char cookie[EID_SESSION_COOKIE_LEN + 1];
+    const char *vhost;
+    eid_session_found_t f; /* f.rec in pool */
+} conn_session_t;
+
+#define CONN_SESSION_KEY "eid.session"
+
+static conn_session_t *conn_session(request_rec *r)
+{
+    void *v = NULL;
+    apr_pool_userdata_get(&v, CONN_SESSION_KEY, r->connection->pool);
+    return v;
+}
+
+static eid_session_rec_t *rec_copy(apr_pool_t *p, const eid_session_rec_t *s)
+{
+    eid_session_rec_t *d = apr_pmemdup(p, s, sizeof(*s));
+    d->id = eid_identity_copy(p, s->id);
+#define DUP(f) d->f = s->f ? apr_pstrdup(p, s->f) : NULL;
+    DUP(provider) DUP(sid) DUP(sub) DUP(id_token) DUP(csrf)
+#undef DUP
+    return d;
+}
+
+/* The request's own copy of a kept session: the record and the identity
+ * structs (the request writes their fields: method, the directory's
+ * enrichment, last use), sharing the strings and arrays, which nobody
+ * changes. */
+static eid_session_rec_t *rec_for_request(apr_pool_t *p, const eid_session_rec_t *s)
+{
+    eid_session_rec_t *d = apr_pmemdup(p, s, sizeof(*s));
+    d->id = apr_pmemdup(p, s->id, sizeof(*s->id));
+    return d;
+}
+
+/* Keep `f` (just found or touched) for the connection's next requests. */
+static void conn_session_put(request_rec *r, const eid_session_found_t *f, const char *cookie,
+                             const char *vhost)
+{
+    conn_session_t *cs = conn_session(r);
+    apr_pool_t *sub;
+    if (!f->have_gen || !cookie)
+        return;
+    if (!cs) {
+        cs = apr_pcalloc(r->connection->pool, sizeof(*cs));
+        apr_pool_userdata_setn(cs, CONN_SESSION_KEY, NULL, r->connection->pool);
+    }
+    if (cs->pool)
+        apr_pool_destroy(cs->pool);
+    cs->pool = NULL;
+    if (apr_pool_create(&sub, r->connection->pool) != APR_SUCCESS)
+        return;
+    cs->f = *f;
+    cs->f.rec = rec_copy(sub, f->rec);
+    memcpy(cs->cookie, cookie, EID_SESSION_COOKIE_LEN);
+    cs->cookie[EID_SESSION_COOKIE_LEN] = '\0';
+    cs->vhost = apr_pstrdup(sub, vhost);
+    cs->pool = sub;
+}
+
+/* The kept session for this cookie, if it may still be used. */
+static int conn_session_get(request_rec *r, eid_session_found_t *f, const char *cookie,
+                            const char *vhost, apr_uint32_t gen)
+{
+    conn_session_t *cs = conn_session(r);
+    if (!cs || !cs->pool || cs->f.gen != gen || strcmp(cs->vhost, vhost) ||
+        memcmp(cs->cookie, cookie, EID_SESSION_COOKIE_LEN) ||
+        !eid_session_live(cs->f.rec, r->request_time, eid_login_g->idle))
+        return 0;
+    *f = cs->f;
+    f->rec = rec_for_request(r->pool, cs->f.rec);
+    return 1;
+}
+
 eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
 {
     one_cookie_t c = {EID_SESSION_COOKIE, sizeof(EID_SESSION_COOKIE) - 1, 0, NULL, 0};
@@ -190,6 +277,12 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "EID08202: malformed session cookie: no session");
         return EID_STORE_NOTFOUND;
+    }
+    /* Read before the store: a delete after this moment changes it. */
+    f->have_gen = eid_store_generation(store, &f->gen);
+    if (f->have_gen && conn_session_get(r, f, c.val, vhost, f->gen)) {
+        f->had_cookie = 1;
+        return EID_STORE_OK;
     }
     for (which = 0; which < 2; which++) {
         unsigned char *val;
@@ -227,6 +320,8 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
         /* A key was rotated out from under the store key: from now on the
          * current key's store key holds it (see eid_session_touch). */
         f->rotated |= which == 1;
+        if (!f->rotated)
+            conn_session_put(r, f, c.val, vhost);
         return EID_STORE_OK;
     }
     return EID_STORE_NOTFOUND;
@@ -370,9 +465,14 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
                       f->rec->provider ? f->rec->provider : "-");
         return EID_TRY_ABSENT;
     }
-    if ((f->rotated || r->request_time - f->rec->last_seen >= touch_every()) &&
-        session_touch(r, f) < 0)
-        return EID_TRY_ABSENT;
+    if (f->rotated || r->request_time - f->rec->last_seen >= touch_every()) {
+        char cookie[EID_SESSION_COOKIE_LEN + 1];
+        if (session_touch(r, f) < 0)
+            return EID_TRY_ABSENT;
+        /* the kept copy learns the new last use (and store key) */
+        eid_session_cookie_value(f->id, cookie);
+        conn_session_put(r, f, cookie, eid_session_vhost(r));
+    }
     st->session = f;
     f->rec->id->method = EID_METHOD_OIDC;
     /* Below the location's level: a browser logs in again at it (its

@@ -33,6 +33,7 @@
 #include "apr_atomic.h"
 #include "apr_general.h"
 #include "apr_global_mutex.h"
+#include "apr_shm.h"
 #include "apr_strings.h"
 
 #include <string.h>
@@ -84,6 +85,7 @@ typedef struct retained {
     apr_global_mutex_t *mu;      /* process pool */
     const char *lockfile;        /* process pool; NULL when none */
     apr_uint32_t seed;           /* of the key hash; as long as the segment */
+    apr_shm_t *gen_shm;          /* process pool: the deletion generation */
 } retained_t;
 
 struct eid_store_socache {
@@ -94,6 +96,8 @@ struct eid_store_socache {
     ap_socache_instance_t *inst;
     server_rec *s;                       /* main server, for logs */
     apr_uint32_t seed;                   /* the segment's key-hash seed */
+    apr_uint32_t *gen;                   /* in gen_shm: bumped (atomic) at every
+                                            delete, index take and index eviction */
     /* per process: set in child_init before threads exist */
     apr_global_mutex_t *mu;
     int ready;
@@ -218,6 +222,16 @@ apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *
         if (apr_generate_random_bytes((unsigned char *)&ret->seed, sizeof(ret->seed)) !=
             APR_SUCCESS)
             ret->seed = (apr_uint32_t)apr_time_now();
+        /* A word in shared memory that every delete bumps: processes keep
+         * what they read while it stays (eid_store_generation()). */
+        if (!ret->gen_shm &&
+            (rv = apr_shm_create(&ret->gen_shm, 64, NULL, pp)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "EID06202: cannot create the shm session store (64 bytes of "
+                         "shared memory for its generation)");
+            sc->prov->destroy(inst, s);
+            return rv;
+        }
         ret->inst = inst;
         ret->mu = mu;
         ret->lockfile = lockfile ? apr_pstrdup(pp, lockfile) : NULL;
@@ -226,6 +240,7 @@ apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *
     sc->inst = ret->inst;
     sc->mu = ret->mu;
     sc->seed = ret->seed;
+    sc->gen = apr_shm_baseaddr_get(ret->gen_shm);
     /* one per process: a child inherits its own copy at fork */
     sc->scratch = apr_palloc(pconf, SCRATCH_LEN);
     return APR_SUCCESS;
@@ -422,7 +437,9 @@ static eid_store_rc_e sc_del(void *b, const char *key, apr_size_t klen)
      * expired key must answer NOTFOUND as in every backend */
     eid_store_rc_e rc = fetch(sc, id, idlen, &len, NULL);
     if (rc == EID_STORE_OK) {
-        apr_status_t rv = sc->prov->remove(sc->inst, sc->s, id, idlen, NULL);
+        apr_status_t rv;
+        apr_atomic_inc32(sc->gen); /* before: a reader that sees the old number read first */
+        rv = sc->prov->remove(sc->inst, sc->s, id, idlen, NULL);
         if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv))
             rc = fail(sc, rv, "EID06208: the shm session store could not delete an entry");
     }
@@ -498,6 +515,7 @@ static eid_store_rc_e sc_index_add(void *b, const char *idx, apr_size_t ilen,
                 /* the oldest member left a full index: its session ends */
                 unsigned char mid[ID_MAX];
                 unsigned midlen = make_id(sc, mid, ev, evlen);
+                apr_atomic_inc32(sc->gen);
                 sc->prov->remove(sc->inst, sc->s, mid, midlen, tmp);
             }
         }
@@ -519,6 +537,7 @@ static eid_store_rc_e sc_index_take(void *b, apr_pool_t *p, const char *idx, apr
     eid_store_rc_e rc = fetch(sc, id, idlen, &len, p);
     if (rc == EID_STORE_OK) {
         copy = apr_pmemdup(p, sc->scratch, len);
+        apr_atomic_inc32(sc->gen);
         /* taken and deleted under one lock: two takes never share a member */
         sc->prov->remove(sc->inst, sc->s, id, idlen, p);
     }
@@ -537,6 +556,15 @@ static eid_store_rc_e sc_stats(void *b, eid_store_stats_t *out)
     return EID_STORE_OK;
 }
 
+static int sc_generation(void *b, apr_uint32_t *gen)
+{
+    eid_store_socache_t *sc = b;
+    if (!sc->gen)
+        return 0;
+    *gen = apr_atomic_read32(sc->gen);
+    return 1;
+}
+
 static const eid_store_ops_t socache_ops = {
     .name = "shm",
     .get = sc_get,
@@ -548,4 +576,5 @@ static const eid_store_ops_t socache_ops = {
     .index_take = sc_index_take,
     .flags = EID_STORE_F_ATOMIC_ADD | EID_STORE_F_SHARED,
     .stats = sc_stats,
+    .generation = sc_generation,
 };

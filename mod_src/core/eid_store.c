@@ -178,6 +178,11 @@ eid_store_rc_e eid_store_stats(eid_store_t *s, eid_store_stats_t *out)
     return only(s->ops->stats(s->backend, out), 0, 0);
 }
 
+int eid_store_generation(eid_store_t *s, apr_uint32_t *gen)
+{
+    return s && gen && s->ops->generation && s->ops->generation(s->backend, gen);
+}
+
 /* ---- index codec ---------------------------------------------------------- */
 
 /* Walks an index value: calls fn for each member; -1 when malformed (bad

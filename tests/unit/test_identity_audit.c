@@ -94,6 +94,15 @@ static void test_pseudonym(void **s)
     assert_string_equal(a, b);
     assert_string_not_equal(a, c);
     assert_string_not_equal(a, d);
+    {
+        /* the per-thread memo is keyed by the key's bytes, not its address:
+         * the same buffer with another key (a reloaded key file) */
+        unsigned char k2[32];
+        memcpy(k2, KEY, 32);
+        assert_string_equal(eid_pseudonym(pool, k2, 32, "194911172296"), a);
+        k2[31] ^= 1;
+        assert_string_not_equal(eid_pseudonym(pool, k2, 32, "194911172296"), a);
+    }
     for (i = 0; i < 22; i++)
         assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
                                a[i]));
