@@ -217,8 +217,7 @@ static const char *load_key(eid_provider_t *pv, apr_pool_t *p)
 static apr_status_t free_found(void *data)
 {
     eid_provider_t *pv = data;
-    free((void *)apr_atomic_casptr(&pv->login.found, NULL, NULL));
-    pv->login.found = NULL;
+    free(atomic_exchange(&pv->login.found, NULL));
     return APR_SUCCESS;
 }
 
@@ -314,7 +313,6 @@ static const eid_oidc_endpoints_t *discover(eid_provider_t *pv, apr_pool_t *p,
     eid_oidc_endpoints_t e;
     eid_http_resp_t r;
     eid_oidc_endpoints_t *b;
-    const void *won;
     json_t *doc, *iss;
     int dup, ok;
 
@@ -364,10 +362,14 @@ static const eid_oidc_endpoints_t *discover(eid_provider_t *pv, apr_pool_t *p,
         eid_fail(res, "EID07001", "out of memory");
         return NULL;
     }
-    won = apr_atomic_casptr(&o->found, b, NULL);
-    if (won) {
-        free(b); /* another thread published first: use its block */
-        return won;
+    {
+        void *expected = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&o->found, &expected, (void *)b,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            free(b); /* another thread published first: use its block */
+            return expected;
+        }
     }
     return b;
 }
@@ -385,16 +387,16 @@ static const eid_oidc_endpoints_t *endpoints(eid_provider_t *pv, apr_pool_t *p,
     }
     if (!o->discovery_url)
         return &o->conf;
-    if ((e = apr_atomic_casptr(&o->found, NULL, NULL)) != NULL)
+    if ((e = atomic_load_explicit(&o->found, memory_order_acquire)) != NULL)
         return e;
-    failed = apr_atomic_read32(&o->disc_failed);
+    failed = atomic_load_explicit(&o->disc_failed, memory_order_relaxed);
     if (failed && now_s - failed < DISCOVERY_RETRY_SECS) {
         eid_fail(res, "EID07001", "the discovery document failed moments ago; not asked again "
                  "yet");
         return NULL;
     }
     if (!(e = discover(pv, p, res)))
-        apr_atomic_set32(&o->disc_failed, now_s ? now_s : 1);
+        atomic_store_explicit(&o->disc_failed, now_s ? now_s : 1, memory_order_relaxed);
     return e;
 }
 
@@ -421,7 +423,7 @@ void eid_oidc_init(eid_provider_t *pv, apr_pool_t *p, int in_child)
     eid_result_t r = {0};
 
     if (in_child || !pv->login.on || !pv->login.discovery_url ||
-        apr_atomic_casptr(&pv->login.found, NULL, NULL))
+        atomic_load_explicit(&pv->login.found, memory_order_acquire))
         return;
     /* Not fatal: a child asks again at the first login. */
     if (!discover(pv, p, &r))

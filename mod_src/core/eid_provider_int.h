@@ -18,6 +18,7 @@
 #include "eid/eid_jwt.h"
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 
 /* token_auth= values */
 typedef enum {
@@ -48,8 +49,11 @@ typedef struct eid_oidc_opts {
     /* Discovered endpoints: NULL until a discovery succeeded.  Written once
      * (compare-and-swap from NULL), never changed after: readers need no
      * lock.  The winner's block is malloc'd and freed by a pconf cleanup. */
-    volatile void *found;          /* eid_oidc_endpoints_t * */
-    volatile apr_uint32_t disc_failed; /* second of the last failed discovery */
+    /* eid_oidc_endpoints_t *, published once (C11 release / acquire: APR's
+     * atomics live in an uninstrumented library, so ThreadSanitizer cannot
+     * see their ordering) */
+    _Atomic(void *) found;
+    _Atomic apr_uint32_t disc_failed; /* second of the last failed discovery */
     const char *first_key;         /* first login option given (check: login=on) */
 } eid_oidc_opts_t;
 
