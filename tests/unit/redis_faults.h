@@ -269,16 +269,22 @@ static void test_cache(void **state)
     assert_true(wait_live(a, 1, 3 * rfix_slack()) && wait_live(b, 1, 3 * rfix_slack()));
     assert_int_equal(eid_store_set(b, K("s:1"), V("v1"), MS(60000)), EID_STORE_OK);
     want_value(a, p, K("s:1"), "v1", 2);
-    eid_redis_stats_t st0, st;
-    eid_store_redis_stats(a, &st0);
-    want_value(a, p, K("s:1"), "v1", 2); /* from the cache: no command */
-    eid_store_redis_stats(a, &st);
-    assert_int_equal(st.cache_hits, st0.cache_hits + 1);
-    assert_int_equal(st.commands, st0.commands);
-    /* a touch within the interval is spared too */
-    assert_int_equal(eid_store_touch(a, K("s:1"), MS(60000)), EID_STORE_OK);
-    eid_store_redis_stats(a, &st);
-    assert_int_equal(st.commands, st0.commands);
+    /* From the cache: no command; a touch within the interval is spared too.
+     * Tried again while the channel is not live: under valgrind a PONG can
+     * miss its 500 ms and the cache is bypassed (rightly) for a moment. */
+    {
+        eid_redis_stats_t st0, st;
+        int tries, ok = 0;
+        for (tries = 0; tries < 20 && !ok; tries++) {
+            assert_true(wait_live(a, 1, 3 * rfix_slack()));
+            eid_store_redis_stats(a, &st0);
+            want_value(a, p, K("s:1"), "v1", 2);
+            assert_int_equal(eid_store_touch(a, K("s:1"), MS(60000)), EID_STORE_OK);
+            eid_store_redis_stats(a, &st);
+            ok = st.cache_hits == st0.cache_hits + 1 && st.commands == st0.commands;
+        }
+        assert_true(ok);
+    }
     /* logout on the other server: seen here within 100 ms */
     assert_int_equal(eid_store_del(b, K("s:1")), EID_STORE_OK);
     double t = until_seen(a, p, K("s:1"), EID_STORE_NOTFOUND, NULL, 2);
