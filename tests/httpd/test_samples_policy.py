@@ -33,9 +33,11 @@ def site(op, sample):
     port = free_port()
     body = ("Define EID_CONF_DIR {root}/conf\nDefine EID_STATE_DIR {root}\n"
             "Define EID_LISTEN 127.0.0.1:%d\nDefine EID_STAFF_IDP %s\n"
+            "Define EID_SITE https://localhost:%d\n"
             # the service behind: every path answers with the environment
             'ScriptAliasMatch "^/(api|incidents)/.*" "{root}/cgi/echo.py"\n'
-            "Include %s\n" % (port, op.issuer, os.path.join(REPO, "conf-samples", sample)))
+            "Include %s\n" % (port, op.issuer, port,
+                              os.path.join(REPO, "conf-samples", sample)))
     s = Httpd(body, name=sample.split(".")[0], port=port)
     sample_conf_dir(s.root)
     s.start()
@@ -84,6 +86,34 @@ def test_discharge_planning(sites):
     assert call(s, "/", cert="nurse-kommun-reserve") == 403  # right group, LoA 2
     assert call(s, "/", cert="citizen") == 403               # not staff (e-ID card refused)
     assert call(s, "/", cert="nurse-pnr") == 403             # SITHS, no organisation
+
+
+def test_discharge_planning_browser_login(sites, op):
+    """Staff without a card reader log in at the staff IdP (SITHS eID) at LoA 3; the
+    same policy decides as for cards."""
+    from loginkit import browser, login
+    s = sites("discharge-planning.conf")
+    base = "https://localhost:%d" % s.port
+    op.admin("/admin/clients", {  # the sample's client, its secret from sample_conf_dir
+        "profile": "inera", "client_id": "vardsamverkan",
+        "client_secret": "not-a-real-secret",
+        "redirect_uris": [base + "/.eid/callback"],
+        "post_logout_redirect_uris": [base + "/.eid/logged-out"]})
+    try:
+        b = browser()
+        r = login(s, op, b, "/")                      # the region's nurse, loa3
+        assert r.status_code == 200
+        assert b.get(s.url("/"), allow_redirects=False, timeout=20).status_code == 200
+        # a session asked at LoA 3 and answered at LoA 2; another region's nurse
+        # (not in the county); a citizen (no organisation)
+        for user in ("lowlevel", "othernurse", "citizen"):
+            r = login(s, op, browser(), "/", user=user, expect_ok=False)
+            assert r.status_code == 403, (user, r.status_code)
+        # an API client is never sent to log in
+        assert requests.get(s.url("/"), headers={"Accept": "application/json"}, verify=CA,
+                            timeout=20).status_code == 401
+    finally:
+        op.admin("/admin/auto-login", {"user": None})
 
 
 def test_patient_overview(sites, op):
