@@ -321,3 +321,22 @@ def sample_conf_dir(root):
         f.write("not-a-real-password\n")
     os.chmod(os.path.join(conf, "redis.password"), 0o640)
     return conf
+
+
+def module_op(prefix):
+    """A module-scoped pytest fixture: the test OP (tests/op) in a state
+    directory of its own, stopped and removed after the module."""
+    import pytest
+    import sys
+    sys.path.insert(0, os.path.join(REPO, "tests", "op"))
+    from opctl import TestOP
+
+    @pytest.fixture(scope="module")
+    def _op():
+        d = tempfile.mkdtemp(prefix=prefix)
+        o = TestOP(d).start()
+        yield o
+        o.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+    return _op

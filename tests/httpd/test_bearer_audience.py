@@ -1,28 +1,17 @@
 """EidBearerAudience: a location accepts only tokens meant for it, although its
 provider (one per issuer) lists the audiences of every API of the server."""
 import os
-import shutil
-import tempfile
 
 import pytest
 import requests
 
-from eidtest import REPO, Httpd, pki
+from eidtest import module_op, Httpd, pki
 
-import sys
-sys.path.insert(0, os.path.join(REPO, "tests", "op"))
-from opctl import TestOP  # noqa: E402
 
 CA = pki("ca", "server-ca.pem")
 
 
-@pytest.fixture(scope="module")
-def op():
-    d = tempfile.mkdtemp(prefix="eid-op-aud-")
-    o = TestOP(d).start()
-    yield o
-    o.stop()
-    shutil.rmtree(d, ignore_errors=True)
+op = module_op("eid-op-aud-")
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,13 @@ own-organisation rules, the audit record naming the lines that decided, and the
 start-up errors.  Identities: client certificates from the test PKI and bearer
 tokens from the test OP, enriched by the county directory of test_directory."""
 import os
-import shutil
-import tempfile
 
 import pytest
 import requests
 
-from eidtest import REPO, TRUST_PROFILES, Httpd, pki, unique_path, user_cert
+from eidtest import module_op, TRUST_PROFILES, Httpd, pki, unique_path, user_cert
 from test_directory import AUD, DIRECTORY, region_token, sorsele_token, write_dir
 
-import sys
-sys.path.insert(0, os.path.join(REPO, "tests", "op"))
-from opctl import TestOP  # noqa: E402
 
 CA = pki("ca", "server-ca.pem")
 
@@ -59,13 +54,7 @@ def conf(op):
     return c
 
 
-@pytest.fixture(scope="module")
-def op():
-    d = tempfile.mkdtemp(prefix="eid-op-pol-")
-    o = TestOP(d).start()
-    yield o
-    o.stop()
-    shutil.rmtree(d, ignore_errors=True)
+op = module_op("eid-op-pol-")
 
 
 @pytest.fixture(scope="module")

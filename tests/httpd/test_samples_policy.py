@@ -4,29 +4,18 @@ PKI and the test OP: for each, who gets in and who does not, near misses
 included (right group, wrong purpose; right role, wrong level; a municipality
 outside the group)."""
 import os
-import shutil
-import tempfile
 
 import pytest
 import requests
 
-from eidtest import REPO, Httpd, free_port, pki, sample_conf_dir, user_cert
+from eidtest import module_op, REPO, Httpd, free_port, pki, sample_conf_dir, user_cert
 
-import sys
-sys.path.insert(0, os.path.join(REPO, "tests", "op"))
-from opctl import TestOP  # noqa: E402
 
 CA = pki("ca", "server-ca.pem")
 VOB = "Vård och behandling"
 
 
-@pytest.fixture(scope="module")
-def op():
-    d = tempfile.mkdtemp(prefix="eid-op-samples-")
-    o = TestOP(d).start()
-    yield o
-    o.stop()
-    shutil.rmtree(d, ignore_errors=True)
+op = module_op("eid-op-samples-")
 
 
 def site(op, sample):

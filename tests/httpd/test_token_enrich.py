@@ -3,19 +3,14 @@ when it goes into the token cache; a cache hit at a location with another
 directory (or none) is enriched for that location on the request's own copy,
 never by changing the cached entry - also with many threads at once."""
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from eidtest import REPO, TRUST_PROFILES, Httpd, pki
+from eidtest import module_op, TRUST_PROFILES, Httpd, pki
 from test_directory import AUD, DIRECTORY, region_token
 
-import sys
-sys.path.insert(0, os.path.join(REPO, "tests", "op"))
-from opctl import TestOP  # noqa: E402
 
 CA = pki("ca", "server-ca.pem")
 
@@ -37,13 +32,7 @@ WANT = {
 }
 
 
-@pytest.fixture(scope="module")
-def op():
-    d = tempfile.mkdtemp(prefix="eid-op-enr-")
-    o = TestOP(d).start()
-    yield o
-    o.stop()
-    shutil.rmtree(d, ignore_errors=True)
+op = module_op("eid-op-enr-")
 
 
 @pytest.fixture(scope="module")
