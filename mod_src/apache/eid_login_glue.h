@@ -149,6 +149,11 @@ typedef struct eid_session_found {
 /* EID_STORE_OK (f->rec set), EID_STORE_NOTFOUND (no usable session: none,
  * malformed, unknown, tampered, expired) or EID_STORE_ERROR (503). */
 eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f);
+/* A provider's back-channel logout of every session of `v` (kind "i:sid:"
+ * or "i:sub:"): a marker "k:<index key>" holding the logout time, kept for
+ * EidSessionMaxAge; a session created before it is ended when found. */
+eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, const char *kind,
+                                       const char *v);
 /* End the session stored at `skey` (dead marker, then delete). */
 eid_store_rc_e eid_session_end(request_rec *r, const char *skey);
 /* A new session for login `lg`: new id, sealed, stored, indexed, cookie

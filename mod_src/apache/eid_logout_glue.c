@@ -272,6 +272,12 @@ int eid_ep_backchannel(request_rec *r)
         st->outcome = eid_try_refused(st, HTTP_BAD_REQUEST);
         return bcl_answer(r, HTTP_BAD_REQUEST, "invalid_request");
     }
+    /* Markers first: a session whose index the store dropped (shmcb evicts
+     * the oldest copies of a full ring) is ended when it is next looked up. */
+    if (rc == EID_STORE_OK && sid)
+        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sid:", sid);
+    if (rc == EID_STORE_OK && sub)
+        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sub:", sub);
     if (rc == EID_STORE_OK && sid)
         a = end_indexed(r, eid_session_index_key(r->pool, "i:sid:", eid_provider_name(pv), sid));
     if (rc == EID_STORE_OK && sub && a >= 0)

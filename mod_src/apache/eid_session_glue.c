@@ -250,6 +250,41 @@ static int conn_session_get(request_rec *r, eid_session_found_t *f, const char *
     return 1;
 }
 
+eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, const char *kind,
+                                       const char *v)
+{
+    const char *k = apr_pstrcat(r->pool, "k:", eid_session_index_key(r->pool, kind, provider, v),
+                                NULL);
+    /* microseconds: a login right after the logout is not caught by it */
+    const char *t = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
+    return eid_store_set(eid_login_g->store, k, strlen(k), (const unsigned char *)t, strlen(t),
+                         eid_login_g->max_age);
+}
+
+/* Did a back-channel logout name this session's sid or sub after it was
+ * created?  1 yes, 0 no, -1 the store failed. */
+static int logged_out_marker(request_rec *r, const eid_session_rec_t *rec)
+{
+    const char *kinds[2] = {"i:sid:", "i:sub:"}, *vals[2] = {rec->sid, rec->sub};
+    int i;
+    for (i = 0; i < 2; i++) {
+        const char *k;
+        unsigned char *v;
+        apr_size_t n;
+        eid_store_rc_e rc;
+        if (!vals[i] || !rec->provider)
+            continue;
+        k = apr_pstrcat(r->pool, "k:", eid_session_index_key(r->pool, kinds[i], rec->provider,
+                                                             vals[i]), NULL);
+        rc = eid_store_get(eid_login_g->store, r->pool, k, strlen(k), &v, &n);
+        if (rc == EID_STORE_ERROR)
+            return -1;
+        if (rc == EID_STORE_OK && apr_atoi64((const char *)v) >= rec->created)
+            return 1;
+    }
+    return 0;
+}
+
 eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
 {
     one_cookie_t c = {EID_SESSION_COOKIE, sizeof(EID_SESSION_COOKIE) - 1, 0, NULL, 0};
@@ -316,6 +351,26 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
             f->rec = NULL;
             f->expired = 1;
             return EID_STORE_NOTFOUND;
+        }
+        /* Only where the store may drop an index on its own (shm: shmcb
+         * evicts; it is also the store with a deletion generation, so the
+         * check runs only when a session is fetched, not per kept request).
+         * Redis keeps indexes (Lua, noeviction) and answers every read. */
+        switch (f->have_gen ? logged_out_marker(r, f->rec) : 0) {
+        case 1:
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "EID08207: the provider logged this session out (back-channel): "
+                          "no session");
+            eid_session_end(r, f->skey);
+            f->rec = NULL;
+            return EID_STORE_NOTFOUND;
+        case -1:
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "EID08210: session store '%s' failed: 503", eid_store_name(store));
+            f->rec = NULL;
+            return EID_STORE_ERROR;
+        default:
+            break;
         }
         /* A key was rotated out from under the store key: from now on the
          * current key's store key holds it (see eid_session_touch). */

@@ -534,10 +534,12 @@ static eid_store_rc_e sc_index_take(void *b, apr_pool_t *p, const char *idx, apr
     unsigned char *copy = NULL;
     if (lock(sc) != EID_STORE_OK)
         return EID_STORE_ERROR;
+    /* Also when the index is gone (evicted): a back-channel logout must make
+     * every kept session be looked up again (its logout marker). */
+    apr_atomic_inc32(sc->gen);
     eid_store_rc_e rc = fetch(sc, id, idlen, &len, p);
     if (rc == EID_STORE_OK) {
         copy = apr_pmemdup(p, sc->scratch, len);
-        apr_atomic_inc32(sc->gen);
         /* taken and deleted under one lock: two takes never share a member */
         sc->prov->remove(sc->inst, sc->s, id, idlen, p);
     }
