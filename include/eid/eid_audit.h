@@ -47,6 +47,11 @@ typedef struct eid_audit_rec {
      * good / revoked / unknown / undetermined, source ocsp / crl / cache /
      * grace (a good answer kept past its age while the source is down). */
     const char *revocation, *revocation_source;
+    /* The identity's fields as eid_audit_identity_format() made them for
+     * `id` with the same options (a memo of an identity many requests
+     * share), or NULL: formatted from `id`. */
+    const char *id_fields;
+    apr_size_t id_fields_len;
 } eid_audit_rec_t;
 
 typedef struct eid_audit_opts {
@@ -64,5 +69,12 @@ const char *eid_decision_name(eid_decision_e d);
  */
 const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
                              const eid_audit_opts_t *opts, apr_size_t *len);
+
+/*
+ * The fields of `id` as eid_audit_format() writes them (each as
+ * ,"key":value), in `p`, for eid_audit_rec_t.id_fields; *len gets the length.
+ */
+const char *eid_audit_identity_format(apr_pool_t *p, const eid_identity_t *id,
+                                      const eid_audit_opts_t *opts, apr_size_t *len);
 
 #endif

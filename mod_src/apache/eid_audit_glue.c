@@ -165,6 +165,15 @@ int eid_audit_log_transaction(request_rec *r)
     opts.pseudonymise = c->pseudonymise != 0;
     opts.key = eid_g->pseudonym_key;
     opts.key_len = eid_g->pseudonym_key_len;
+    /* An identity that several requests share formats its fields once. */
+    if (st->id && st->memo && st->memo->id == st->id && st->memo->pool) {
+        eid_id_memo_t *m = st->memo;
+        int k = opts.pseudonymise;
+        if (!m->audit[k])
+            m->audit[k] = eid_audit_identity_format(m->pool, st->id, &opts, &m->audit_len[k]);
+        rec.id_fields = m->audit[k];
+        rec.id_fields_len = m->audit_len[k];
+    }
     line = eid_audit_format(r->pool, &rec, &opts, &len);
     rv = apr_file_write_full(c->audit->fd, line, len, NULL);
     if (rv != APR_SUCCESS)

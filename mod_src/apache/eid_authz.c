@@ -399,7 +399,7 @@ static const char *policy_word(apr_pool_t *p, req_args_t *a, const char *w)
 }
 
 /* A verdict kept for this identity, or -1. */
-static int policy_memo_get(const eid_policy_memo_t *m, const eid_policy_t *pol)
+static int policy_memo_get(const eid_id_memo_t *m, const eid_policy_t *pol)
 {
     int i;
     for (i = 0; m && pol->identity_only && i < m->n; i++)
@@ -412,9 +412,8 @@ static const char *policy_match(request_rec *r, eid_req_t *st, const req_args_t 
 {
     const eid_policy_t *pol = a->policy;
     /* Only a memo that is still of this request's identity (see
-     * eid_policy_memo_t.id): else evaluate, and keep nothing. */
-    eid_policy_memo_t *m = st->policy_memo && st->policy_memo->id == st->id
-                               ? st->policy_memo : NULL;
+     * eid_id_memo_t.id): else evaluate, and keep nothing. */
+    eid_id_memo_t *m = st->memo && st->memo->id == st->id ? st->memo : NULL;
     const char *err = NULL;
     int rc = policy_memo_get(m, pol);
     if (rc < 0) {

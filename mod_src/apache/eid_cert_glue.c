@@ -35,7 +35,7 @@ typedef struct {
     eid_identity_t *id;
     eid_result_t res;
     eid_cert_ref_t ref; /* a refused certificate's issuer and serial */
-    eid_policy_memo_t memo; /* named policies' verdicts on `id` */
+    eid_id_memo_t memo; /* what is derived from `id` */
     eid_rev_verdict_t rev; /* its revocation, re-checked from rev.until on */
 } conn_slot_t;
 
@@ -97,6 +97,7 @@ static conn_slot_t *evaluate(request_rec *r, eid_conn_t *cc,
     if (s->code == EID_CERT_OK) {
         eid_dir_apply(c->pool, dir, s->id);
         s->memo.id = s->id;
+        s->memo.pool = c->pool;
     }
     else
         eid_cert_ref_pem(c->pool, pem, strlen(pem), eid_g->pseudonym_key,
@@ -243,6 +244,6 @@ eid_try_e eid_try_cert(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st,
         return eid_try_refused(st, s->rev.refuse);
     }
     *id = s->id;
-    st->policy_memo = &s->memo;
+    st->memo = &s->memo;
     return EID_TRY_OK;
 }

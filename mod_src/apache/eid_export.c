@@ -164,44 +164,34 @@ static void scrub_env(request_rec *r)
     }
 }
 
-/* The encoded values of one identity.  A certificate identity lives as long
- * as its connection, so keep-alive requests reuse the encoding instead of
- * redoing ~30 look-ups and scans per request. */
+/* The encoded values of one identity.  An identity that several requests
+ * share (a certificate's on its connection, a kept browser session's) has a
+ * memo (eid_id_memo_t): its encoding of every attribute is made once, there,
+ * for whichever location the next request is in, instead of ~30 look-ups
+ * and scans per request.  Any other identity is this request's: what its
+ * location exports is encoded, in the request pool. */
 typedef struct {
-    const eid_identity_t *id;
     const char *env[EID_ATTR__COUNT]; /* NULL: absent */
     const char *hdr[EID_ATTR__COUNT];
 } export_cache_t;
 
 static const export_cache_t *encoded(request_rec *r, const eid_dir_conf_t *d,
-                                     const eid_identity_t *id, int env, int hdr)
+                                     const eid_identity_t *id, eid_id_memo_t *memo, int env,
+                                     int hdr)
 {
-    conn_rec *c = r->connection;
-    export_cache_t *ec = NULL;
+    export_cache_t *ec;
     apr_pool_t *p = r->pool;
     int i, all = 0;
 
-    if (id->method == EID_METHOD_CERT) {
-        /* the identity is in the connection pool: so is its encoding, of
-         * every attribute, for whichever location the next request is in */
-        apr_pool_userdata_get((void **)&ec, "eid_export", c->pool);
-        if (ec && ec->id == id)
-            return ec;
-        p = c->pool;
+    if (memo && memo->id == id && memo->pool) {
+        if (memo->export)
+            return memo->export;
+        p = memo->pool;
         all = 1;
-        if (!ec) {
-            ec = apr_pcalloc(p, sizeof(*ec));
-            apr_pool_userdata_setn(ec, "eid_export", NULL, c->pool);
-        }
     }
-    else {
-        /* a token's identity is this request's: encode what it exports */
-        ec = apr_pcalloc(p, sizeof(*ec));
-    }
-    ec->id = id;
+    ec = apr_pcalloc(p, sizeof(*ec));
     for (i = 0; i < EID_ATTR__COUNT; i++) {
         const char *v;
-        ec->env[i] = ec->hdr[i] = NULL;
         if (!all && d->export_mask_set && !d->export_mask[i])
             continue;
         v = eid_attr_value(p, id, (eid_attr_e)i, eid_g->pseudonym_key,
@@ -215,6 +205,8 @@ static const export_cache_t *encoded(request_rec *r, const eid_dir_conf_t *d,
         if (all || hdr)
             ec->hdr[i] = eid_value_encode(p, v, 1);
     }
+    if (all)
+        memo->export = ec;
     return ec;
 }
 
@@ -242,19 +234,26 @@ static void scrub_inherited_user(request_rec *r, const request_rec *root)
 /* The identity this request may export: its own, or - for a subrequest that
  * httpd runs with the main request's configuration, skipping authentication -
  * the main request's.  Never one of a location without AuthType eid. */
-static const eid_identity_t *identity_for(request_rec *r)
+static const eid_identity_t *identity_for(request_rec *r, eid_id_memo_t **memo)
 {
     const eid_req_t *st;
+    *memo = NULL;
     if (!eid_is_eid_location(r))
         return NULL;
     /* (a state that only records fixed_cfg or the root's request id is not
      * an authentication of this request) */
-    if ((st = eid_req_get(r, 0)) && st->tried)
-        return st->outcome == EID_TRY_OK ? st->id : NULL;
+    if ((st = eid_req_get(r, 0)) && st->tried) {
+        if (st->outcome != EID_TRY_OK)
+            return NULL;
+        *memo = st->memo;
+        return st->id;
+    }
     if (r->main && !r->prev && r->per_dir_config == r->main->per_dir_config &&
         (st = eid_req_get(r->main, 0)) && st->outcome == EID_TRY_OK && st->id &&
-        r->user == r->main->user)
+        r->user == r->main->user) {
+        *memo = st->memo;
         return st->id;
+    }
     return NULL;
 }
 
@@ -301,6 +300,7 @@ int eid_fixups(request_rec *r)
     eid_req_t *own = eid_req_get(r, 0);
     const eid_req_t *rst;
     const export_cache_t *ec = NULL;
+    eid_id_memo_t *memo;
     const char **hnames;
     int env, hdr, i;
     /* A subrequest or redirect starts with copies of (or, for headers_in of a
@@ -313,7 +313,7 @@ int eid_fixups(request_rec *r)
         own->fixed_cfg = r->per_dir_config;
     drop_refused_user(r);
     scrub_env(r);
-    id = identity_for(r);
+    id = identity_for(r, &memo);
     rst = eid_req_get(root, 0);
     if (root != r) {
         /* httpd gives a subrequest its main request's headers_in table itself
@@ -342,7 +342,7 @@ int eid_fixups(request_rec *r)
     own->fixed_cfg = r->per_dir_config;
     hnames = d->header_names ? d->header_names : default_header_names;
     if (id)
-        ec = encoded(r, d, id, env, hdr);
+        ec = encoded(r, d, id, memo, env, hdr);
     for (i = 0; ec && i < EID_ATTR__COUNT; i++) {
         if (d->export_mask_set && !d->export_mask[i])
             continue;

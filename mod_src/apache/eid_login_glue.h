@@ -144,6 +144,8 @@ typedef struct eid_session_found {
     eid_session_rec_t *rec;  /* in r->pool */
     apr_uint32_t gen;        /* the store's deletion generation, read before the get */
     int have_gen;            /* the store has one: the opened session may be kept */
+    const void *kept;        /* rec is (a request copy of) this connection's kept
+                                session (eid_session_glue.c): its identity may be shared */
 } eid_session_found_t;
 
 /* EID_STORE_OK (f->rec set), EID_STORE_NOTFOUND (no usable session: none,

@@ -171,14 +171,41 @@ static const char *bind_of(apr_pool_t *p, const char *skey, const char *vhost)
  * logout, back-channel logout, expiry, index eviction - in any process bumps
  * it); the timeouts are checked on every request, and the last use is written
  * as before.  Keyed by content: the cookie's value and the virtual host the
- * session is bound to.  A connection is served by one thread at a time; the
- * entry lives in a sub-pool of the connection's, replaced as a whole.
+ * session is bound to.  A connection is served by one thread at a time.
+ *
+ * With it, once per kept session and directory, the identity enriched by
+ * that directory and its memo (eid_id_memo_t: the export encoding, the audit
+ * fields, identity-only policy verdicts): the requests share that identity
+ * read-only, as a certificate's requests share the connection's.
+ *
+ * Everything of a kept session lives in one sub-pool of the connection's.
+ * Replacing it (a touch, another cookie, a new generation) does not destroy
+ * the old pool at once: the request that replaces it - or its main request,
+ * or the request a subrequest of it is part of - may still point into it
+ * (its identity, the record's strings).  The old pool is retired and
+ * destroyed by the first replacement in a later request of the connection,
+ * when nothing of the earlier one runs any more (or with the connection).
  */
+typedef struct retired_pool {
+    apr_pool_t *pool; /* the node lives in it */
+    struct retired_pool *next;
+} retired_pool_t;
+
 typedef struct conn_session {
     apr_pool_t *pool;
     char cookie[EID_SESSION_COOKIE_LEN + 1];
     const char *vhost;
     eid_session_found_t f; /* f.rec in pool */
+    /* The identity enriched by `dir` (NULL until a request asks; pconf,
+     * immutable, compared by address as the certificate slots do) and what
+     * is derived from it; in pool. */
+    const eid_directory_t *dir;
+    eid_identity_t *id;
+    eid_id_memo_t memo;
+    /* Pools replaced during the root request (root, started) */
+    retired_pool_t *retired;
+    const request_rec *retired_root;
+    apr_time_t retired_started;
 } conn_session_t;
 
 #define CONN_SESSION_KEY "eid.session"
@@ -211,29 +238,58 @@ static eid_session_rec_t *rec_for_request(apr_pool_t *p, const eid_session_rec_t
     return d;
 }
 
+/* Take the kept session's pool out of use (see conn_session_t). */
+static void conn_session_retire(request_rec *r, conn_session_t *cs)
+{
+    const request_rec *root = eid_root_request(r);
+    if (cs->retired &&
+        (cs->retired_root != root || cs->retired_started != root->request_time)) {
+        /* retired during an earlier request: nothing of it runs any more */
+        retired_pool_t *n = cs->retired, *next;
+        for (; n; n = next) {
+            next = n->next;
+            apr_pool_destroy(n->pool);
+        }
+        cs->retired = NULL;
+    }
+    if (cs->pool) {
+        retired_pool_t *n = apr_palloc(cs->pool, sizeof(*n));
+        n->pool = cs->pool;
+        n->next = cs->retired;
+        cs->retired = n;
+        cs->retired_root = root;
+        cs->retired_started = root->request_time;
+    }
+    cs->pool = NULL;
+    cs->id = NULL;
+    cs->dir = NULL;
+    memset(&cs->memo, 0, sizeof(cs->memo));
+}
+
 /* Keep `f` (just found or touched) for the connection's next requests. */
-static void conn_session_put(request_rec *r, const eid_session_found_t *f, const char *cookie,
+static void conn_session_put(request_rec *r, eid_session_found_t *f, const char *cookie,
                              const char *vhost)
 {
     conn_session_t *cs = conn_session(r);
     apr_pool_t *sub;
+    f->kept = NULL;
     if (!f->have_gen || !cookie)
         return;
     if (!cs) {
         cs = apr_pcalloc(r->connection->pool, sizeof(*cs));
         apr_pool_userdata_setn(cs, CONN_SESSION_KEY, NULL, r->connection->pool);
     }
-    if (cs->pool)
-        apr_pool_destroy(cs->pool);
-    cs->pool = NULL;
+    conn_session_retire(r, cs);
     if (apr_pool_create(&sub, r->connection->pool) != APR_SUCCESS)
         return;
+    apr_pool_tag(sub, "eid_session_kept");
     cs->f = *f;
     cs->f.rec = rec_copy(sub, f->rec);
     memcpy(cs->cookie, cookie, EID_SESSION_COOKIE_LEN);
     cs->cookie[EID_SESSION_COOKIE_LEN] = '\0';
     cs->vhost = apr_pstrdup(sub, vhost);
     cs->pool = sub;
+    f->kept = cs;
 }
 
 /* The kept session for this cookie, if it may still be used. */
@@ -247,7 +303,33 @@ static int conn_session_get(request_rec *r, eid_session_found_t *f, const char *
         return 0;
     *f = cs->f;
     f->rec = rec_for_request(r->pool, cs->f.rec);
+    f->kept = cs;
     return 1;
+}
+
+/* The kept session's identity enriched by `dir`, made on the first request
+ * that asks, with its memo; NULL when f is not the kept session or the kept
+ * identity was enriched by another directory (the request enriches its own
+ * copy then). */
+static eid_identity_t *kept_identity(request_rec *r, const eid_session_found_t *f,
+                                     const eid_directory_t *dir, eid_id_memo_t **memo)
+{
+    conn_session_t *cs = conn_session(r);
+    if (!cs || !cs->pool || f->kept != cs)
+        return NULL;
+    if (!cs->id) {
+        cs->id = apr_pmemdup(cs->pool, cs->f.rec->id, sizeof(*cs->id));
+        cs->id->method = EID_METHOD_OIDC;
+        eid_dir_apply(cs->pool, dir, cs->id);
+        cs->dir = dir;
+        memset(&cs->memo, 0, sizeof(cs->memo));
+        cs->memo.id = cs->id;
+        cs->memo.pool = cs->pool;
+    }
+    if (cs->dir != dir)
+        return NULL;
+    *memo = &cs->memo;
+    return cs->id;
 }
 
 eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, const char *kind,
@@ -542,10 +624,12 @@ eid_try_e eid_try_session(request_rec *r, const eid_dir_conf_t *d, eid_req_t *st
                                 "EidLoginLoA %d", f->rec->id->loa, d->login_loa));
         return eid_try_refused(st, HTTP_FORBIDDEN);
     }
-    *id = f->rec->id;
     if (eid_dir_for(r, d, st, &dir))
         return EID_TRY_REFUSED;
-    eid_dir_apply(r->pool, dir, *id);
+    if (!(*id = kept_identity(r, f, dir, &st->memo))) {
+        *id = f->rec->id;
+        eid_dir_apply(r->pool, dir, *id);
+    }
     return EID_TRY_OK;
 }
 

@@ -105,23 +105,36 @@ typedef enum {
     EID_TRY_REFUSED     /* a credential was refused: status, reason, decision set */
 } eid_try_e;
 
-/* Verdicts of identity-only named policies (eid_expr.c) for an identity that
- * several requests share: a client certificate's, on its connection (one
- * thread at a time).  Keyed by the policy's name; what else the verdict
- * depended on - the certificate, the profiles, the directory - is the key of
- * the connection slot that holds the memo, and a new slot starts empty. */
+/* What is derived from an identity that several requests share - a client
+ * certificate's, on its connection (one thread at a time), or a browser
+ * session's kept with its connection (eid_session_glue.c) - made on first
+ * use and kept with the identity:
+ *  - verdicts of identity-only named policies (eid_expr.c), keyed by the
+ *    policy's name; what else a verdict depended on (the certificate or
+ *    session, the profiles, the directory) is the key of whatever holds the
+ *    memo, and a new holder starts with an empty memo;
+ *  - the identity's export encoding (eid_export.c) and its audit-record
+ *    fields (eid_audit_glue.c), which depend on nothing else but
+ *    process-wide settings fixed for the configuration's life (the pseudonym
+ *    key) and, for the audit fields, the server's EidAuditPseudonymise - one
+ *    entry per value. */
 #define EID_POLICY_MEMO_SLOTS 4
-typedef struct eid_policy_memo {
-    /* The identity the verdicts are of.  Checked on every read: the slot may
+typedef struct eid_id_memo {
+    /* The identity the memo is of.  Checked on every read: the slot may
      * be given to another identity while a request still points at it (a
      * subrequest run inside a Require line - `-U` - takes the oldest slot of
-     * a full ring), and a pointer compare is exact, for identities live in
-     * the connection pool and are never freed before it. */
+     * a full ring), and a pointer compare is exact, for a memo's identity
+     * lives at least as long as the memo and is never freed before it. */
     const struct eid_identity *id;
     const char *name[EID_POLICY_MEMO_SLOTS]; /* pconf strings */
     unsigned char granted[EID_POLICY_MEMO_SLOTS];
     int n;
-} eid_policy_memo_t;
+    /* Where derived values are made: lives as long as `id`; NULL: keep none. */
+    apr_pool_t *pool;
+    const void *export;          /* eid_export.c's encoding of every attribute */
+    const char *audit[2];        /* the audit fields, [pseudonymise] */
+    apr_size_t audit_len[2];
+} eid_id_memo_t;
 
 /* Per-request state (r->request_config). */
 typedef struct eid_req {
@@ -146,9 +159,9 @@ typedef struct eid_req {
      * ("eid-policy staff: granted"), for the audit record; at most
      * EID_MAX_AUTHZ_TRAIL, in r->pool.  NULL: none ran. */
     apr_array_header_t *authz_trail;
-    /* Where verdicts of identity-only policies on st->id may be kept (the
-     * certificate's connection slot), or NULL: evaluate every time. */
-    eid_policy_memo_t *policy_memo;
+    /* Where what is derived from st->id may be kept (the certificate's
+     * connection slot, the kept session), or NULL: derive it every time. */
+    eid_id_memo_t *memo;
     /* The per_dir_config eid_fixups exported for (NULL: fixups did not run,
      * e.g. the request was refused).  A fast redirect (mod_dir) swaps
      * r->per_dir_config after that: eid_fixups_final redoes the export. */

@@ -197,6 +197,52 @@ static void utc_stamp(apr_time_t t, char out[28])
     out[27] = '\0';
 }
 
+/* The identity's fields, each as ,"key":value. */
+static void identity_fields(sbuf_t *b, const eid_identity_t *id, const eid_audit_opts_t *opts)
+{
+    sb_field(b, "auth_method", eid_method_name(id->method));
+    sb_field(b, "profile", id->profile);
+    sb_field(b, "issuer", id->issuer);
+    sb_field(b, "client_id", id->client_id);
+    sb_field(b, "token_id", id->token_id);
+    sb_field(b, "hsa_id", id->hsa_id);
+    if (id->pnr) {
+        if (opts && opts->pseudonymise) {
+            if (opts->key)
+                sb_field(b, "pnr_pseudonym",
+                         eid_pseudonym(b->p, opts->key, opts->key_len, id->pnr));
+        }
+        else {
+            sb_field(b, "pnr", id->pnr);
+        }
+    }
+    sb_field(b, "org_number", id->org_number);
+    sb_field(b, "org_hsa_id", id->org_hsa_id);
+    sb_field(b, "org_name", id->org_name);
+    sb_field(b, "unit_hsa_id", id->unit_hsa_id);
+    sb_field(b, "commission_hsa_id", id->commission_hsa_id);
+    sb_field(b, "commission_purpose", id->commission_purpose);
+    sb_list(b, "roles", id->roles);
+    sb_field(b, "org_kind", id->org_kind);
+    sb_list(b, "groups", id->groups);
+    sb_list(b, "dir_roles", id->dir_roles);
+    if (id->loa)
+        sb_int(b, "loa", id->loa);
+    sb_field(b, "loa_uri", id->loa_uri);
+}
+
+const char *eid_audit_identity_format(apr_pool_t *p, const eid_identity_t *id,
+                                      const eid_audit_opts_t *opts, apr_size_t *len)
+{
+    sbuf_t b = {p, NULL, 0, 512};
+    b.buf = apr_palloc(p, b.cap);
+    identity_fields(&b, id, opts);
+    sb_reserve(&b, 1);
+    b.buf[b.len] = '\0';
+    *len = b.len;
+    return b.buf;
+}
+
 const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
                              const eid_audit_opts_t *opts, apr_size_t *len)
 {
@@ -225,37 +271,10 @@ const char *eid_audit_format(apr_pool_t *p, const eid_audit_rec_t *rec,
     sb_int(&b, "status", rec->status);
     sb_field(&b, "user", rec->user);
     sb_list(&b, "authz", rec->authz);
-    if (id) {
-        sb_field(&b, "auth_method", eid_method_name(id->method));
-        sb_field(&b, "profile", id->profile);
-        sb_field(&b, "issuer", id->issuer);
-        sb_field(&b, "client_id", id->client_id);
-        sb_field(&b, "token_id", id->token_id);
-        sb_field(&b, "hsa_id", id->hsa_id);
-        if (id->pnr) {
-            if (opts && opts->pseudonymise) {
-                if (opts->key)
-                    sb_field(&b, "pnr_pseudonym",
-                             eid_pseudonym(p, opts->key, opts->key_len, id->pnr));
-            }
-            else {
-                sb_field(&b, "pnr", id->pnr);
-            }
-        }
-        sb_field(&b, "org_number", id->org_number);
-        sb_field(&b, "org_hsa_id", id->org_hsa_id);
-        sb_field(&b, "org_name", id->org_name);
-        sb_field(&b, "unit_hsa_id", id->unit_hsa_id);
-        sb_field(&b, "commission_hsa_id", id->commission_hsa_id);
-        sb_field(&b, "commission_purpose", id->commission_purpose);
-        sb_list(&b, "roles", id->roles);
-        sb_field(&b, "org_kind", id->org_kind);
-        sb_list(&b, "groups", id->groups);
-        sb_list(&b, "dir_roles", id->dir_roles);
-        if (id->loa)
-            sb_int(&b, "loa", id->loa);
-        sb_field(&b, "loa_uri", id->loa_uri);
-    }
+    if (rec->id_fields)
+        sb_raw(&b, rec->id_fields, rec->id_fields_len);
+    else if (id)
+        identity_fields(&b, id, opts);
     SB_LIT(&b, "}\n");
     sb_reserve(&b, 1);
     b.buf[b.len] = '\0';
