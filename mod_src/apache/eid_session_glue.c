@@ -390,16 +390,19 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
                       "EID08201: %d session cookies in one request: no session", c.count);
         return EID_STORE_NOTFOUND;
     }
+    /* Read before the store: a delete after this moment changes it. */
+    f->have_gen = eid_store_generation(store, &f->gen);
+    /* The connection's kept session, when the cookie is the very one it was
+     * found with (parsed then). */
+    if (f->have_gen && c.vlen == EID_SESSION_COOKIE_LEN &&
+        conn_session_get(r, f, c.val, vhost, f->gen)) {
+        f->had_cookie = 1;
+        return EID_STORE_OK;
+    }
     if (eid_session_cookie_parse(c.val, c.vlen, f->id) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "EID08202: malformed session cookie: no session");
         return EID_STORE_NOTFOUND;
-    }
-    /* Read before the store: a delete after this moment changes it. */
-    f->have_gen = eid_store_generation(store, &f->gen);
-    if (f->have_gen && conn_session_get(r, f, c.val, vhost, f->gen)) {
-        f->had_cookie = 1;
-        return EID_STORE_OK;
     }
     for (which = 0; which < 2; which++) {
         unsigned char *val;
