@@ -323,6 +323,41 @@ static void test_audit_pnr_pseudonymised(void **s)
     json_decref(j);
 }
 
+/* The identity fields made once (a memo of a shared identity) and handed in
+ * as id_fields give the very line formatting them from the identity gives,
+ * for both pseudonymisation settings and with hostile bytes in the values. */
+static void test_audit_identity_fields_same_line(void **s)
+{
+    eid_audit_opts_t opts[2] = {{0, NULL, 0}, {1, KEY, 32}};
+    eid_identity_t *id = nurse();
+    int k;
+
+    id->pnr = "194911172296";
+    id->org_name = "Region \"Ex\\empel\"\n\x01\xff";
+    for (k = 0; k < 2; k++) {
+        eid_audit_rec_t rec = {0};
+        apr_size_t l1, l2, flen;
+        const char *a, *b, *f;
+        rec.time = apr_time_from_sec(1700000000);
+        rec.request_id = "r1";
+        rec.resource = "/x";
+        rec.status = 200;
+        rec.id = id;
+        a = eid_audit_format(pool, &rec, &opts[k], &l1);
+        f = eid_audit_identity_format(pool, id, &opts[k], &flen);
+        assert_int_equal(strlen(f), flen);
+        assert_non_null(strstr(f, ",\"hsa_id\":"));
+        rec.id_fields = f;
+        rec.id_fields_len = flen;
+        b = eid_audit_format(pool, &rec, &opts[k], &l2);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(a, b, l1);
+        json_decref(parse_line(b, l2));
+        assert_true(k ? strstr(b, "pnr_pseudonym") && !strstr(b, "194911172296")
+                      : strstr(b, "\"pnr\":\"194911172296\"") != NULL);
+    }
+}
+
 static void test_audit_hostile_strings(void **s)
 {
     eid_audit_rec_t rec = {0};
@@ -380,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_audit_allow),
         cmocka_unit_test(test_audit_time_matches_gmtime),
         cmocka_unit_test(test_audit_pnr_pseudonymised),
+        cmocka_unit_test(test_audit_identity_fields_same_line),
         cmocka_unit_test(test_audit_hostile_strings),
         cmocka_unit_test(test_audit_long_values),
     };
