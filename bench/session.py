@@ -284,14 +284,15 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
         </Location>
         """)
 
-    def eid_scenario(name, desc, audit, extra_conf=""):
+    def eid_scenario(name, desc, audit, extra_conf="", audit_opt=""):
         cid = (EID_CLIENT[0] + "-" + name, EID_CLIENT[1])  # a client per server
         sc = Scenario(name, desc, tls=True, needs_module=True, audit=audit,
                       modules=["headers", eid_load(ctx)],
                       conf=lambda c: eid.format(
                           issuer=op.issuer, cid=cid[0], secret_file=ctx["eid_secret_file"],
                           keyfile=ctx["eid_key_file"],
-                          audit="EidAuditLog %s/audit.log" % c["root"] if audit else "",
+                          audit=("EidAuditLog %s/audit.log%s" % (c["root"], audit_opt)
+                                 if audit else ""),
                           **c) + WHO_CONF + extra_conf)
         attach(sc, ctx, lambda s: op.register(
             cid, "https://localhost:%d/.eid/callback" % s.server.port))
@@ -309,6 +310,10 @@ def session_scenarios(ctx, Scenario, eid_load, extra=False):
         % c["redis_port"])
     out.append(rsc)
     if extra:
+        out.append(eid_scenario("eid-session-shm-auditbatch", "eid-session-shm with the audit "
+                                "records written in batches (EidAuditLog ... flush=10): one "
+                                "write() per child every 10 ms instead of one per request",
+                                True, audit_opt=" flush=10"))
         out.append(eid_scenario("eid-session-shm-noaudit", "eid-session-shm without the audit "
                                 "log (what the audit write costs)", False))
         out.append(eid_scenario("eid-session-shm-pthread", "eid-session-shm with the store's "

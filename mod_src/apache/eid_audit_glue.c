@@ -175,7 +175,7 @@ int eid_audit_log_transaction(request_rec *r)
         rec.id_fields_len = m->audit_len[k];
     }
     line = eid_audit_format(r->pool, &rec, &opts, &len);
-    rv = apr_file_write_full(c->audit->fd, line, len, NULL);
+    rv = eid_audit_sink_write(r, c->audit, line, len);
     if (rv != APR_SUCCESS)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "EID01303: audit record could not be written (request %s)",

@@ -290,15 +290,29 @@ static const char *set_trust_policy(cmd_parms *cmd, void *dc, const char *name,
     return err ? apr_pstrcat(cmd->pool, "EidTrustPolicy: ", err, NULL) : NULL;
 }
 
-static const char *set_audit_log(cmd_parms *cmd, void *dc, const char *spec)
+static const char *set_audit_log(cmd_parms *cmd, void *dc, const char *spec,
+                                 const char *opt)
 {
     eid_srv_conf_t *c = ap_get_module_config(cmd->server->module_config, &auth_eid_module);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     if (err)
         return err;
     c->audit = apr_pcalloc(cmd->pool, sizeof(*c->audit));
+    /* off: spec NULL, explicitly off (not inherited) */
     if (!strcasecmp(spec, "off"))
-        return NULL; /* spec NULL: explicitly off, not inherited */
+        return opt ? "EidAuditLog: 'off' takes no options" : NULL;
+    if (opt) {
+        char *end;
+        long ms;
+        if (strncasecmp(opt, "flush=", 6))
+            return apr_psprintf(cmd->pool, "EidAuditLog: unknown option '%s' (flush=<ms>)",
+                                opt);
+        ms = strtol(opt + 6, &end, 10);
+        if (end == opt + 6 || *end || ms < 0 || ms > 1000)
+            return apr_psprintf(cmd->pool, "EidAuditLog: flush= takes milliseconds, 0 to "
+                                "1000 (got '%s')", opt + 6);
+        c->audit->flush_ms = (int)ms;
+    }
     if (*spec == '|')
         c->audit->spec = apr_pstrdup(cmd->pool, spec);
     else if (!(c->audit->spec = ap_server_root_relative(cmd->pool, spec)))
@@ -509,8 +523,9 @@ const command_rec eid_cmds[] = {
     AP_INIT_TAKE3("EidTrustPolicy", set_trust_policy, NULL, RSRC_CONF,
                   "<profile> <policy OID> loa=N|function - level of assurance (or "
                   "function certificate) by certificate policy"),
-    AP_INIT_TAKE1("EidAuditLog", set_audit_log, NULL, RSRC_CONF,
-                  "<file> | \"|<piped logger>\" | off - where audit records go"),
+    AP_INIT_TAKE12("EidAuditLog", set_audit_log, NULL, RSRC_CONF,
+                   "<file> | \"|<piped logger>\" | off [flush=<ms>] - where audit records "
+                   "go; flush=N: written in batches at most N ms late"),
     AP_INIT_FLAG("EidAuditPseudonymise", set_pseudonymise, NULL, RSRC_CONF,
                  "On (default): personnummer appear in audit records as keyed "
                  "pseudonyms; Off: in clear"),

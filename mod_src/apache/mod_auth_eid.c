@@ -75,6 +75,7 @@ static void eid_child_init(apr_pool_t *pchild, server_rec *s)
 {
     int threads = 0;
     eid_request_id_child_init();
+    eid_audit_batch_child_init(pchild, s);
     /* Several introspecting providers each bound their own calls in flight;
      * together they must leave worker threads for everything else while
      * their endpoints are slow: half of this child's threads at most. */

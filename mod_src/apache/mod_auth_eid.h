@@ -31,9 +31,12 @@ APLOG_USE_MODULE(auth_eid);
 
 /* An audit destination; vhosts that do not name their own share the main
  * server's (same pointer), so it is opened once. */
+typedef struct eid_audit_batch eid_audit_batch_t;
 typedef struct eid_audit_sink {
     const char *spec; /* path, or "|command" for a piped logger */
     apr_file_t *fd;
+    int flush_ms;     /* EidAuditLog flush=: 0 one write() per record */
+    eid_audit_batch_t *batch; /* this child's writer (eid_audit_batch.c); NULL: none */
 } eid_audit_sink_t;
 
 /* Process-wide registry of named objects defined at server level. */
@@ -251,6 +254,10 @@ request_rec *eid_root_request(request_rec *r);
  * root's pool: subrequests and internal redirects share it. */
 const char *eid_request_id(request_rec *r);
 void eid_request_id_child_init(void);
+/* eid_audit_batch.c */
+void eid_audit_batch_child_init(apr_pool_t *pchild, server_rec *s);
+apr_status_t eid_audit_sink_write(request_rec *r, eid_audit_sink_t *k, const char *line,
+                                  apr_size_t len);
 
 /* Login endpoints (eid_login_glue.c, eid_logout_glue.c), called by eid_endpoints.c's handler for the
  * exact URIs <EidEndpointPath>/login, /callback, /logout,

@@ -49,3 +49,99 @@ Require eid-loa 3
     finally:
         h.stop()
         h.cleanup()
+
+
+BATCHED = TRUST_PROFILES + """
+EidAuditLog %s flush=%d
+<Location /p/>
+AuthType eid
+Require eid-loa 3
+</Location>
+"""
+
+
+def _lines(path):
+    if not os.path.exists(path):
+        return []
+    return open(path, encoding="utf-8").read().splitlines()
+
+
+def test_batched_records_arrive_late_but_whole(logcheck):
+    """flush=300: records are held by the child's writer, then written
+    together: none is lost, each line is whole JSON, and none comes before the
+    batch window has passed nor long after it."""
+    h = Httpd(BATCHED % ("{root}/batched.log", 300), name="batch")
+    h.start()
+    try:
+        logcheck(h)
+        path = os.path.join(h.root, "batched.log")
+        s = requests.Session()
+        s.verify = CA
+        s.trust_env = False
+        s.cert = user_cert("citizen")
+        t0 = time.time()
+        for i in range(40):
+            assert s.get(h.url("/p/b%d" % i), timeout=20).status_code == 404
+        sent = time.time()
+        if sent - t0 < 0.25:  # still inside the first batch's window
+            assert len(_lines(path)) < 40
+        recs = poll_lines(path, 40, timeout=5)
+        assert time.time() - sent < 2.5
+        assert sorted(r["resource"] for r in recs) == sorted("/p/b%d" % i for i in range(40))
+        assert all(r["decision"] == "allow" for r in recs)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def test_batched_records_written_when_the_server_stops(logcheck):
+    """flush=1000 and a stop right after the requests: the children write
+    what they hold before they exit."""
+    h = Httpd(BATCHED % ("{root}/batched.log", 1000), name="batchstop")
+    h.start()
+    try:
+        logcheck(h)
+        s = requests.Session()
+        s.verify = CA
+        s.trust_env = False
+        s.cert = user_cert("citizen")
+        for i in range(25):
+            assert s.get(h.url("/p/s%d" % i), timeout=20).status_code == 404
+        s.close()
+        h.stop()
+        recs = [json.loads(x) for x in _lines(os.path.join(h.root, "batched.log"))]
+        assert sorted(r["resource"] for r in recs) == sorted("/p/s%d" % i for i in range(25))
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def test_batched_pipe_lines_never_interleave(logcheck):
+    """A piped logger with batches: two children, many threads, records larger
+    than PIPE_BUF in sum - every line arrives whole (writes to the pipe are cut
+    at line ends, at most PIPE_BUF bytes)."""
+    import concurrent.futures
+    h = Httpd(BATCHED % ("\"|/bin/sh -c 'cat >> {root}/piped.log'\"", 20), name="batchpipe")
+    h.start()
+    try:
+        logcheck(h)
+        h.expect_log(r"AH01630")
+
+        def worker(k):
+            s = requests.Session()
+            s.verify = CA
+            s.trust_env = False
+            s.cert = user_cert("citizen")
+            for i in range(25):
+                # a long path: ~1 KB records, several per PIPE_BUF
+                assert s.get(h.url("/p/%d-%d-%s" % (k, i, "x" * 600)),
+                             timeout=20).status_code == 404
+            s.close()
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            list(ex.map(worker, range(8)))
+        recs = poll_lines(os.path.join(h.root, "piped.log"), 200, timeout=10)
+        assert len(recs) == 200  # json.loads of each line passed: none torn
+        assert len({r["request_id"] for r in recs}) == 200
+    finally:
+        h.stop()
+        h.cleanup()

@@ -147,6 +147,12 @@ BAD = [
      r"client_secret_file: \S+ca is not a regular file"),
     ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
      "jwks_file={pki}/ca", r"jwks_file: \S+ca is not a regular file"),
+    # EidAuditLog flush= (batched records): milliseconds 0..1000, nothing else
+    ("EidAuditLog", "EidAuditLog {root}/a2.log flush=abc", r"flush= takes milliseconds"),
+    ("EidAuditLog", "EidAuditLog {root}/a2.log flush=1001", r"flush= takes milliseconds"),
+    ("EidAuditLog", "EidAuditLog {root}/a2.log flush=-5", r"flush= takes milliseconds"),
+    ("EidAuditLog", "EidAuditLog {root}/a2.log buffer=5", r"unknown option 'buffer=5'"),
+    ("EidAuditLog", "EidAuditLog off flush=5", r"'off' takes no options"),
 ]
 
 
