@@ -114,6 +114,7 @@ class Httpd:
         self.error_log = os.path.join(self.root, "error.log")
         self.audit_log = os.path.join(self.root, "audit.log")
         self.proc = None
+        self.returncode = None  # httpd's exit status at the last stop()
         self.expected = []
         os.makedirs(os.path.join(self.root, "htdocs"))
         os.makedirs(os.path.join(self.root, "cgi"))
@@ -197,11 +198,12 @@ class Httpd:
         return subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
                               text=True, timeout=30, env=self.env())
 
-    def start(self):
+    def start(self, extra_args=()):
+        """extra_args: more httpd options, e.g. ("-X",) for one process."""
         r = self.configtest()
         if r.returncode != 0:
             raise RuntimeError("configtest failed: " + r.stderr)
-        self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"],
+        self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"] + list(extra_args),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=self.env())
         deadline = time.time() + 15
@@ -224,6 +226,8 @@ class Httpd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            self.returncode = self.proc.returncode
         self.proc = None
         reports = self.asan_reports()
         assert not reports, "AddressSanitizer:\n" + "\n".join(reports)
