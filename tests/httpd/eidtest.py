@@ -100,6 +100,9 @@ ALWAYS_OK = [
 ]
 
 
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE)
+
+
 class Httpd:
     """One httpd instance.  Use as a context manager or call start()/stop()."""
 
@@ -219,10 +222,17 @@ class Httpd:
         raise RuntimeError("httpd did not start listening")
 
     def stop(self):
+        """SIGTERM and wait.  A server that was up and then died of SIGSEGV,
+        SIGBUS, SIGABRT, SIGILL or SIGFPE crashed while stopping: that fails the
+        test, as an ASan report does (tests/httpd/test_shm_shutdown.py).  Not
+        SIGTERM itself: it kills a server whose handlers are not set up yet."""
+        crashed = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
+                if -self.proc.returncode in CRASH_SIGNALS:
+                    crashed = -self.proc.returncode
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -231,6 +241,7 @@ class Httpd:
         self.proc = None
         reports = self.asan_reports()
         assert not reports, "AddressSanitizer:\n" + "\n".join(reports)
+        assert crashed is None, "httpd died of signal %d when it was stopped" % crashed
 
     def read_error_log(self):
         try:

@@ -61,3 +61,27 @@ def test_one_process_exits_cleanly(op, logcheck):  # noqa: F811
     finally:
         h.stop()
         h.cleanup()
+
+
+def test_stop_after_a_restart_that_changed_the_size(op, logcheck):  # noqa: F811
+    """A new size takes a new segment at the graceful restart; the old one
+    (and its shmcb cleanup) stays in the process pool until the stop."""
+    h = make_httpd(op, LOCS, extra="EidSessionStore shm:2097152\n", name="shmresize")
+    try:
+        h.start()
+        logcheck(h)
+        b = browser()
+        login(h, op, b, "/app/echo/login")
+        use(h, b)
+        with open(h.conf) as f:
+            conf = f.read()
+        with open(h.conf, "w") as f:
+            f.write(conf.replace("shm:2097152", "shm:4194304"))
+        graceful(h)
+        assert "EID06204" in h.read_error_log()
+        h.stop()
+        assert h.returncode == 0, "httpd exited with status %s at stop" % h.returncode
+        assert crashes(h) == []
+    finally:
+        h.stop()
+        h.cleanup()
