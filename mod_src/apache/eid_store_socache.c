@@ -21,13 +21,16 @@
  * process pool and are retained across graceful restarts (see the header);
  * a per-process scratch buffer (from pconf, copied into each child at fork)
  * receives retrieved values and is only touched under the global mutex,
- * which also serialises the threads of one process.
+ * which also serialises the threads of one process.  mod_socache_shmcb.so
+ * stays mapped for the life of the process (pin_provider(): shmcb's cleanup
+ * on the process pool is its code).
  */
 #include "eid_store_socache.h"
 
 #include "ap_provider.h"
 #include "ap_socache.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "util_mutex.h"
 
 #include "apr_atomic.h"
@@ -36,6 +39,7 @@
 #include "apr_shm.h"
 #include "apr_strings.h"
 
+#include <dlfcn.h>
 #include <string.h>
 
 /* Logs go to the module this file is linked into: mod_auth_eid, or the
@@ -157,6 +161,34 @@ eid_store_t *eid_store_socache_store(eid_store_socache_t *sc)
     return sc ? sc->store : NULL;
 }
 
+/* Keeps the DSO that holds the provider (mod_socache_shmcb.so) mapped for the
+ * life of the process.  Why: shmcb's init registers a cleanup of its own code
+ * (it destroys the segment) on the pool the instance lives in, here the
+ * process pool, so that graceful restarts keep the segment.  But mod_so
+ * unloads the DSO with pconf, and at exit httpd destroys pconf (a child of the
+ * process pool) before it runs the process pool's own cleanups: that cleanup
+ * then jumped into unmapped memory - SIGSEGV of the parent at every stop and of
+ * httpd -X at its exit - or, had a restart mapped the DSO elsewhere, into
+ * whatever lies there now.  RTLD_NOLOAD: only an object already loaded (its
+ * reference is kept on purpose); RTLD_NODELETE: dlclose never unmaps it, so
+ * mod_so's reload at a restart finds the same mapping, like a module linked in.
+ * A provider linked into httpd itself needs nothing.  Returns NULL, or why the
+ * DSO could not be pinned. */
+static const char *pin_provider(const ap_socache_provider_t *prov)
+{
+    Dl_info in, main_in;
+    if (!dladdr(prov, &in) || !in.dli_fname || !in.dli_fbase)
+        return "its shared object is not known";
+    if (dladdr(&ap_server_conf, &main_in) && main_in.dli_fbase == in.dli_fbase)
+        return NULL; /* in the httpd binary: never unloaded */
+    dlerror();
+    if (!dlopen(in.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) {
+        const char *e = dlerror();
+        return e ? e : "dlopen failed";
+    }
+    return NULL;
+}
+
 apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *pconf,
                                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -182,6 +214,12 @@ apr_status_t eid_store_socache_post_config(eid_store_socache_t *sc, apr_pool_t *
         apr_global_mutex_t *mu = NULL;
         const char *lockfile = NULL;
         /* shmcb uses the file only when anonymous shared memory is missing */
+        const char *pin_err = pin_provider(sc->prov);
+        if (pin_err)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "EID06210: cannot keep mod_socache_shmcb loaded (%s): httpd may "
+                         "crash when it stops",
+                         pin_err);
         const char *arg = apr_psprintf(ptemp, "%s(%" APR_SIZE_T_FMT ")",
                                        ap_runtime_dir_relative(ptemp, "eid-store-shm-" INSTANCE),
                                        sc->bytes);

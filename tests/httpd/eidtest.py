@@ -100,6 +100,9 @@ ALWAYS_OK = [
 ]
 
 
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE)
+
+
 class Httpd:
     """One httpd instance.  Use as a context manager or call start()/stop()."""
 
@@ -114,6 +117,7 @@ class Httpd:
         self.error_log = os.path.join(self.root, "error.log")
         self.audit_log = os.path.join(self.root, "audit.log")
         self.proc = None
+        self.returncode = None  # httpd's exit status at the last stop()
         self.expected = []
         os.makedirs(os.path.join(self.root, "htdocs"))
         os.makedirs(os.path.join(self.root, "cgi"))
@@ -197,11 +201,12 @@ class Httpd:
         return subprocess.run([HTTPD, "-t", "-f", self.conf], capture_output=True,
                               text=True, timeout=30, env=self.env())
 
-    def start(self):
+    def start(self, extra_args=()):
+        """extra_args: more httpd options, e.g. ("-X",) for one process."""
         r = self.configtest()
         if r.returncode != 0:
             raise RuntimeError("configtest failed: " + r.stderr)
-        self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"],
+        self.proc = subprocess.Popen([HTTPD, "-f", self.conf, "-DFOREGROUND"] + list(extra_args),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=self.env())
         deadline = time.time() + 15
@@ -217,16 +222,26 @@ class Httpd:
         raise RuntimeError("httpd did not start listening")
 
     def stop(self):
+        """SIGTERM and wait.  A server that was up and then died of SIGSEGV,
+        SIGBUS, SIGABRT, SIGILL or SIGFPE crashed while stopping: that fails the
+        test, as an ASan report does (tests/httpd/test_shm_shutdown.py).  Not
+        SIGTERM itself: it kills a server whose handlers are not set up yet."""
+        crashed = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
+                if -self.proc.returncode in CRASH_SIGNALS:
+                    crashed = -self.proc.returncode
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            self.returncode = self.proc.returncode
         self.proc = None
         reports = self.asan_reports()
         assert not reports, "AddressSanitizer:\n" + "\n".join(reports)
+        assert crashed is None, "httpd died of signal %d when it was stopped" % crashed
 
     def read_error_log(self):
         try:
