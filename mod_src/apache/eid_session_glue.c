@@ -353,10 +353,10 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
             return EID_STORE_NOTFOUND;
         }
         /* Only where the store may drop an index on its own (shm: shmcb
-         * evicts; it is also the store with a deletion generation, so the
-         * check runs only when a session is fetched, not per kept request).
-         * Redis keeps indexes (Lua, noeviction) and answers every read. */
-        switch (f->have_gen ? logged_out_marker(r, f->rec) : 0) {
+         * evicts), and only when a session is fetched, not per kept request.
+         * Redis keeps indexes (Lua, noeviction): no two extra reads. */
+        switch ((eid_store_flags(store) & EID_STORE_F_LOSSY_INDEX) ? logged_out_marker(r, f->rec)
+                                                                   : 0) {
         case 1:
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           "EID08207: the provider logged this session out (back-channel): "
