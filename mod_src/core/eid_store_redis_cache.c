@@ -20,6 +20,11 @@
  * them, and a put with an outdated ticket is ignored, so a value read before
  * a concurrent change can never be stored after that change's invalidation.
  *
+ * The store's deletion generation (eid_store.h, `generation`) lives here
+ * too, because it needs what the cache already knows: whether the channel
+ * is up (no number while it is not) and every invalidation (which ones
+ * count: count_invalidation()).
+ *
  * Shared state: one table per process, guarded by c->mu (never held across
  * I/O); entries and values are malloc'd and freed on eviction, replace, drop
  * and at the pool cleanup.  The thread owns its hiredis context alone.
