@@ -340,7 +340,8 @@ void eid_rcache_deleted(rcache_t *c)
  * then deletes `<key>`, a back-channel logout writes `k:...` too.  The
  * marker's invalidation may arrive before the delete runs in Redis, and a
  * reader that read the generation after it could still fetch the session:
- * so the key stays "pending" and its own invalidation (the delete) counts
+ * so the key stays "pending" for a while (pend_window) and its own
+ * invalidations (the delete, a late re-write and its second delete) count
  * as well. */
 static void count_invalidation(rcache_t *c, const char *k, apr_size_t kl, apr_time_t now)
 {
@@ -375,10 +376,13 @@ static void count_invalidation(rcache_t *c, const char *k, apr_size_t kl, apr_ti
         c->dgen++;
         return;
     }
+    /* not dropped at the first match: a touch that read the session before
+     * the ending may write it again, see the marker and delete it again
+     * (eid_session_glue.c's "dead markers"); a reader between those two
+     * must not keep what it read */
     for (i = 0; i < c->npend; i++) {
         if (c->pend[i].until > now && c->pend[i].kl == kl && !memcmp(c->pend[i].k, k, kl)) {
             c->dgen++;
-            c->pend[i].until = 0;
             break;
         }
     }

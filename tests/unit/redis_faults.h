@@ -387,9 +387,19 @@ static void test_generation(void **state)
     assert_int_equal(eid_store_del(b, K("s:1")), EID_STORE_OK);
     t = until_gen_moves(a, g, 2);
     assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    /* ... and a late re-write of the ended key (a touch that read it before
+     * the ending) and its second delete, each */
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("s:1"), V("late"), MS(60000)), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    g = gen_now(a);
+    assert_int_equal(eid_store_del(b, K("s:1")), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
     /* a write of a key without a marker does not (a touch of a session) */
     g = gen_now(a);
-    assert_int_equal(eid_store_set(b, K("s:1"), V("v2"), MS(60000)), EID_STORE_OK);
+    assert_int_equal(eid_store_set(b, K("s:9"), V("v2"), MS(60000)), EID_STORE_OK);
     usleep(150000);
     assert_true(eid_store_generation(a, &g2) == 0 || g2 == g);
     /* a back-channel logout's marker */
