@@ -137,7 +137,10 @@ typedef struct eid_store_ops { /* a backend; every op thread-safe */
      *         eid_session_end() writes it before deleting <key>; the index
      *         script writes it before deleting an evicted member), for a
      *         `k:...` back-channel logout marker, and for a key whose marker
-     *         arrived within the last 10 s (its delete).  So an ending by any
+     *         arrived within the last 10 s (or 4 x (connect + command
+     *         timeout) if longer): its delete, and a late re-write by a
+     *         touch that read it before the ending, and that touch's second
+     *         delete.  So an ending by any
      *         process of any server reaches it within the invalidation's
      *         latency (< 100 ms on a LAN).  Not counted: a bare write or DEL of
      *         a key by someone else without a marker (BCAST does not tell a
