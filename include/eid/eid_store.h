@@ -9,7 +9,7 @@
  * Backends: "memory" (eid_store_mem_create(): one process, unit tests and
  * the reference semantics), "shm" (mod_src/apache/eid_store_socache.c:
  * Apache's socache/shmcb under a global mutex, the single-server default),
- * later "redis".  Every op of every backend is thread-safe.
+ * "redis" (mod_src/core/eid_store_redis*.c, docs/redis.md).  Every op of every backend is thread-safe.
  *
  * Semantics every backend keeps (the unit tests of the memory backend pin
  * them; a Redis backend maps them as noted):
@@ -79,6 +79,12 @@ typedef enum {
 #define EID_STORE_F_SHARED 0x2u
 /* the data is shared between servers (redis) */
 #define EID_STORE_F_MULTI_SERVER 0x4u
+/* the store may drop an index on its own (shm: shmcb evicts the oldest
+ * entries of a full ring; memory: the oldest key when full), so a
+ * back-channel logout may miss sessions: the session glue also checks the
+ * logout markers (`k:...`) whenever it fetches a session.  Redis keeps its
+ * indexes (scripts; noeviction is required): no flag, no extra reads. */
+#define EID_STORE_F_LOSSY_INDEX 0x8u
 
 typedef struct eid_store eid_store_t;
 
@@ -111,10 +117,36 @@ typedef struct eid_store_ops { /* a backend; every op thread-safe */
     unsigned flags;            /* EID_STORE_F_* */
     /* optional (NULL: eid_store_stats() answers EID_STORE_ERROR) */
     eid_store_rc_e (*stats)(void *b, eid_store_stats_t *out);
-    /* optional: a number that changes whenever a key may have been deleted
-     * or taken (index_take), by any process that shares the store.  A caller
-     * may keep a value it read while the number it read BEFORE the get stays
-     * the same.  NULL: no such guarantee (read the store every time). */
+    /* optional: the deletion generation.  Returns 1 and *gen, or 0: no
+     * number now (nothing may be kept).  A caller may keep a value it read
+     * while the number it read BEFORE the get stays the same; it must check
+     * the value's own expiry itself.  NULL: never (read the store every time).
+     * What moves it, per backend:
+     *  shm    every del that removes a key, every index_take (also of an
+     *         absent index), every member an index_add evicts - by any process
+     *         of the server, at once (an atomic counter in shared memory,
+     *         bumped before the removal under the store's mutex).  Not
+     *         counted: what shmcb drops to make room or at its expiry (the
+     *         caller checks a session's timeouts; a dropped index is why
+     *         EID_STORE_F_LOSSY_INDEX exists).
+     *  redis  per process, only with `cache=` and while its invalidation
+     *         channel is up (else 0).  It moves at every del, index_take and
+     *         evicting index_add of this process (after the command), when the
+     *         channel goes up or down and at a FLUSHDB, and when an
+     *         invalidation arrives for a marker `x:<key>` (the glue's
+     *         eid_session_end() writes it before deleting <key>; the index
+     *         script writes it before deleting an evicted member), for a
+     *         `k:...` back-channel logout marker, and for a key whose marker
+     *         arrived within the last 10 s (or 4 x (connect + command
+     *         timeout) if longer): its delete, and a late re-write by a
+     *         touch that read it before the ending, and that touch's second
+     *         delete.  So an ending by any
+     *         process of any server reaches it within the invalidation's
+     *         latency (< 100 ms on a LAN).  Not counted: a bare write or DEL of
+     *         a key by someone else without a marker (BCAST does not tell a
+     *         write from a delete, and counting the touches of sessions in use
+     *         would void every kept value at each touch anywhere).
+     *  memory none. */
     int (*generation)(void *b, apr_uint32_t *gen);
 } eid_store_ops_t;
 

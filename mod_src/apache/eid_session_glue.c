@@ -167,9 +167,11 @@ static const char *bind_of(apr_pool_t *p, const char *skey, const char *vhost)
  * The session a connection used last, opened, so that its keep-alive
  * requests skip the store key, the store (its global mutex), the AEAD open
  * and the decode.  Kept only while the store's deletion generation is the one
- * read before the session was fetched (eid_store_generation(): every delete -
- * logout, back-channel logout, expiry, index eviction - in any process bumps
- * it); the timeouts are checked on every request, and the last use is written
+ * read before the session was fetched (eid_store_generation(): every ending of
+ * a session - logout, back-channel logout, index eviction - in any process
+ * moves it: shm on every delete, Redis on every marker and the deletes that
+ * follow, and Redis has none while its invalidation channel is down; see
+ * eid_store.h); the timeouts are checked on every request, and the last use is written
  * as before.  Keyed by content: the cookie's value and the virtual host the
  * session is bound to.  A connection is served by one thread at a time.
  *
@@ -438,10 +440,10 @@ eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f)
             return EID_STORE_NOTFOUND;
         }
         /* Only where the store may drop an index on its own (shm: shmcb
-         * evicts; it is also the store with a deletion generation, so the
-         * check runs only when a session is fetched, not per kept request).
-         * Redis keeps indexes (Lua, noeviction) and answers every read. */
-        switch (f->have_gen ? logged_out_marker(r, f->rec) : 0) {
+         * evicts), and only when a session is fetched, not per kept request.
+         * Redis keeps indexes (Lua, noeviction): no two extra reads. */
+        switch ((eid_store_flags(store) & EID_STORE_F_LOSSY_INDEX) ? logged_out_marker(r, f->rec)
+                                                                   : 0) {
         case 1:
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           "EID08207: the provider logged this session out (back-channel): "

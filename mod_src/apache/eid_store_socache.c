@@ -614,7 +614,8 @@ static const eid_store_ops_t socache_ops = {
     .del = sc_del,
     .index_add = sc_index_add,
     .index_take = sc_index_take,
-    .flags = EID_STORE_F_ATOMIC_ADD | EID_STORE_F_SHARED,
+    /* shmcb drops the oldest entries of a full ring, indexes included */
+    .flags = EID_STORE_F_ATOMIC_ADD | EID_STORE_F_SHARED | EID_STORE_F_LOSSY_INDEX,
     .stats = sc_stats,
     .generation = sc_generation,
 };

@@ -327,7 +327,7 @@ static const eid_store_ops_t mem_ops = {
     .del = mem_del,
     .index_add = mem_index_add,
     .index_take = mem_index_take,
-    .flags = EID_STORE_F_ATOMIC_ADD,
+    .flags = EID_STORE_F_ATOMIC_ADD | EID_STORE_F_LOSSY_INDEX, /* the oldest key goes when full */
     .stats = mem_stats,
 };
 

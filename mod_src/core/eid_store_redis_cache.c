@@ -20,6 +20,11 @@
  * them, and a put with an outdated ticket is ignored, so a value read before
  * a concurrent change can never be stored after that change's invalidation.
  *
+ * The store's deletion generation (eid_store.h, `generation`) lives here
+ * too, because it needs what the cache already knows: whether the channel
+ * is up (no number while it is not) and every invalidation (which ones
+ * count: count_invalidation()).
+ *
  * Shared state: one table per process, guarded by c->mu (never held across
  * I/O); entries and values are malloc'd and freed on eviction, replace, drop
  * and at the pool cleanup.  The thread owns its hiredis context alone.
@@ -33,6 +38,9 @@
 #include "eid_store_redis_int.h"
 
 #define NSEQ 1024
+/* ends of sessions announced by a marker whose delete may still follow */
+#define NPEND 64
+#define PEND_KEY 64
 
 typedef struct centry {
     struct centry *hnext, *prev, *next; /* hash chain; LRU (head = newest) */
@@ -54,6 +62,19 @@ struct rcache {
     unsigned long gen;                  /* bumped at every channel change / flush */
     unsigned long seq[NSEQ];
     apr_uint64_t hits, inval;
+    /* the deletion generation (eid_rcache_generation()): bumped at every
+     * channel change and flush (clear_all), every delete / take / index
+     * eviction of this process, and every invalidation that may be an
+     * ending: a marker `x:<key>` or `k:...`, or a key with a pending marker */
+    apr_uint32_t dgen;
+    struct {
+        char k[PEND_KEY];
+        apr_size_t kl;
+        apr_time_t until;
+    } pend[NPEND];
+    int npend;                          /* slots in use (until > now or not) */
+    apr_time_t pend_all_until;          /* table was full: count every invalidation */
+    apr_interval_time_t pend_window;    /* how long a marker's delete is awaited */
     atomic_int stop;
     apr_thread_t *thread;
 };
@@ -117,6 +138,9 @@ static void clear_all(rcache_t *c)
     while (c->head)
         remove_key(c, c->head->key, c->head->klen);
     c->gen++;
+    c->dgen++; /* channel up/down, flush: a kept value may have missed a delete */
+    c->npend = 0;
+    c->pend_all_until = 0;
 }
 
 static apr_status_t cache_cleanup(void *data)
@@ -138,6 +162,12 @@ rcache_t *eid_rcache_create(apr_pool_t *p, eid_redis_t *r)
         c->nb <<= 1;
     c->tab = apr_pcalloc(p, c->nb * sizeof(*c->tab));
     c->gen = 1;
+    c->dgen = 1;
+    /* the delete follows its marker at once, unless the writer's commands
+     * are slow: each may take connect + command timeout, and is sent twice */
+    c->pend_window = apr_time_from_sec(10);
+    if (c->pend_window < 4 * (r->conf.connect_timeout + r->conf.command_timeout))
+        c->pend_window = 4 * (r->conf.connect_timeout + r->conf.command_timeout);
     if (apr_thread_mutex_create(&c->mu, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
         return NULL;
     apr_pool_cleanup_register(p, c, cache_cleanup, apr_pool_cleanup_null);
@@ -280,6 +310,86 @@ void eid_rcache_counts(rcache_t *c, apr_uint64_t *hits, apr_uint64_t *inval, int
     apr_thread_mutex_unlock(c->mu);
 }
 
+int eid_rcache_generation(rcache_t *c, apr_uint32_t *gen)
+{
+    int live;
+    if (!c)
+        return 0;
+    apr_thread_mutex_lock(c->mu);
+    live = c->live;
+    *gen = c->dgen;
+    apr_thread_mutex_unlock(c->mu);
+    return live;
+}
+
+void eid_rcache_deleted(rcache_t *c)
+{
+    if (!c)
+        return;
+    apr_thread_mutex_lock(c->mu);
+    c->dgen++;
+    apr_thread_mutex_unlock(c->mu);
+}
+
+/* caller holds mu.  `k` (prefix stripped) was invalidated: does it move the
+ * deletion generation?  BCAST does not tell a write from a delete, and a
+ * session key is re-written (touched) about once a minute while in use, so
+ * counting every invalidation would void every kept session of every
+ * process at each touch anywhere.  Endings are recognisable instead: each
+ * one (eid_session_end(), an index eviction's script) writes `x:<key>` and
+ * then deletes `<key>`, a back-channel logout writes `k:...` too.  The
+ * marker's invalidation may arrive before the delete runs in Redis, and a
+ * reader that read the generation after it could still fetch the session:
+ * so the key stays "pending" for a while (pend_window) and its own
+ * invalidations (the delete, a late re-write and its second delete) count
+ * as well. */
+static void count_invalidation(rcache_t *c, const char *k, apr_size_t kl, apr_time_t now)
+{
+    int i, freei = -1;
+    if (kl > 2 && k[0] == 'x' && k[1] == ':') {
+        c->dgen++;
+        k += 2;
+        kl -= 2;
+        for (i = 0; i < c->npend && kl <= PEND_KEY; i++) {
+            if (c->pend[i].until <= now || (c->pend[i].kl == kl && !memcmp(c->pend[i].k, k, kl))) {
+                freei = i;
+                break;
+            }
+        }
+        if (freei < 0 && c->npend < NPEND && kl <= PEND_KEY)
+            freei = c->npend++;
+        if (freei < 0) {
+            /* no room (a mass logout): every invalidation counts a while */
+            c->pend_all_until = now + c->pend_window;
+            return;
+        }
+        memcpy(c->pend[freei].k, k, kl);
+        c->pend[freei].kl = kl;
+        c->pend[freei].until = now + c->pend_window;
+        return;
+    }
+    if (kl > 2 && k[0] == 'k' && k[1] == ':') {
+        c->dgen++;
+        return;
+    }
+    if (c->pend_all_until > now) {
+        c->dgen++;
+        return;
+    }
+    /* not dropped at the first match: a touch that read the session before
+     * the ending may write it again, see the marker and delete it again
+     * (eid_session_glue.c's "dead markers"); a reader between those two
+     * must not keep what it read */
+    for (i = 0; i < c->npend; i++) {
+        if (c->pend[i].until > now && c->pend[i].kl == kl && !memcmp(c->pend[i].k, k, kl)) {
+            c->dgen++;
+            break;
+        }
+    }
+    while (c->npend > 0 && c->pend[c->npend - 1].until <= now)
+        c->npend--;
+}
+
 /* ---- the subscriber thread ---------------------------------------------- */
 
 static void set_live(rcache_t *c, int live)
@@ -293,6 +403,7 @@ static void set_live(rcache_t *c, int live)
 static void invalidate(rcache_t *c, const redisReply *keys)
 {
     eid_redis_t *r = c->r;
+    apr_time_t now = apr_time_now();
     apr_thread_mutex_lock(c->mu);
     if (keys->type != REDIS_REPLY_ARRAY) {
         clear_all(c); /* nil: FLUSHDB / FLUSHALL */
@@ -302,6 +413,7 @@ static void invalidate(rcache_t *c, const redisReply *keys)
             if (k->type != REDIS_REPLY_STRING || k->len < r->plen)
                 continue;
             remove_key(c, k->str + r->plen, k->len - r->plen);
+            count_invalidation(c, k->str + r->plen, k->len - r->plen, now);
             c->inval++;
         }
     }

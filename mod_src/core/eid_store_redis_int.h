@@ -92,6 +92,11 @@ void eid_rcache_drop(rcache_t *c, const char *k, apr_size_t kl);
 int eid_rcache_touch_skip(rcache_t *c, const char *k, apr_size_t kl, apr_interval_time_t ttl);
 void eid_rcache_touched(rcache_t *c, const char *k, apr_size_t kl, apr_interval_time_t ttl);
 apr_status_t eid_rcache_start(rcache_t *c, apr_pool_t *pchild);
+/* the store's deletion generation (eid_store.h): 1 and *gen while the
+ * invalidation channel is up, else 0 (also without a cache) */
+int eid_rcache_generation(rcache_t *c, apr_uint32_t *gen);
+/* this process deleted or took something (or may have): move it on */
+void eid_rcache_deleted(rcache_t *c);
 void eid_rcache_counts(rcache_t *c, apr_uint64_t *hits, apr_uint64_t *inval, int *live);
 
 #endif

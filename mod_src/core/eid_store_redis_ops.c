@@ -8,8 +8,10 @@
  *   touch      PEXPIRE k ms
  *   del        DEL k
  *   index_add  EVAL: ZADD (score = last + 1: insertion order), at 64
- *              members ZPOPMIN + DEL of that member's key, PEXPIRE when it
- *              lengthens the index's life
+ *              members ZPOPMIN + SET x:<member> + DEL of that member's key,
+ *              PEXPIRE when it lengthens the index's life
+ *   generation the process cache's deletion generation (no command; 0
+ *              while the invalidation channel is not up, or without cache=)
  *   index_take EVAL: ZRANGE 0 -1 + DEL          (one atomic script)
  * Every command is argv (binary-safe); nothing is formatted into a command
  * string.
@@ -21,7 +23,11 @@
 #include "eid/eid_result.h"
 #include "eid_store_redis_int.h"
 
-/* KEYS[1] index; ARGV: member, ttl ms, max members, key prefix */
+/* KEYS[1] index; ARGV: member, ttl ms, max members, key prefix.  An evicted
+ * member's key is ended like eid_session_end() ends a session: the marker
+ * `x:<key>` for the rest of its life first (a concurrent re-write of it sees
+ * the marker and deletes again; every process's deletion generation moves
+ * when the marker's invalidation arrives), then the delete. */
 static const char INDEX_ADD_LUA[] =
     "local k = KEYS[1]\n"
     "local ev = 0\n"
@@ -32,6 +38,8 @@ static const char INDEX_ADD_LUA[] =
     "  redis.call('ZADD', k, s, ARGV[1])\n"
     "  while redis.call('ZCARD', k) > tonumber(ARGV[3]) do\n"
     "    local o = redis.call('ZPOPMIN', k)\n"
+    "    local t = redis.call('PTTL', ARGV[4] .. o[1])\n"
+    "    if t > 0 then redis.call('SET', ARGV[4] .. 'x:' .. o[1], '1', 'PX', t) end\n"
     "    redis.call('DEL', ARGV[4] .. o[1])\n"
     "    ev = ev + 1\n"
     "  end\n"
@@ -218,7 +226,12 @@ static eid_store_rc_e r_del(void *b, const char *key, apr_size_t klen)
 {
     eid_redis_t *r = b;
     eid_rcache_drop(r->cache, key, klen);
-    return int_cmd(r, "DEL", key, klen, NULL);
+    eid_store_rc_e rc = int_cmd(r, "DEL", key, klen, NULL);
+    /* after the DEL ran (or may have: also on an error): a reader of this
+     * process that reads the generation from now on reads after it; one that
+     * read it before sees it move.  Not left to the invalidation message. */
+    eid_rcache_deleted(r->cache);
+    return rc;
 }
 
 static eid_store_rc_e r_index_add(void *b, const char *idx, apr_size_t ilen, const char *member,
@@ -234,12 +247,16 @@ static eid_store_rc_e r_index_add(void *b, const char *idx, apr_size_t ilen, con
     size_t argl[] = {4, sizeof(INDEX_ADD_LUA) - 1, 1, k.n, mlen, (size_t)n1, (size_t)n2,
                      r->plen};
     redisReply *rep = eid_redis_cmd(r, 8, argv, argl, 1);
-    if (!rep)
+    if (!rep) {
+        eid_rcache_deleted(r->cache); /* the script may have run and evicted */
         return failed(r);
+    }
     if (rep->type != REDIS_REPLY_INTEGER)
         return bad_reply(r, rep, "index add");
-    if (rep->integer > 0)
+    if (rep->integer > 0) {
         atomic_fetch_add(&r->index_evicted, (unsigned long long)rep->integer);
+        eid_rcache_deleted(r->cache);
+    }
     freeReplyObject(rep);
     return EID_STORE_OK;
 }
@@ -255,6 +272,9 @@ static eid_store_rc_e r_index_take(void *b, apr_pool_t *p, const char *idx, apr_
     /* not retried: a take whose reply was lost must not be repeated (the
      * second would find nothing and the sessions would stay) */
     redisReply *rep = eid_redis_cmd(r, 4, argv, argl, 0);
+    /* also when the index was gone or the reply lost: as the shm store, a
+     * back-channel logout makes every kept session be looked up again */
+    eid_rcache_deleted(r->cache);
     if (!rep)
         return failed(r);
     if (rep->type == REDIS_REPLY_NIL) {
@@ -282,6 +302,13 @@ static eid_store_rc_e r_stats(void *b, eid_store_stats_t *out)
     return EID_STORE_OK;
 }
 
+/* the contract in eid_store.h; how the number moves: eid_store_redis_cache.c */
+static int r_generation(void *b, apr_uint32_t *gen)
+{
+    eid_redis_t *r = b;
+    return eid_rcache_generation(r->cache, gen);
+}
+
 static const eid_store_ops_t redis_ops = {
     .name = "redis",
     .get = r_get,
@@ -293,6 +320,7 @@ static const eid_store_ops_t redis_ops = {
     .index_take = r_index_take,
     .flags = EID_STORE_F_ATOMIC_ADD | EID_STORE_F_SHARED | EID_STORE_F_MULTI_SERVER,
     .stats = r_stats,
+    .generation = r_generation,
 };
 
 static apr_status_t redis_cleanup(void *data)

@@ -3,12 +3,17 @@
 through the real test OP; a logout on one is refused on the other within
 100 ms (measured); a back-channel logout to either ends both; Redis stopped ->
 503 with Retry-After (never a redirect, never 200), back within 1 s of Redis
-returning, nobody logged out; the directive's redis branch at `apachectl -t`."""
+returning, nobody logged out; the directive's redis branch at `apachectl -t`.
+A session kept on a keep-alive connection (the store's deletion generation)
+ends there as fast as elsewhere, and is never used while the invalidation
+channel is down."""
+import http.client
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import tempfile
@@ -17,8 +22,8 @@ import time
 import pytest
 
 from eidtest import Httpd, free_port
-from loginkit import (browser, graceful, login, make_httpd, op, op_callback,  # noqa: F401
-                      raw_cookie_get, register, session_cookie, start_login)
+from loginkit import (CA, browser, graceful, login, make_httpd, op,  # noqa: F401
+                      op_callback, raw_cookie_get, register, session_cookie, start_login)
 
 
 class Redis:
@@ -497,3 +502,156 @@ def test_redis_store_directive_at_configtest(tmp_path):
         m = re.search(r"line (\d+) of (\S+?):", r.stderr)
         assert m and "EidSessionStore" in lines[int(m.group(1)) - 1], r.stderr
         assert re.search(msg, r.stderr), (bad, r.stderr)
+
+
+class KeepAlive:
+    """One TLS connection to h, kept open: every request goes over the same
+    socket (asserted), so the server may serve it the session it kept for the
+    connection."""
+
+    def __init__(self, h, cookie):
+        ctx = ssl.create_default_context(cafile=CA)
+        self.c = http.client.HTTPSConnection("localhost", h.port, context=ctx, timeout=20)
+        self.cookie = cookie
+        self.sock = None
+        self.n = 0
+
+    def get(self, path="/app/echo/x"):
+        self.c.request("GET", path, headers={"Cookie": "__Host-eid-session=" + self.cookie,
+                                             "Accept": "text/html"})
+        r = self.c.getresponse()
+        r.read()
+        self.n += 1
+        if self.sock is None:
+            self.sock = self.c.sock
+        assert self.sock is not None and self.c.sock is self.sock, \
+            "request %d: the connection was not kept alive" % self.n
+        return r.status
+
+    def refused_after(self, t0, limit=2.0):
+        """Seconds from t0 to the start of the first request on this very
+        connection that is no longer admitted (302 to log in)."""
+        while True:
+            sent = time.monotonic()
+            st = self.get()
+            if st == 302:
+                return sent - t0
+            assert st == 200, st
+            assert sent - t0 < limit, "the kept session still works after %.1f s" % limit
+            time.sleep(0.005)  # well under the 100 ms, and under MaxKeepAliveRequests
+
+    def close(self):
+        self.c.close()
+
+
+def logout_form(h, b):
+    r = b.get(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
+    csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
+    r = b.post(h.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False, timeout=20)
+    assert r.status_code == 303
+
+
+def redis_calls(redis):
+    """Commands Redis ran, without the invalidation channels' own (PING every
+    250 ms, CLIENT, SUBSCRIBE) and INFO."""
+    n = 0
+    stats = redis.cli("INFO", "commandstats")
+    for name, calls in re.findall(r"cmdstat_([a-z|]+):calls=(\d+)", stats):
+        if name.split("|")[0] not in ("ping", "client", "subscribe", "info", "acl", "keys"):
+            n += int(calls)
+    return n
+
+
+def test_kept_session_ended_by_logout_elsewhere_within_100ms(op, pair, redis):
+    """A session in use on h2 over one keep-alive connection (kept there: no
+    store key, no cache, no AEAD per request, no Redis command); the user
+    logs out on h1; the next requests on h2's same connection are refused
+    within 100 ms."""
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    ka = KeepAlive(h2, cookie)
+    try:
+        assert ka.get() == 200
+        calls = redis_calls(redis)
+        for _ in range(10):
+            assert ka.get() == 200
+        assert redis_calls(redis) == calls  # 0 commands per request in steady state
+        logout_form(h1, b)
+        took = ka.refused_after(time.monotonic())
+        assert took < 0.1, "logout seen on the kept connection by a request sent %.3f s " \
+                           "after it" % took
+    finally:
+        ka.close()
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_kept_session_ended_by_backchannel_logout_within_100ms(op, pair, target):
+    """The same with the provider's back-channel logout sent to h1 (the
+    other server) or to h2 (the kept connection's own server)."""
+    h1, h2 = pair
+    as_primary(op, pair[target], h2 if target == 0 else h1)
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    ka = KeepAlive(h2, cookie)
+    try:
+        for _ in range(5):
+            assert ka.get() == 200
+        sess = op.admin("/admin/sessions", method="GET")["sessions"]
+        mine = [s for s in sess if s["user"] == "nurse"][-1]
+        a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"]})
+        assert a["status"] == 200, a
+        took = ka.refused_after(time.monotonic())
+        assert took < 0.1, "back-channel logout seen on the kept connection by a request " \
+                           "sent %.3f s after it" % took
+    finally:
+        ka.close()
+
+
+def test_kept_session_not_used_while_the_channel_is_down(op, pair, redis):
+    """With the invalidation channel up, the opened session is kept on the
+    connection: a value swapped under its key in Redis (no ending: no marker)
+    does not reach it, while a new connection no longer opens it - proof
+    that the kept copy, not Redis, served it.  With the channel down (the
+    default user may no longer subscribe: the subscriber is disconnected and
+    refused), nothing is kept: the session deleted in Redis by hand is not
+    admitted on the same keep-alive connection."""
+    h1, h2 = pair
+    as_primary(op, h1, h2)
+    before = set(redis.cmd("KEYS", "t-httpd:s:*"))
+    b = browser()
+    login(h1, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    new = set(redis.cmd("KEYS", "t-httpd:s:*")) - before
+    assert len(new) == 1
+    mine = new.pop()
+    good = redis.cmd("GET", mine)
+    ka = KeepAlive(h2, cookie)
+    try:
+        for _ in range(3):
+            assert ka.get() == 200
+        redis.cmd("SET", mine, good[:-1] + bytes([good[-1] ^ 1]), "KEEPTTL")
+        time.sleep(0.05)
+        assert status(h2, cookie).status_code == 302  # a new connection: no session
+        assert ka.get() == 200  # the kept copy: Redis not asked
+        redis.cmd("SET", mine, good, "KEEPTTL")
+        time.sleep(0.05)
+        # the channel down and kept down
+        redis.cmd("ACL", "SETUSER", "default", "resetchannels")
+        try:
+            time.sleep(0.5)
+            assert ka.get() == 200  # read from Redis (it must not be kept now)
+            assert ka.get() == 200
+            redis.cmd("DEL", mine)
+            assert ka.get() == 302, "a session deleted in Redis was served on a kept " \
+                                    "connection while the invalidation channel was down"
+        finally:
+            redis.cmd("ACL", "SETUSER", "default", "allchannels")
+        assert logged(h2, r"EID06330")
+    finally:
+        ka.close()
+    for h in (h1, h2):
+        h.expect_log(r"EID0633[01]", r"EID0820[13]")

@@ -316,6 +316,148 @@ static void test_cache(void **state)
     apr_pool_destroy(p);
 }
 
+/* seconds until s's deletion generation is no longer `g` (or is absent) */
+static double until_gen_moves(eid_store_t *s, apr_uint32_t g, double limit)
+{
+    double t0 = rfix_now();
+    while (rfix_now() - t0 < limit) {
+        apr_uint32_t now;
+        if (!eid_store_generation(s, &now) || now != g)
+            return rfix_now() - t0;
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* the generation now (the channel live first); fails the test when absent */
+static apr_uint32_t gen_now(eid_store_t *s)
+{
+    apr_uint32_t g = 0;
+    assert_true(wait_live(s, 1, 3 * rfix_slack()));
+    assert_int_equal(eid_store_generation(s, &g), 1);
+    return g;
+}
+
+/* The deletion generation (eid_store.h): moved by every ending of any
+ * process (marker x:, k:, the delete after a marker), local deletes and
+ * takes, index evictions elsewhere, and channel changes; absent while the
+ * channel is down and without cache=; not moved by writes (touches). */
+static void test_generation(void **state)
+{
+    apr_pool_t *p, *child;
+    apr_pool_create(&p, pool);
+    apr_pool_create(&child, p);
+    const char *url = apr_psprintf(p, "redis://127.0.0.1:%d", R.port);
+    eid_store_t *a = store_on(p, url, "prefix=t-gen:", "cache=100", NULL);
+    eid_store_t *b = store_on(p, url, "prefix=t-gen:", "cache=100", NULL);
+    eid_store_t *nocache = store_on(p, url, "prefix=t-gen:", NULL, NULL);
+    apr_uint32_t g, g2;
+    double t;
+    assert_int_equal(eid_store_generation(nocache, &g), 0);
+    /* not before the child starts its channel */
+    assert_int_equal(eid_store_generation(a, &g), 0);
+    assert_int_equal(eid_store_redis_child_init(a, child), APR_SUCCESS);
+    assert_int_equal(eid_store_redis_child_init(b, child), APR_SUCCESS);
+    assert_true(wait_live(b, 1, 3 * rfix_slack()));
+    /* writes, touches, gets and other keys' invalidations: no move (tried
+     * again if the channel blinked under valgrind) */
+    {
+        int tries, ok = 0;
+        for (tries = 0; tries < 10 && !ok; tries++) {
+            g = gen_now(a);
+            assert_int_equal(eid_store_set(b, K("s:1"), V("v1"), MS(60000)), EID_STORE_OK);
+            assert_int_equal(eid_store_touch(b, K("s:1"), MS(60000)), EID_STORE_OK);
+            assert_int_equal(eid_store_set(b, K("u:state"), V("1"), MS(60000)), EID_STORE_OK);
+            assert_int_equal(eid_store_index_add(b, K("i:sid:p:1"), "s:1", 3, MS(60000)),
+                             EID_STORE_OK);
+            want_value(a, p, K("s:1"), "v1", 2);
+            usleep(150000);
+            ok = eid_store_generation(a, &g2) == 1 && g2 == g;
+        }
+        assert_true(ok);
+    }
+    /* an ending on the other "server": the marker moves it within 100 ms */
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("x:s:1"), V("1"), MS(60000)), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    /* ... and the delete after it again (a reader may have read the number
+     * after the marker's message but fetched before the delete ran) */
+    g = gen_now(a);
+    assert_int_equal(eid_store_del(b, K("s:1")), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    /* ... and a late re-write of the ended key (a touch that read it before
+     * the ending) and its second delete, each */
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("s:1"), V("late"), MS(60000)), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    g = gen_now(a);
+    assert_int_equal(eid_store_del(b, K("s:1")), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    /* a write of a key without a marker does not (a touch of a session) */
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("s:9"), V("v2"), MS(60000)), EID_STORE_OK);
+    usleep(150000);
+    assert_true(eid_store_generation(a, &g2) == 0 || g2 == g);
+    /* a back-channel logout's marker */
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("k:i:sid:p:1"), V("123"), MS(60000)), EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    /* this process's own delete and take: at once, no message awaited */
+    g = gen_now(a);
+    assert_int_equal(eid_store_del(a, K("s:nothing")), EID_STORE_NOTFOUND);
+    assert_int_equal(eid_store_generation(a, &g2), 1);
+    assert_true(g2 != g);
+    g = g2;
+    apr_array_header_t *m;
+    assert_int_equal(eid_store_index_take(a, p, K("i:sid:p:none"), &m), EID_STORE_NOTFOUND);
+    assert_int_equal(eid_store_generation(a, &g2), 1);
+    assert_true(g2 != g);
+    /* an index eviction elsewhere: the evicted member gets its marker */
+    for (int i = 0; i < EID_STORE_INDEX_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "s:e%d", i);
+        assert_int_equal(eid_store_set(b, k, strlen(k), V("v"), MS(60000)), EID_STORE_OK);
+        assert_int_equal(eid_store_index_add(b, K("i:sub:p:e"), k, strlen(k), MS(60000)),
+                         EID_STORE_OK);
+    }
+    g = gen_now(a);
+    assert_int_equal(eid_store_set(b, K("s:e-last"), V("v"), MS(60000)), EID_STORE_OK);
+    assert_int_equal(eid_store_index_add(b, K("i:sub:p:e"), K("s:e-last"), MS(60000)),
+                     EID_STORE_OK);
+    t = until_gen_moves(a, g, 2);
+    assert_true(t >= 0 && t < 0.1 * rfix_slack());
+    char out[64];
+    assert_int_equal(rfix_cli(&R, out, sizeof(out), "EXISTS t-gen:s:e0 t-gen:x:s:e0"), 0);
+    assert_string_equal(out, "1\n"); /* the session gone, its marker there */
+    assert_int_equal(rfix_cli(&R, out, sizeof(out), "PTTL t-gen:x:s:e0"), 0);
+    assert_true(atol(out) > 50000);
+    /* the channel killed: absent while down, a new number when back */
+    g = gen_now(a);
+    assert_int_equal(rfix_cli(&R, NULL, 0, "CLIENT KILL TYPE pubsub"), 0);
+    {
+        double t0 = rfix_now();
+        int absent = 0;
+        while (!absent && rfix_now() - t0 < 2) {
+            absent = !eid_store_generation(a, &g2);
+            if (!absent && g2 != g)
+                absent = 1; /* already back: it moved at least */
+            usleep(500);
+        }
+        assert_true(absent);
+    }
+    g2 = gen_now(a);
+    assert_true(g2 != g);
+    apr_pool_destroy(child);
+    /* the threads stopped: no channel, no number */
+    assert_int_equal(eid_store_generation(a, &g), 0);
+    apr_pool_destroy(p);
+}
+
 /* a user without SUBSCRIBE: the cache never goes live; every read asks Redis */
 static void test_cache_denied(void **state)
 {
@@ -352,7 +494,7 @@ static void test_cache_denied(void **state)
     cmocka_unit_test(test_breaker), cmocka_unit_test(test_restart),                         \
         cmocka_unit_test(test_sigstop), cmocka_unit_test(test_auth),                        \
         cmocka_unit_test(test_maxmemory), cmocka_unit_test(test_cache),                     \
-        cmocka_unit_test(test_cache_denied)
+        cmocka_unit_test(test_generation), cmocka_unit_test(test_cache_denied)
 
 /* master + replica + one sentinel; the master killed: the store follows */
 static void test_sentinel(void **state)
@@ -431,4 +573,5 @@ static void test_sentinel(void **state)
     cmocka_unit_test(test_breaker), cmocka_unit_test(test_restart),                         \
         cmocka_unit_test(test_sigstop), cmocka_unit_test(test_auth),                        \
         cmocka_unit_test(test_maxmemory), cmocka_unit_test(test_cache),                     \
-        cmocka_unit_test(test_cache_denied), cmocka_unit_test(test_sentinel)
+        cmocka_unit_test(test_generation), cmocka_unit_test(test_cache_denied),             \
+        cmocka_unit_test(test_sentinel)
