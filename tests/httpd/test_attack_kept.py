@@ -1,0 +1,115 @@
+"""Attacks on the session a keep-alive connection keeps (eid_session_glue.c's
+conn_session_t): its shared identity and memo, and the pools it retires.
+
+Pipelining: httpd holds back a small response - with its EOR bucket, whose
+destruction logs the request and frees its pool - while more pipelined
+requests wait to be read (core output filter, up to 5 requests).  So requests
+that ran earlier on the connection are logged only after later ones ran: what
+their audit record and access log read (the identity, its memo) must still be
+theirs then."""
+import http.client
+import os
+import socket
+import ssl
+
+import pytest
+
+from loginkit import CA, logged_in, make_httpd, op, register, session_cookie  # noqa: F401
+
+LOCS = {
+    "/app/": "EidMethods oidc\nEidExportHeaders on\nRequire valid-user",
+}
+USERS = ["nurse", "othernurse", "staff", "lowlevel"]
+N = 40
+
+
+@pytest.fixture(scope="module", params=["event", "worker"])
+def srv(op, request):
+    h = make_httpd(op, LOCS, name="attack-kept",
+                   extra="KeepAliveTimeout 20\nMaxKeepAliveRequests 0\n"
+                         'LogFormat "%U %u %{{EID_HSA_ID}}e" eidkept\n'
+                         "CustomLog {root}/access.log eidkept\n")
+    if request.param != "event":
+        # the same server on another MPM: worker reads a pipelined request
+        # while the responses before it still wait in the output filter
+        with open(h.conf) as f:
+            conf = f.read()
+        with open(h.conf, "w") as f:
+            f.write(conf.replace("mod_mpm_event.so", "mod_mpm_%s.so" % request.param)
+                    .replace("LoadModule mpm_event_module", "LoadModule mpm_%s_module"
+                             % request.param))
+    os.makedirs(os.path.join(h.root, "htdocs", "app", "p"))
+    for i in range(N):
+        with open(os.path.join(h.root, "htdocs", "app", "p", "%d.txt" % i), "w") as f:
+            f.write("x\n")
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture
+def fresh(op, srv, logcheck):
+    op.admin("/admin/login-behaviour", {"reset": True})
+    register(op, srv)
+    logcheck(srv)
+    return srv
+
+
+IDENT = ("user", "auth_method", "hsa_id", "pnr", "org_name", "org_hsa_id", "roles", "loa")
+
+
+def ident(rec):
+    return tuple(str(rec.get(k)) for k in IDENT)
+
+
+def pipelined(h, reqs):
+    """Send every (path, cookie) at once on one TLS connection; the statuses."""
+    ctx = ssl.create_default_context(cafile=CA)
+    raw = socket.create_connection(("127.0.0.1", h.port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        data = b"".join(("GET %s HTTP/1.1\r\nHost: localhost:%d\r\n"
+                         "Cookie: __Host-eid-session=%s\r\n\r\n" % (p, h.port, ck)).encode()
+                        for p, ck in reqs)
+        s.sendall(data)
+        out = []
+        for _ in reqs:
+            r = http.client.HTTPResponse(s)
+            r.begin()
+            r.read()
+            out.append(r.status)
+        return out
+    finally:
+        s.close()
+
+
+def test_pipelined_cookie_switches_audit_their_own_identity(fresh, op):
+    h = fresh
+    cookies = [session_cookie(logged_in(op, h, u)) for u in USERS]
+    # each user's hsa-id as one request alone reports it
+    want = {}
+    for u, ck in zip(USERS, cookies):
+        assert pipelined(h, [("/app/p/0.txt", ck)]) == [200]
+    recs = h.wait_audit("/app/p/0.txt", len(USERS))
+    for u, ck, rec in zip(USERS, cookies, recs):
+        want[ck] = ident(rec)
+    assert len(set(want.values())) == len(USERS), want
+    # every request another cookie than the one before: each replaces the
+    # kept session while earlier requests wait to be logged
+    reqs = [("/app/p/%d.txt" % i, cookies[i % len(cookies)]) for i in range(1, N)]
+    assert pipelined(h, reqs) == [200] * len(reqs)
+    got = []
+    for p, ck in reqs:
+        r = h.wait_audit(p, 1)
+        assert len(r) == 1, (p, r)
+        got.append(ident(r[0]))
+    assert got == [want[ck] for _, ck in reqs]
+    access = {}
+    with open(os.path.join(h.root, "access.log")) as f:
+        for line in f:
+            parts = line.split()
+            access[parts[0]] = parts[1:]
+    for p, ck in reqs:
+        hsa = want[ck][2] if want[ck][2] != "None" else "-"
+        assert access[p] == [want[ck][0], hsa], (p, access[p], want[ck])
