@@ -8,11 +8,15 @@ that ran earlier on the connection are logged only after later ones ran: what
 their audit record and access log read (the identity, its memo) must still be
 theirs then."""
 import http.client
+import json
 import os
+import re
 import socket
 import ssl
+import subprocess
 
 import pytest
+import requests
 
 from loginkit import CA, logged_in, make_httpd, op, register, session_cookie  # noqa: F401
 
@@ -113,3 +117,73 @@ def test_pipelined_cookie_switches_audit_their_own_identity(fresh, op):
     for p, ck in reqs:
         hsa = want[ck][2] if want[ck][2] != "None" else "-"
         assert access[p] == [want[ck][0], hsa], (p, access[p], want[ck])
+
+
+@pytest.fixture(scope="module")
+def h2srv(op):
+    h = make_httpd(op, LOCS, name="attack-kept-h2", extra="Protocols h2 http/1.1\n")
+    with open(h.conf) as f:
+        conf = f.read()
+    with open(h.conf, "w") as f:
+        f.write(conf.replace("LoadModule auth_eid_module",
+                             "LoadModule http2_module /usr/lib/apache2/modules/mod_http2.so\n"
+                             "LoadModule auth_eid_module", 1))
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+def test_h2_streams_with_different_cookies_on_one_connection(op, h2srv, logcheck):
+    """One HTTP/2 connection, streams of four users' cookies at once (mod_http2
+    runs them on several threads): each stream's export and audit record are
+    its own user's."""
+    h = h2srv
+    op.admin("/admin/login-behaviour", {"reset": True})
+    register(op, h)
+    logcheck(h)
+    cookies = [session_cookie(logged_in(op, h, u)) for u in USERS]
+    want = {}
+    for u, ck in zip(USERS, cookies):
+        env = requests.get(h.url("/app/echo/h2who"), verify=CA, timeout=20,
+                                         headers={"Cookie": "__Host-eid-session=" + ck})
+        assert env.status_code == 200
+        want[ck] = env.text
+    n = 160
+    cmd = ["curl", "-Z", "--parallel-max", "40"]
+    for i in range(n):
+        if i:
+            cmd.append("--next")
+        # --next starts a new set of options: every transfer names them
+        cmd += ["-s", "--http2", "--cacert", CA,
+                "-H", "Cookie: __Host-eid-session=" + cookies[i % len(cookies)],
+                "-w", "\\n@@ %{http_version} %{http_code} %{num_connects}\\n",
+                h.url("/app/echo/h2-%d" % i)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    stats = re.findall(r"@@ (\S+) (\d+) (\d+)", out)
+    assert len(stats) == n and {(v, c) for v, c, _ in stats} == {("2", "200")}, out[-500:]
+    assert sum(int(x) for _, _, x in stats) == 1  # one connection: every stream on it
+    # the bodies, whole JSON objects, in whatever order the streams ended
+    bodies, dec, pos = [], json.JSONDecoder(), 0
+    while True:
+        pos = out.find("{", pos)
+        if pos < 0:
+            break
+        obj, pos = dec.raw_decode(out, pos)
+        bodies.append(obj)
+    assert len(bodies) == n
+    base = {ck: json.loads(v) for ck, v in want.items()}
+    recs = {}
+    for i in range(n):
+        r = h.wait_audit("/app/echo/h2-%d" % i, 1)
+        assert len(r) == 1
+        recs[r[0]["request_id"]] = (i, r[0])
+    seen = set()
+    for e in bodies:
+        i, rec = recs[e["EID_REQUEST_ID"]]
+        seen.add(i)
+        b = base[cookies[i % len(cookies)]]
+        strip = lambda d: {k: v for k, v in d.items() if "REQUEST_ID" not in k}  # noqa: E731
+        assert strip(e) == strip(b), i
+        assert rec.get("user") == b.get("REMOTE_USER"), i
+    assert seen == set(range(n))
