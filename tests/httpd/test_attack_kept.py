@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import ssl
+import time
 import subprocess
 
 import pytest
@@ -187,3 +188,121 @@ def test_h2_streams_with_different_cookies_on_one_connection(op, h2srv, logcheck
         assert strip(e) == strip(b), i
         assert rec.get("user") == b.get("REMOTE_USER"), i
     assert seen == set(range(n))
+
+
+# ---- EidAuditLog ... flush=N (eid_audit_batch.c) --------------------------------------
+
+BATCHED = """
+EidTrustIssuer eid {pki}/ca/eid.pem loa=3 ids=pnr,coord
+EidAuditLog {root}/batched.log flush=%d
+%s
+<Location /p/>
+AuthType eid
+Require eid-loa 3
+</Location>
+"""
+
+
+def _batched(flush, extra=""):
+    from eidtest import Httpd
+    h = Httpd(BATCHED % (flush, extra), name="attack-batch")
+    h.start()
+    return h
+
+
+def _records(h):
+    path = os.path.join(h.root, "batched.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(x) for x in f.read().splitlines()]  # a torn line fails here
+
+
+def _hammer(h, threads, per, prefix, new_conn=False):
+    """threads clients, per requests each; the paths that were answered."""
+    import concurrent.futures
+    from eidtest import user_cert
+    cert = user_cert("citizen")
+
+    def one(k):
+        done = []
+        s = None
+        for i in range(per):
+            if s is None or new_conn:
+                s = requests.Session()
+                s.verify = CA
+                s.trust_env = False
+                s.cert = cert
+            p = "/p/%s-%d-%d" % (prefix, k, i)
+            try:
+                if s.get(h.url(p), timeout=20).status_code == 404:
+                    done.append(p)
+            except requests.RequestException:
+                pass  # a connection closed by a restart: not answered
+        return done
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        return [p for d in ex.map(one, range(threads)) for p in d]
+
+
+def _wait_records(h, want, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        got = [r["resource"] for r in _records(h)]
+        if set(want) <= set(got) or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def test_batched_flush1_many_connections(logcheck):
+    """flush=1 under 64 concurrent keep-alive connections: every answered
+    request has exactly one whole record."""
+    h = _batched(1, "ThreadsPerChild 64\nMaxRequestWorkers 64\nMaxSpareThreads 64\n")
+    try:
+        logcheck(h)
+        done = _hammer(h, 64, 40, "f1")
+        assert len(done) == 64 * 40
+        got = _wait_records(h, done)
+        assert sorted(got) == sorted(done)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def test_batched_max_connections_per_child(logcheck):
+    """flush=1000 and children that exit after 4 connections each: what they
+    held is written before they go."""
+    h = _batched(1000, "MaxConnectionsPerChild 4\nServerLimit 2\nStartServers 2\n"
+                       "MaxRequestWorkers 32\n")
+    try:
+        logcheck(h)
+        done = _hammer(h, 4, 10, "mc", new_conn=True)
+        assert len(done) >= 36
+        got = _wait_records(h, done)
+        assert sorted(got) == sorted(done)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def test_batched_graceful_restart_under_load(logcheck):
+    """Graceful restarts while requests run: every answered request is
+    audited, once."""
+    import threading
+    from loginkit import graceful
+    h = _batched(1000)
+    try:
+        logcheck(h)
+        out = []
+        t = threading.Thread(target=lambda: out.extend(_hammer(h, 6, 60, "gr")))
+        t.start()
+        time.sleep(0.5)
+        graceful(h)
+        time.sleep(0.3)
+        graceful(h)
+        t.join()
+        assert len(out) > 100
+        got = _wait_records(h, out)
+        assert sorted(r for r in got if r.startswith("/p/gr-")) == sorted(out)
+    finally:
+        h.stop()
+        h.cleanup()
