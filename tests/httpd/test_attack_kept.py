@@ -306,3 +306,34 @@ def test_batched_graceful_restart_under_load(logcheck):
     finally:
         h.stop()
         h.cleanup()
+
+
+def test_batched_piped_logger_graceful_restart(logcheck):
+    """A piped audit logger, batches of up to a second, and a graceful restart
+    right after requests were answered: their records still reach the log."""
+    from eidtest import Httpd
+    from loginkit import graceful
+    spec = "\"|/bin/sh -c 'cat >> {root}/piped.log'\""
+    h = Httpd((BATCHED % (1000, "")).replace("{root}/batched.log", spec),
+              name="attack-batchpipe")
+    h.start()
+    try:
+        logcheck(h)
+        h.expect_log(r"AH01630", r"EID01303")
+        done = _hammer(h, 4, 10, "pg")
+        assert len(done) == 40
+        graceful(h)
+        path = os.path.join(h.root, "piped.log")
+        deadline = time.time() + 5
+        got = []
+        while time.time() < deadline:
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    got = [json.loads(x)["resource"] for x in f.read().splitlines()]
+                if set(done) <= set(got):
+                    break
+            time.sleep(0.1)
+        assert sorted(g for g in got if g.startswith("/p/pg-")) == sorted(done)
+    finally:
+        h.stop()
+        h.cleanup()
