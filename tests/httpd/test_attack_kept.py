@@ -337,3 +337,23 @@ def test_batched_piped_logger_graceful_restart(logcheck):
     finally:
         h.stop()
         h.cleanup()
+
+
+@pytest.mark.xfail(strict=True, reason="the shm session store's socache instance lives in the "
+                   "process pool (eid_store_socache.c: kept across restarts): at exit httpd "
+                   "destroys pconf first, unloading mod_socache_shmcb/mod_auth_eid, then the "
+                   "process pool, whose cleanups call into the unloaded modules: the parent "
+                   "segfaults at every stop")
+def test_parent_exits_cleanly_with_the_shm_store(op, logcheck):
+    h = make_httpd(op, LOCS, name="attack-exit")
+    h.start()
+    try:
+        logcheck(h)
+        assert requests.get(h.url("/app/p"), verify=CA, allow_redirects=False,
+                            timeout=20).status_code == 302
+        proc = h.proc
+        h.stop()
+        assert proc.returncode == 0, "httpd's parent ended with %d" % proc.returncode
+    finally:
+        h.stop()
+        h.cleanup()
