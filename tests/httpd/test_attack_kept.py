@@ -33,7 +33,21 @@ def srv(op, request):
     h = make_httpd(op, LOCS, name="attack-kept",
                    extra="KeepAliveTimeout 20\nMaxKeepAliveRequests 0\n"
                          'LogFormat "%U %u %{{EID_HSA_ID}}e" eidkept\n'
-                         "CustomLog {root}/access.log eidkept\n")
+                         "CustomLog {root}/access.log eidkept\n"
+                         "<Directory {root}/htdocs/app/s>\nOptions +Includes\n"
+                         "AddOutputFilter INCLUDES .shtml\n</Directory>\n")
+    with open(h.conf) as f:
+        conf = f.read()
+    with open(h.conf, "w") as f:
+        f.write(conf.replace("LoadModule auth_eid_module",
+                             "LoadModule include_module /usr/lib/apache2/modules/mod_include.so\n"
+                             "LoadModule auth_eid_module", 1))
+    os.makedirs(os.path.join(h.root, "htdocs", "app", "s"))
+    with open(os.path.join(h.root, "htdocs", "app", "s", "a.shtml"), "w") as f:
+        f.write('M:<!--#echo var="REMOTE_USER"-->|<!--#include virtual="/app/s/b.shtml"-->|'
+                '<!--#include virtual="/app/s/b.shtml?2"-->\n')
+    with open(os.path.join(h.root, "htdocs", "app", "s", "b.shtml"), "w") as f:
+        f.write('S:<!--#echo var="REMOTE_USER"-->')
     if request.param != "event":
         # the same server on another MPM: worker reads a pipelined request
         # while the responses before it still wait in the output filter
@@ -68,7 +82,7 @@ def ident(rec):
     return tuple(str(rec.get(k)) for k in IDENT)
 
 
-def pipelined(h, reqs):
+def pipelined(h, reqs, bodies=None):
     """Send every (path, cookie) at once on one TLS connection; the statuses."""
     ctx = ssl.create_default_context(cafile=CA)
     raw = socket.create_connection(("127.0.0.1", h.port), timeout=20)
@@ -82,8 +96,10 @@ def pipelined(h, reqs):
         for _ in reqs:
             r = http.client.HTTPResponse(s)
             r.begin()
-            r.read()
+            body = r.read()
             out.append(r.status)
+            if bodies is not None:
+                bodies.append(body.decode())
         return out
     finally:
         s.close()
@@ -118,6 +134,29 @@ def test_pipelined_cookie_switches_audit_their_own_identity(fresh, op):
     for p, ck in reqs:
         hsa = want[ck][2] if want[ck][2] != "None" else "-"
         assert access[p] == [want[ck][0], hsa], (p, access[p], want[ck])
+
+
+def test_pipelined_ssi_subrequests_switching_cookies(fresh, op):
+    """Pipelined pages whose subrequests (mod_include) authenticate with the
+    page's cookie, the cookie switching from page to page: every page and
+    every include is its own request's user, and the audit record too."""
+    h = fresh
+    cookies = [session_cookie(logged_in(op, h, u)) for u in USERS]
+    users = {}
+    for ck in cookies:
+        bodies = []
+        assert pipelined(h, [("/app/s/b.shtml", ck)], bodies) == [200]
+        users[ck] = bodies[0].split("S:", 1)[1].strip()
+    assert len(set(users.values())) == len(USERS), users
+    reqs = [("/app/s/a.shtml?%d" % i, cookies[(i * 3) % len(cookies)]) for i in range(24)]
+    bodies = []
+    assert pipelined(h, reqs, bodies) == [200] * len(reqs)
+    for (p, ck), b in zip(reqs, bodies):
+        u = users[ck]
+        assert b.strip() == "M:%s|S:%s|S:%s" % (u, u, u), (p, b)
+    recs = h.wait_audit("/app/s/a.shtml", len(reqs))
+    assert len(recs) == len(reqs)
+    assert [r.get("user") for r in recs[-len(reqs):]] == [users[ck] for _, ck in reqs]
 
 
 @pytest.fixture(scope="module")
