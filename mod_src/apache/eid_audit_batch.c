@@ -118,6 +118,12 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *arg)
         b->spare = full;
         b->spare_cap = cap;
     }
+    /* Ended with nothing left, still under the mutex: from now on a record
+     * is written by its request (eid_audit_sink_write sees no buffer), so
+     * none can be appended to a buffer nobody will write. */
+    free(b->buf);
+    free(b->spare);
+    b->buf = b->spare = NULL;
     apr_thread_mutex_unlock(b->mu);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
@@ -133,14 +139,8 @@ static apr_status_t batch_stop(void *data)
     b->stop = 1;
     apr_thread_cond_signal(b->cv);
     apr_thread_mutex_unlock(b->mu);
+    /* the writer wrote everything and freed the buffers before it ended */
     apr_thread_join(&trv, b->thread);
-    /* from now on a record is written by its request (eid_audit_sink_write) */
-    apr_thread_mutex_lock(b->mu);
-    free(b->buf);
-    free(b->spare);
-    b->buf = b->spare = NULL;
-    b->len = 0;
-    apr_thread_mutex_unlock(b->mu);
     return APR_SUCCESS;
 }
 

@@ -180,34 +180,41 @@ static const char *bind_of(apr_pool_t *p, const char *skey, const char *vhost)
  * fields, identity-only policy verdicts): the requests share that identity
  * read-only, as a certificate's requests share the connection's.
  *
- * Everything of a kept session lives in one sub-pool of the connection's.
- * Replacing it (a touch, another cookie, a new generation) does not destroy
- * the old pool at once: the request that replaces it - or its main request,
- * or the request a subrequest of it is part of - may still point into it
- * (its identity, the record's strings).  The old pool is retired and
- * destroyed by the first replacement in a later request of the connection,
- * when nothing of the earlier one runs any more (or with the connection).
+ * Everything of a kept session lives in one sub-pool of the connection's
+ * (kept_pool_t).  Replacing it (a touch, another cookie, a new generation)
+ * does not destroy that pool while a request that used it may still point
+ * into it (its identity, the record's strings, the export in its
+ * subprocess_env): every root request that used it holds a reference, let
+ * go by a cleanup of the root's pool - after the request is logged, which
+ * with pipelining (an HTTP/1.1 sync MPM such as worker or prefork) happens
+ * only when its response, held back in the output filter, is written, after
+ * later requests of the connection ran and replaced the kept session.  The
+ * pool is destroyed when it is replaced and the last such request is done
+ * (or with the connection).  The kept_pool_t structs are the connection
+ * pool's, reused: at most one per pool alive, so a long connection with many
+ * cookie switches does not grow.
  */
-typedef struct retired_pool {
-    apr_pool_t *pool; /* the node lives in it */
-    struct retired_pool *next;
-} retired_pool_t;
+typedef struct kept_pool {
+    apr_pool_t *pool;          /* NULL once destroyed */
+    int refs;                  /* root requests that may still point into it */
+    int replaced;              /* no longer the kept session: destroy at refs 0 */
+    const request_rec *pinned; /* the root request that holds the last reference */
+    struct conn_session *cs;
+    struct kept_pool *next_free;
+} kept_pool_t;
 
 typedef struct conn_session {
-    apr_pool_t *pool;
+    kept_pool_t *kp; /* the kept session's pool; NULL: none kept */
     char cookie[EID_SESSION_COOKIE_LEN + 1];
     const char *vhost;
-    eid_session_found_t f; /* f.rec in pool */
+    eid_session_found_t f; /* f.rec in kp->pool */
     /* The identity enriched by `dir` (NULL until a request asks; pconf,
      * immutable, compared by address as the certificate slots do) and what
-     * is derived from it; in pool. */
+     * is derived from it; in kp->pool. */
     const eid_directory_t *dir;
     eid_identity_t *id;
     eid_id_memo_t memo;
-    /* Pools replaced during the root request (root, started) */
-    retired_pool_t *retired;
-    const request_rec *retired_root;
-    apr_time_t retired_started;
+    kept_pool_t *free; /* kept_pool_t structs to reuse */
 } conn_session_t;
 
 #define CONN_SESSION_KEY "eid.session"
@@ -240,32 +247,64 @@ static eid_session_rec_t *rec_for_request(apr_pool_t *p, const eid_session_rec_t
     return d;
 }
 
-/* Take the kept session's pool out of use (see conn_session_t). */
-static void conn_session_retire(request_rec *r, conn_session_t *cs)
+/* The pool went (destroyed by us or with the connection): its struct may be
+ * reused once no request holds it any more. */
+static apr_status_t kept_pool_gone(void *data)
 {
-    const request_rec *root = eid_root_request(r);
-    if (cs->retired &&
-        (cs->retired_root != root || cs->retired_started != root->request_time)) {
-        /* retired during an earlier request: nothing of it runs any more */
-        retired_pool_t *n = cs->retired, *next;
-        for (; n; n = next) {
-            next = n->next;
-            apr_pool_destroy(n->pool);
+    kept_pool_t *k = data;
+    k->pool = NULL;
+    if (!k->refs) {
+        k->next_free = k->cs->free;
+        k->cs->free = k;
+    }
+    return APR_SUCCESS;
+}
+
+static void kept_pool_release(kept_pool_t *k)
+{
+    if (k->pool && k->replaced && !k->refs)
+        apr_pool_destroy(k->pool); /* kept_pool_gone() */
+}
+
+/* A cleanup of a root request's pool: the request is logged and done. */
+static apr_status_t kept_pool_unpin(void *data)
+{
+    kept_pool_t *k = data;
+    k->pinned = NULL;
+    if (--k->refs == 0) {
+        if (k->pool)
+            kept_pool_release(k);
+        else {
+            k->next_free = k->cs->free;
+            k->cs->free = k;
         }
-        cs->retired = NULL;
     }
-    if (cs->pool) {
-        retired_pool_t *n = apr_palloc(cs->pool, sizeof(*n));
-        n->pool = cs->pool;
-        n->next = cs->retired;
-        cs->retired = n;
-        cs->retired_root = root;
-        cs->retired_started = root->request_time;
-    }
-    cs->pool = NULL;
+    return APR_SUCCESS;
+}
+
+/* r (its root request, till that is done) may point into the kept pool. */
+static void kept_pool_pin(request_rec *r, kept_pool_t *k)
+{
+    request_rec *root = eid_root_request(r);
+    if (k->pinned == root)
+        return;
+    k->pinned = root;
+    k->refs++;
+    apr_pool_cleanup_register(root->pool, k, kept_pool_unpin, apr_pool_cleanup_null);
+}
+
+/* The kept session is no longer (see conn_session_t). */
+static void conn_session_retire(conn_session_t *cs)
+{
+    kept_pool_t *k = cs->kp;
+    cs->kp = NULL;
     cs->id = NULL;
     cs->dir = NULL;
     memset(&cs->memo, 0, sizeof(cs->memo));
+    if (k) {
+        k->replaced = 1;
+        kept_pool_release(k);
+    }
 }
 
 /* Keep `f` (just found or touched) for the connection's next requests. */
@@ -274,6 +313,7 @@ static void conn_session_put(request_rec *r, eid_session_found_t *f, const char 
 {
     conn_session_t *cs = conn_session(r);
     apr_pool_t *sub;
+    kept_pool_t *k;
     f->kept = NULL;
     if (!f->have_gen || !cookie)
         return;
@@ -281,16 +321,26 @@ static void conn_session_put(request_rec *r, eid_session_found_t *f, const char 
         cs = apr_pcalloc(r->connection->pool, sizeof(*cs));
         apr_pool_userdata_setn(cs, CONN_SESSION_KEY, NULL, r->connection->pool);
     }
-    conn_session_retire(r, cs);
+    conn_session_retire(cs);
     if (apr_pool_create(&sub, r->connection->pool) != APR_SUCCESS)
         return;
     apr_pool_tag(sub, "eid_session_kept");
+    if ((k = cs->free))
+        cs->free = k->next_free;
+    else
+        k = apr_palloc(r->connection->pool, sizeof(*k));
+    memset(k, 0, sizeof(*k));
+    k->pool = sub;
+    k->cs = cs;
+    apr_pool_cleanup_register(sub, k, kept_pool_gone, apr_pool_cleanup_null);
     cs->f = *f;
     cs->f.rec = rec_copy(sub, f->rec);
     memcpy(cs->cookie, cookie, EID_SESSION_COOKIE_LEN);
     cs->cookie[EID_SESSION_COOKIE_LEN] = '\0';
     cs->vhost = apr_pstrdup(sub, vhost);
-    cs->pool = sub;
+    cs->kp = k;
+    /* the request may take the kept identity (kept_identity) */
+    kept_pool_pin(r, k);
     f->kept = cs;
 }
 
@@ -299,10 +349,12 @@ static int conn_session_get(request_rec *r, eid_session_found_t *f, const char *
                             const char *vhost, apr_uint32_t gen)
 {
     conn_session_t *cs = conn_session(r);
-    if (!cs || !cs->pool || cs->f.gen != gen || strcmp(cs->vhost, vhost) ||
+    if (!cs || !cs->kp || cs->f.gen != gen || strcmp(cs->vhost, vhost) ||
         memcmp(cs->cookie, cookie, EID_SESSION_COOKIE_LEN) ||
         !eid_session_live(cs->f.rec, r->request_time, eid_login_g->idle))
         return 0;
+    /* the request's record shares the kept one's strings */
+    kept_pool_pin(r, cs->kp);
     *f = cs->f;
     f->rec = rec_for_request(r->pool, cs->f.rec);
     f->kept = cs;
@@ -317,16 +369,17 @@ static eid_identity_t *kept_identity(request_rec *r, const eid_session_found_t *
                                      const eid_directory_t *dir, eid_id_memo_t **memo)
 {
     conn_session_t *cs = conn_session(r);
-    if (!cs || !cs->pool || f->kept != cs)
+    if (!cs || !cs->kp || f->kept != cs)
         return NULL;
     if (!cs->id) {
-        cs->id = apr_pmemdup(cs->pool, cs->f.rec->id, sizeof(*cs->id));
+        apr_pool_t *p = cs->kp->pool;
+        cs->id = apr_pmemdup(p, cs->f.rec->id, sizeof(*cs->id));
         cs->id->method = EID_METHOD_OIDC;
-        eid_dir_apply(cs->pool, dir, cs->id);
+        eid_dir_apply(p, dir, cs->id);
         cs->dir = dir;
         memset(&cs->memo, 0, sizeof(cs->memo));
         cs->memo.id = cs->id;
-        cs->memo.pool = cs->pool;
+        cs->memo.pool = p;
     }
     if (cs->dir != dir)
         return NULL;
