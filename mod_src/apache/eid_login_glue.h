@@ -158,6 +158,9 @@ eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, con
                                        const char *v);
 /* End the session stored at `skey` (dead marker, then delete). */
 eid_store_rc_e eid_session_end(request_rec *r, const char *skey);
+/* End the session `f` found under every store key its id has (the current
+ * and the previous key's), not only the one it was found under. */
+eid_store_rc_e eid_session_end_found(request_rec *r, const eid_session_found_t *f);
 /* A new session for login `lg`: new id, sealed, stored, indexed, cookie
  * set.  EID_STORE_ERROR also when no random bytes. */
 eid_store_rc_e eid_session_create(request_rec *r, const char *provider,

@@ -159,7 +159,7 @@ int eid_ep_logout(request_rec *r)
         apr_table_setn(vars, "why", "invalid");
         return eid_page_send(r, EID_PAGE_REFUSED, HTTP_FORBIDDEN, vars);
     }
-    if ((rc = eid_session_end(r, f.skey)) != EID_STORE_OK)
+    if ((rc = eid_session_end_found(r, &f)) != EID_STORE_OK)
         return unavailable(r, st, rc);
     eid_cookie_set(r, EID_SESSION_COOKIE, "", 0);
     st->event = "logout";

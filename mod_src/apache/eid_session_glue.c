@@ -626,6 +626,26 @@ eid_store_rc_e eid_session_end(request_rec *r, const char *skey)
     return rc == EID_STORE_NOTFOUND ? EID_STORE_OK : rc;
 }
 
+/* Why every store key: during a key rotation rolled out server by server,
+ * another server may have re-sealed the session under its store key of the
+ * other key (and deleted this one: no ending, so a connection that kept the
+ * session still holds the old store key).  Ending only the key it was found
+ * under would leave the session alive there. */
+eid_store_rc_e eid_session_end_found(request_rec *r, const eid_session_found_t *f)
+{
+    const char *vhost = eid_session_vhost(r);
+    eid_store_rc_e rc = eid_session_end(r, f->skey);
+    int which;
+    for (which = 0; which < 2 && rc == EID_STORE_OK; which++) {
+        char k[48];
+        if (eid_session_store_key(eid_login_g->keys, which, vhost, f->id, k) != 0)
+            break;
+        if (strcmp(k, f->skey))
+            rc = eid_session_end(r, k);
+    }
+    return rc;
+}
+
 static int accepts_provider(const eid_dir_conf_t *d, const char *name)
 {
     eid_provider_t *const *provs;

@@ -287,3 +287,60 @@ def test_swapdb(op, pair, redis):
     finally:
         redis.cmd("SWAPDB", "0", "1")
         ka.close()
+
+
+@pytest.fixture(scope="module")
+def rot_pair(op, redis):
+    """A key rotation under way, as docs/login.md's two steps leave it while
+    the servers are restarted one by one: h1 seals with the new key B and
+    still opens A, h2 seals with A and already opens B."""
+    from loginkit import KEY_A, KEY_B
+    store = ("EidSessionStore redis://127.0.0.1:%d/0 prefix=%s cache=1000 timeout=500 "
+             "breaker=3/200\n" % (redis.port, PFX))
+    hs = [make_httpd(op, LOC, extra=store, name="rot1", keys=(KEY_B, KEY_A)),
+          make_httpd(op, LOC, extra=store, name="rot2", keys=(KEY_A, KEY_B))]
+    for h in hs:
+        h.start()
+    yield hs
+    for h in hs:
+        h.stop()
+        h.cleanup()
+
+
+def test_logout_on_kept_connection_after_another_server_resealed(op, rot_pair, redis):
+    """The session is kept on h2 under its store key of key A; h1 uses it
+    once and re-seals it under key B (new store key; the old one deleted,
+    no ending).  The user logs out over h2's kept connection: the session
+    must be ended everywhere - h1 must no longer admit the cookie."""
+    import re
+    h1, h2 = rot_pair
+    as_primary(op, h2, h1)
+    before = set(redis.cmd("KEYS", PFX + "s:*"))
+    b = browser()
+    login(h2, op, b, "/app/echo/x")
+    cookie = session_cookie(b)
+    ka = KeepAlive(h2, cookie)
+    try:
+        for _ in range(3):
+            assert ka.get() == 200
+        okey = (set(redis.cmd("KEYS", PFX + "s:*")) - before).pop()
+        assert status(h1, cookie).status_code == 200  # re-sealed under B by h1
+        assert redis.cmd("EXISTS", okey) == 0
+        assert ka.get() == 200
+        ka.c.request("GET", "/.eid/logout", headers={"Cookie": "__Host-eid-session=" + cookie,
+                                                     "Accept": "text/html"})
+        r = ka.c.getresponse()
+        page = r.read().decode()
+        csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', page).group(1)
+        ka.c.request("POST", "/.eid/logout", body="csrf=" + csrf,
+                     headers={"Cookie": "__Host-eid-session=" + cookie,
+                              "Content-Type": "application/x-www-form-urlencoded",
+                              "Accept": "text/html"})
+        r = ka.c.getresponse()
+        r.read()
+        assert r.status == 303, r.status
+        time.sleep(0.1)
+        assert status(h1, cookie).status_code == 302, "logged out on h2, still admitted on h1"
+        assert status(h2, cookie).status_code == 302
+    finally:
+        ka.close()
