@@ -291,9 +291,10 @@ def test_swapdb(op, pair, redis):
 
 @pytest.fixture(scope="module")
 def rot_pair(op, redis):
-    """A key rotation under way, as docs/login.md's two steps leave it while
-    the servers are restarted one by one: h1 seals with the new key B and
-    still opens A, h2 seals with A and already opens B."""
+    """A key rotation under way on several servers, as docs/login.md's
+    procedure leaves it while the servers are restarted one by one (the new
+    key B already second everywhere, now swapped to first on h1 only): h1
+    seals with B and still opens A, h2 seals with A and already opens B."""
     from loginkit import KEY_A, KEY_B
     store = ("EidSessionStore redis://127.0.0.1:%d/0 prefix=%s cache=1000 timeout=500 "
              "breaker=3/200\n" % (redis.port, PFX))
