@@ -610,7 +610,9 @@ static int session_touch(request_rec *r, eid_session_found_t *f)
      * the store key it found: the old one during a re-seal. */
     if (!marked(r, f->skey) && (!strcmp(okey, f->skey) || !marked(r, okey)))
         return 0;
-    eid_store_del(store, f->skey, strlen(f->skey));
+    /* Ended as any ending is (marker first): a server that read the
+     * re-written session in between and kept it sees the marker. */
+    eid_session_end(r, f->skey);
     return -1;
 }
 
