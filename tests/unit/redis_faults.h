@@ -533,8 +533,19 @@ static void test_sentinel(void **state)
     eid_redis_stats_t st;
     eid_store_redis_stats(s, &st);
     assert_int_equal(st.discoveries, 1);
-    /* replicated before the master dies */
-    assert_int_equal(rfix_cli(&m, out, sizeof(out), "WAIT 1 2000"), 0);
+    /* replicated before the master dies.  Not with WAIT from redis-cli: WAIT
+     * waits for the calling connection's own writes, and that connection wrote
+     * nothing, so it answered at once while the store's SET could still be on
+     * its way (the failure seen in about one CI run of six: the promoted
+     * replica never had s:1).  Redis replication is asynchronous; a write the
+     * master acknowledged and died with is lost (docs/redis.md), which is not
+     * what this test is about. */
+    for (int i = 0; i < 250; i++) { /* 5 s at most */
+        rfix_cli(&r, out, sizeof(out), "EXISTS t-sen:s:1");
+        if (strcmp(out, "1\n") == 0)
+            break;
+        usleep(20000);
+    }
     assert_string_equal(out, "1\n");
     /* the master dies: pooled connections fail, the sentinels promote the
      * replica (down-after 1 s), the store finds it */
@@ -559,26 +570,10 @@ static void test_sentinel(void **state)
     assert_int_equal(rc, EID_STORE_OK);
     assert_int_equal(rfix_cli(&r, out, sizeof(out), "GET t-sen:s:2"), 0);
     assert_string_equal(out, "after\n"); /* written on the promoted replica */
-    /* sessions survived.  Asked again for up to 5 s: in about one CI run of
-     * six (TSan, loaded machine) the first read after the failover answered
-     * "not found" - the data is on the promoted replica (s:2 above was read
-     * there), so a read that still fails after 5 s is a real loss and says
-     * what the nodes hold. */
+    /* sessions survived */
     unsigned char *v1 = NULL;
     apr_size_t n1 = 0;
-    eid_store_rc_e rc1 = EID_STORE_ERROR;
-    for (int i = 0; i < 100 && rc1 != EID_STORE_OK; i++) {
-        if ((rc1 = eid_store_get(s, p, K("s:1"), &v1, &n1)) != EID_STORE_OK) {
-            if (i == 0) {
-                rfix_cli(&r, out, sizeof(out), "ROLE");
-                fprintf(stderr, "test_sentinel: s:1 read %d after the failover; replica "
-                        "role: %.80s\n", (int)rc1, out);
-                rfix_cli(&r, out, sizeof(out), "EXISTS t-sen:s:1");
-                fprintf(stderr, "test_sentinel: EXISTS t-sen:s:1 on the replica: %s", out);
-            }
-            usleep(50000);
-        }
-    }
+    eid_store_rc_e rc1 = eid_store_get(s, p, K("s:1"), &v1, &n1);
     assert_int_equal(rc1, EID_STORE_OK);
     assert_int_equal(n1, 6);
     assert_memory_equal(v1, "before", 6);
