@@ -12,8 +12,9 @@
  * <ep>/backchannel-logout: POST logout_token=<JWS> from the OP (OIDC
  * Back-Channel Logout 1.0): the token is checked by eid_oidc_logout_token
  * (signature, iss, aud, iat, events, sid/sub, no nonce), its jti is a
- * one-time marker (replay -> 400), and every session of that sid / sub is
- * ended through the store's index.  Answers 200, 400 for a bad token,
+ * one-time marker (replay -> 400; pending until the ending finished, so the
+ * OP's retry after a 503 is no replay), and every session of that sid / sub
+ * is ended through the store's index.  Answers 200, 400 for a bad token,
  * Cache-Control: no-store (§2.8); 503 when the store fails.
  */
 #include "eid_login_glue.h"
@@ -262,15 +263,30 @@ int eid_ep_backchannel(request_rec *r)
         return bcl_answer(r, down ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST,
                           down ? "temporarily_unavailable" : "invalid_request");
     }
-    /* One-time: a replayed logout token is refused (SECURITY.md). */
+    /* One-time: a replayed logout token is refused (SECURITY.md).  The jti
+     * marker says "p" (pending) until every session is ended, then "d"
+     * (done).  Only a done marker makes a replay: when the store fails
+     * half-way, the OP's retry of the same token (it gets 503) ends the
+     * sessions instead of being refused, which would leave them open.
+     * Delivering a pending token twice at once only ends the same sessions
+     * twice. */
     k = apr_pstrcat(r->pool, "j:", eid_provider_name(pv), ":", jti, NULL);
-    rc = eid_store_add(eid_login_g->store, k, strlen(k), (const unsigned char *)"1", 1,
+    rc = eid_store_add(eid_login_g->store, k, strlen(k), (const unsigned char *)"p", 1,
                        2 * EID_OIDC_LOGOUT_MAX_AGE);
     if (rc == EID_STORE_EXISTS) {
-        eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID08312",
-                   "back-channel logout: jti used twice (replay)");
-        st->outcome = eid_try_refused(st, HTTP_BAD_REQUEST);
-        return bcl_answer(r, HTTP_BAD_REQUEST, "invalid_request");
+        unsigned char *v;
+        apr_size_t vn;
+        rc = eid_store_get(eid_login_g->store, r->pool, k, strlen(k), &v, &vn);
+        if (rc == EID_STORE_OK && vn == 1 && v[0] == 'p') {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID08314: back-channel logout: "
+                          "the token again, its first delivery did not finish: ending now");
+        }
+        else if (rc != EID_STORE_ERROR) { /* done, or expired in between */
+            eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_WARNING, "EID08312",
+                       "back-channel logout: jti used twice (replay)");
+            st->outcome = eid_try_refused(st, HTTP_BAD_REQUEST);
+            return bcl_answer(r, HTTP_BAD_REQUEST, "invalid_request");
+        }
     }
     /* Markers first: a session whose index the store dropped (shmcb evicts
      * the oldest copies of a full ring) is ended when it is next looked up. */
@@ -289,6 +305,13 @@ int eid_ep_backchannel(request_rec *r)
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return bcl_answer(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable");
     }
+    /* Done: from now on the token is a replay.  If this write fails the
+     * marker stays pending, and a replay ends the same sessions again: the
+     * logout itself happened, so it is not answered 503. */
+    if (eid_store_set(eid_login_g->store, k, strlen(k), (const unsigned char *)"d", 1,
+                      2 * EID_OIDC_LOGOUT_MAX_AGE) != EID_STORE_OK)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "EID08315: back-channel logout: "
+                      "the sessions were ended but the token could not be marked used");
     st->event = "backchannel-logout";
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "EID08313: back-channel logout from %s ended %d session(s)",

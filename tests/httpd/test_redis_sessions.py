@@ -418,6 +418,55 @@ def test_acl_user_revoked_restored_and_maxmemory(op, redis):
         redis.cli("ACL", "DELUSER", "eidhttpd")
 
 
+BCR_ACL = ["ACL", "SETUSER", "eidbcr", "on", ">pw-bcr-1", "resetkeys", "~t-bcr:*"] + ACL[6:]
+
+
+def test_backchannel_logout_retried_after_a_store_failure_ends_the_session(op, redis):
+    """The store fails after the logout token's jti was recorded (here: the
+    ACL user may not write the logout markers, k:*): 503, and the OP's retry
+    of the same token, once the store is back, must end the session - not be
+    refused as a replay, which would leave the nurse logged in.  A replay
+    after that success is refused."""
+    assert BCR_ACL[7] == "resetchannels"  # ACL[6:]: the channel and command part
+    redis.cli(*BCR_ACL)
+    h = make_httpd(op, LOC, name="redisbcr", extra=(
+        "EidSessionStore redis://eidbcr@127.0.0.1:%d password_file={root}/redis.pw "
+        "prefix=t-bcr: cache=1000 timeout=500 breaker=3/200\n" % redis.port))
+    pw = os.path.join(h.root, "redis.pw")
+    with open(pw, "w") as f:
+        f.write("pw-bcr-1\n")
+    os.chown(pw, 0, __import__("grp").getgrnam("www-data").gr_gid)
+    os.chmod(pw, 0o640)
+    h.start()
+    try:
+        register(op, h)
+        b = browser()
+        login(h, op, b, "/app/echo/x")
+        cookie = session_cookie(b)
+        assert status(h, cookie).status_code == 200
+        sess = op.admin("/admin/sessions", method="GET")["sessions"]
+        mine = [s for s in sess if s["user"] == "nurse"][-1]
+        # everything but the logout markers (Redis glob: k is not the first
+        # character after the prefix)
+        redis.cli("ACL", "SETUSER", "eidbcr", "resetkeys", "~t-bcr:[^k]*")
+        a = op.admin("/admin/backchannel", {"client": "portal", "sid": mine["sid"]})
+        h.expect_log(r"EID08210", r"EID063\d\d", r"EID08312", r"EID08314")
+        assert a["status"] == 503, a
+        assert status(h, cookie).status_code == 200  # nothing ended yet
+        redis.cli("ACL", "SETUSER", "eidbcr", "resetkeys", "~t-bcr:*")
+        url = h.url("/.eid/backchannel-logout")
+        form = {"logout_token": a["logout_token"]}
+        r = browser().post(url, data=form, allow_redirects=False, timeout=20)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        assert status(h, cookie).status_code == 302
+        r = browser().post(url, data=form, allow_redirects=False, timeout=20)
+        assert r.status_code == 400, r.status_code  # now it is a replay
+    finally:
+        h.stop()
+        h.cleanup()
+        redis.cli("ACL", "DELUSER", "eidbcr")
+
+
 def test_sentinel_failover(op):
     """sentinel://: the master killed, the replica promoted: requests answer 503
     (never a redirect, never a wrong admit) during the failover, then 200 on
