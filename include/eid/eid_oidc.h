@@ -118,6 +118,18 @@ const char *eid_oidc_end_session_url(apr_pool_t *p, eid_provider_t *pv, const ch
                                      const char *post_logout_redirect_uri, const char *state);
 
 /*
+ * With end_session_method=post: the end_session_endpoint a form POSTs the
+ * same parameters to (RP-Initiated Logout 1.0 section 2: the OP must take
+ * GET and POST), so the ID token - personnummer and all - stays out of the
+ * URL, the browser's history and proxy logs.  NULL with the default get, or
+ * when the provider has no such endpoint.
+ */
+const char *eid_oidc_end_session_form(apr_pool_t *p, eid_provider_t *pv);
+
+/* The provider's client_id (NULL when none is configured). */
+const char *eid_oidc_client_id(const eid_provider_t *pv);
+
+/*
  * The provider's login endpoints, fetching the discovery document first
  * when they are not known yet.  APR_SUCCESS with *authz / *token set (the
  * others may be NULL), else an error with `res` set.  Tests, status.

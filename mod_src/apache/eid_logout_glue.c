@@ -7,7 +7,8 @@
  * never changes state: an <img> on another site must not log anybody out).
  * Then the browser goes to the provider's end_session_endpoint with
  * id_token_hint and post_logout_redirect_uri = this site's logged-out page
- * (or, without such an endpoint, straight there).
+ * (or, without such an endpoint, straight there): by a 303 (GET), or with
+ * the provider's end_session_method=post by a page whose form POSTs them.
  *
  * <ep>/backchannel-logout: POST logout_token=<JWS> from the OP (OIDC
  * Back-Channel Logout 1.0): the token is checked by eid_oidc_logout_token
@@ -112,6 +113,31 @@ static const char *logout_form_targets(request_rec *r, const eid_login_srv_t *ls
     return out;
 }
 
+/* end_session_method=post: the session is ended; a page whose form POSTs the
+ * end-session parameters to the provider (submitted by its one allowed
+ * script, or by the user's button), so the ID token never is in a URL. */
+static int end_session_post(request_rec *r, eid_provider_t *pv, const char *endpoint,
+                            const char *id_token)
+{
+    apr_table_t *vars = apr_table_make(r->pool, 8);
+    const char *names[3] = {"id_token_hint", "client_id", "post_logout_redirect_uri"};
+    const char *vals[3] = {id_token, eid_oidc_client_id(pv), logged_out_url(r)};
+    const char *o = url_origin(r->pool, endpoint);
+    int i, n = 0;
+
+    apr_table_setn(vars, "end_session", endpoint);
+    for (i = 0; i < 3; i++) {
+        if (!vals[i])
+            continue;
+        apr_table_setn(vars, apr_psprintf(r->pool, "field.%d.name", n), names[i]);
+        apr_table_setn(vars, apr_psprintf(r->pool, "field.%d.value", n), vals[i]);
+        n++;
+    }
+    if (o)
+        apr_table_setn(vars, "form_action", o);
+    return eid_page_send(r, EID_PAGE_LOGOUT_CONTINUE, HTTP_OK, vars);
+}
+
 /* GET: confirmation page; POST csrf=...[&return=...]: end the session. */
 int eid_ep_logout(request_rec *r)
 {
@@ -183,6 +209,8 @@ int eid_ep_logout(request_rec *r)
     pv = f.rec->provider ? eid_login_provider(f.rec->provider) : NULL;
     /* The OP ends its own session, then sends the browser to our page (its
      * post_logout_redirect_uri must be registered: always the same one). */
+    if (pv && (end = eid_oidc_end_session_form(r->pool, pv)) != NULL)
+        return end_session_post(r, pv, end, f.rec->id_token);
     end = pv ? eid_oidc_end_session_url(r->pool, pv, f.rec->id_token, logged_out_url(r),
                                         NULL)
              : NULL;

@@ -20,19 +20,24 @@
 #include "eid/eid_redirect.h"
 #include "eid/eid_util.h"
 
+#include <openssl/evp.h>
+
 #define TEMPLATE_MAX (64 * 1024)   /* bytes of a sysadmin's template */
 #define ACCEPT_LANG_MAX 1024       /* bytes of Accept-Language looked at */
 #define ACCEPT_LANG_ITEMS 32       /* language ranges looked at */
 #define MAX_PROVIDERS 16
+#define MAX_FIELDS 8
 
 static const char *const page_names[EID_PAGE__COUNT] = {
-    "refused", "choose", "logged-out", "logout-confirm", "expired", "unavailable"};
+    "refused", "choose", "logged-out", "logout-confirm", "expired", "unavailable",
+    "logout-continue"};
 static const char *const lang_names[2] = {"sv", "en"};
 static const char *const why_names[EID_WHY__COUNT] = {
     NULL, "no-credential", "invalid", "level", "not-allowed", "expired", "unavailable"};
 /* Every placeholder a template may use. */
 static const char *const known_vars[] = {"lang", "title", "why", "advice", "request_id",
-                                         "status", "csrf", "action", "providers", "link", NULL};
+                                         "status", "csrf", "action", "providers", "link",
+                                         "end_session", "fields", NULL};
 
 /* The sysadmin's templates: [page][lang], NULL = built-in.  Written only by
  * eid_set_page_template() while the configuration is read; reset in
@@ -186,7 +191,8 @@ const char *eid_set_page_template(cmd_parms *cmd, void *dcv, const char *page,
         ;
     if (pg == EID_PAGE__COUNT)
         return apr_psprintf(cmd->pool, "EidPageTemplate: unknown page '%s' (refused, choose, "
-                            "logged-out, logout-confirm, expired, unavailable)", page);
+                            "logged-out, logout-confirm, logout-continue, expired, "
+                            "unavailable)", page);
     for (lg = 0; lg < 2 && strcmp(lang, lang_names[lg]); lg++)
         ;
     if (lg == 2)
@@ -273,6 +279,36 @@ static const char *providers_html(request_rec *r, apr_table_t *vars)
     return n ? apr_pstrcat(r->pool, out, "</ul>", NULL) : "";
 }
 
+/* {{fields}}: hidden inputs from vars "field.N.name" / "field.N.value"
+ * (N = 0, 1, ...), escaped here. */
+static const char *fields_html(request_rec *r, apr_table_t *vars)
+{
+    const char *out = "";
+    int i;
+    for (i = 0; vars && i < MAX_FIELDS; i++) {
+        const char *name = apr_table_get(vars, apr_psprintf(r->pool, "field.%d.name", i));
+        const char *val = apr_table_get(vars, apr_psprintf(r->pool, "field.%d.value", i));
+        if (!name || !val)
+            break;
+        out = apr_pstrcat(r->pool, out, "<input type=\"hidden\" name=\"", esc(r->pool, name),
+                          "\" value=\"", esc(r->pool, val), "\">\n", NULL);
+    }
+    return out;
+}
+
+/* CSP source of the one script a page may run (the logout-continue page's
+ * form submission, EID_PAGE_SUBMIT_SCRIPT): its SHA-256, so no other inline
+ * script - an injected one, a sysadmin template's own - ever runs. */
+static const char *script_src(apr_pool_t *p)
+{
+    unsigned char md[32], b64[48];
+    unsigned int n = 0;
+    EVP_Digest(EID_PAGE_SUBMIT_SCRIPT, strlen(EID_PAGE_SUBMIT_SCRIPT), md, &n, EVP_sha256(),
+               NULL);
+    EVP_EncodeBlock(b64, md, (int)n);
+    return apr_pstrcat(p, "; script-src 'sha256-", (const char *)b64, "'", NULL);
+}
+
 static const char *render(request_rec *r, const char *t, const char *const *val)
 {
     apr_array_header_t *parts = apr_array_make(r->pool, 32, sizeof(const char *));
@@ -289,8 +325,9 @@ static const char *render(request_rec *r, const char *t, const char *const *val)
                 break;
         if (known_vars[i] && val[i])
             APR_ARRAY_PUSH(parts, const char *) =
-                !strcmp(known_vars[i], "providers") ? val[i]
-                                                    : esc(r->pool, val[i]);
+                (!strcmp(known_vars[i], "providers") || !strcmp(known_vars[i], "fields"))
+                    ? val[i]
+                    : esc(r->pool, val[i]);
         p = e + 2;
     }
     APR_ARRAY_PUSH(parts, const char *) = p;
@@ -361,6 +398,8 @@ int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars
     v = vars ? apr_table_get(vars, "link") : NULL;
     val[var_index("link")] = (v && !eid_redirect_check(v, strlen(v), NULL, 0)) ? v : "/";
     val[var_index("providers")] = providers_html(r, vars);
+    val[var_index("fields")] = fields_html(r, vars);
+    val[var_index("end_session")] = vars ? apr_table_get(vars, "end_session") : NULL;
 
     tpl = custom_tpl[page][lang] ? custom_tpl[page][lang] : eid_page_builtin[page][lang];
     body = render(r, tpl, val);
@@ -377,7 +416,9 @@ int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars
                    apr_pstrcat(r->pool, "default-src 'none'; style-src 'unsafe-inline'; "
                                "img-src 'self'; form-action 'self'",
                                form_action_extra(r, vars), "; frame-ancestors 'none'; "
-                               "base-uri 'none'", NULL));
+                               "base-uri 'none'",
+                               page == EID_PAGE_LOGOUT_CONTINUE ? script_src(r->pool) : "",
+                               NULL));
     ap_set_content_length(r, (apr_off_t)strlen(body));
     if (!r->header_only)
         ap_rwrite(body, (int)strlen(body), r);

@@ -15,7 +15,14 @@
 #include "apr_tables.h"
 
 typedef enum { EID_PAGE_REFUSED, EID_PAGE_CHOOSE, EID_PAGE_LOGGED_OUT, EID_PAGE_LOGOUT_CONFIRM,
-               EID_PAGE_EXPIRED, EID_PAGE_UNAVAILABLE, EID_PAGE__COUNT } eid_page_e;
+               EID_PAGE_EXPIRED, EID_PAGE_UNAVAILABLE, EID_PAGE_LOGOUT_CONTINUE,
+               EID_PAGE__COUNT } eid_page_e;
+
+/* The only script a page may run (logout-continue: submit the form to the
+ * provider at once); the page's CSP allows exactly this text by its hash.
+ * A sysadmin's template that wants the automatic submission copies it
+ * verbatim between <script> and </script>. */
+#define EID_PAGE_SUBMIT_SCRIPT "document.getElementById(\"eid-continue\").submit();"
 
 /* Why a user was refused, in the words of the page (never a tag or reason). */
 typedef enum { EID_WHY_NONE, EID_WHY_NO_CREDENTIAL /* no card / not logged in */,
@@ -39,6 +46,11 @@ typedef enum { EID_WHY_NONE, EID_WHY_NO_CREDENTIAL /* no card / not logged in */
  *   "provider.N.name", "provider.N.url" (N = 0, 1, ...): the choose page's
  *                 list, built into {{providers}} (each url must be a local
  *                 path or it is left out)
+ *   "end_session" the form's action on logout-continue (the provider's
+ *                 end_session_endpoint)
+ *   "field.N.name", "field.N.value": that form's hidden inputs, built into
+ *                 {{fields}}
+ *   "form_action" origins the page's form may post to (CSP form-action)
  * Any other name is ignored. */
 int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars);
 

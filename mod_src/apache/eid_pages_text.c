@@ -27,6 +27,13 @@
 #define REF_SV REF("Referens:", "Uppge referensen om du kontaktar supporten.")
 #define REF_EN REF("Reference:", "Quote this reference if you contact support.")
 
+/* POSTed to the provider's end-session endpoint at once by the one script the
+ * page's CSP allows; without scripts, by the button. */
+#define CONTINUE_FORM(button)                                                              \
+    "<form id=\"eid-continue\" method=\"post\" action=\"{{end_session}}\">\n{{fields}}"     \
+    "<button type=\"submit\">" button "</button>\n</form>\n<script>" EID_PAGE_SUBMIT_SCRIPT  \
+    "</script>\n"
+
 const char *const eid_page_builtin[EID_PAGE__COUNT][2] = {
     [EID_PAGE_REFUSED] = {HEAD REF_SV FOOT, HEAD REF_EN FOOT},
     [EID_PAGE_CHOOSE] = {HEAD "{{providers}}\n" FOOT, HEAD "{{providers}}\n" FOOT},
@@ -44,6 +51,8 @@ const char *const eid_page_builtin[EID_PAGE__COUNT][2] = {
     [EID_PAGE_EXPIRED] = {HEAD "<p><a href=\"{{link}}\">Logga in igen</a></p>\n" REF_SV FOOT,
                           HEAD "<p><a href=\"{{link}}\">Log in again</a></p>\n" REF_EN FOOT},
     [EID_PAGE_UNAVAILABLE] = {HEAD REF_SV FOOT, HEAD REF_EN FOOT},
+    [EID_PAGE_LOGOUT_CONTINUE] =
+        {HEAD CONTINUE_FORM("Fortsätt") FOOT, HEAD CONTINUE_FORM("Continue") FOOT},
 };
 
 const eid_page_text_t eid_why_text[EID_WHY__COUNT][2] = {
@@ -129,6 +138,11 @@ const eid_page_text_t eid_page_text[EID_PAGE__COUNT][2] = {
                                   "Tryck på knappen för att logga ut."},
                                  {"Log out?", "Do you want to log out of the service?",
                                   "Press the button to log out."}},
+    [EID_PAGE_LOGOUT_CONTINUE] =
+        {{"Du loggas ut", "Du är utloggad från tjänsten och skickas nu vidare för att logga ut "
+          "hos din e-legitimationsleverantör också.", "Händer inget, tryck på knappen."},
+         {"Logging you out", "You are logged out of the service and are now sent on to log "
+          "out at your e-ID provider too.", "If nothing happens, press the button."}},
 };
 
 const char *const eid_level_fmt[2] = {

@@ -328,7 +328,8 @@ const char *eid_provider_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
              !strcmp(key, "scope") || !strcmp(key, "userinfo") || !strcmp(key, "prompt") ||
              !strcmp(key, "max_age") || !strcmp(key, "authorization_endpoint") ||
              !strcmp(key, "token_endpoint") || !strcmp(key, "userinfo_endpoint") ||
-             !strcmp(key, "end_session_endpoint") || !strcmp(key, "login_timeout"))
+             !strcmp(key, "end_session_endpoint") || !strcmp(key, "login_timeout") ||
+             !strcmp(key, "end_session_method"))
         return eid_oidc_set(pv, p, key, value); /* eid_oidc_conf.c */
     else if (!strcmp(key, "ca_file")) {
         if (!*value)

@@ -160,6 +160,12 @@ const char *eid_oidc_set(eid_provider_t *pv, apr_pool_t *p, const char *key,
         o->timeout = apr_time_from_sec(n);
         return NULL;
     }
+    if (!strcmp(key, "end_session_method")) {
+        if (strcmp(value, "get") && strcmp(value, "post"))
+            return "end_session_method: get or post";
+        o->end_session_post = !strcmp(value, "post");
+        return NULL;
+    }
     if (!strcmp(key, "authorization_endpoint"))
         return endpoint(p, pv, key, value, &o->conf.authorization);
     if (!strcmp(key, "token_endpoint"))
@@ -477,4 +483,20 @@ const char *eid_oidc_end_session_url(apr_pool_t *p, eid_provider_t *pv, const ch
     add_param(p, &url, &first, "post_logout_redirect_uri", post_logout_redirect_uri);
     add_param(p, &url, &first, "state", state);
     return url;
+}
+
+const char *eid_oidc_end_session_form(apr_pool_t *p, eid_provider_t *pv)
+{
+    eid_result_t r = {0};
+    const eid_oidc_endpoints_t *e;
+
+    if (!pv->login.end_session_post)
+        return NULL;
+    e = endpoints(pv, p, &r);
+    return e ? e->end_session : NULL;
+}
+
+const char *eid_oidc_client_id(const eid_provider_t *pv)
+{
+    return pv->client_id;
 }

@@ -45,6 +45,7 @@ typedef struct eid_oidc_opts {
     apr_int64_t max_age;           /* seconds; -1: none sent */
     eid_oidc_endpoints_t conf;     /* configured endpoints (override discovery) */
     apr_interval_time_t timeout;   /* login_timeout */
+    int end_session_post;          /* end_session_method=post */
     const char *discovery_url;     /* resolved by the check; NULL without discovery */
     /* Discovered endpoints: NULL until a discovery succeeded.  Written once
      * (compare-and-swap from NULL), never changed after: readers need no

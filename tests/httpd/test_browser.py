@@ -11,8 +11,9 @@ at a location of another organisation (the refusal page in Swedish, then in
 English, with the request id of the audit record).  Screenshots of every step (and
 the browser console) are kept in build/test-artefacts/browser/.
 
-The logout through the confirmation form (POST) is in browser_logout_pending.py, out
-of the default run until the logout page's CSP defect it finds is fixed (see there).
+She logs out through the confirmation form and the OP's end-session endpoint; with
+the provider's end_session_method=post the module's page POSTs the ID token to the
+OP by its one script (allowed by the page's CSP by hash), so no URL carries it.
 """
 import os
 import shutil
@@ -61,7 +62,7 @@ CONF = textwrap.dedent("""\
     EidSessionStore shm
     EidProvider op issuer={issuer} discovery=on login=on client_id={cid} \\
                 client_secret_file={{root}}/client.secret claims=inera \\
-                ca_file={{pki}}/ca/server-ca.pem
+                ca_file={{pki}}/ca/server-ca.pem {provider_extra}
     EidRedirectURI https://localhost:{port}/.eid/callback
     EidLogoutRedirectAllow https://localhost:{port}
     ScriptAliasMatch ^/app/ {{root}}/cgi/app.py
@@ -96,6 +97,16 @@ def write_secret(path, text):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The test OP (TLS) with our client registered, and httpd; both stopped at the end."""
+    yield from make_site(tmp_path_factory, "")
+
+
+@pytest.fixture(scope="module")
+def site_post(tmp_path_factory):
+    """The same with the provider's end_session_method=post."""
+    yield from make_site(tmp_path_factory, "end_session_method=post")
+
+
+def make_site(tmp_path_factory, provider_extra):
     op = TestOP(str(tmp_path_factory.mktemp("op")), tls_cert=pki("server", "localhost.pem"),
                 tls_key=pki("server", "localhost.key"), ca_file=pki("ca", "server-ca.pem"))
     srv = None
@@ -111,7 +122,7 @@ def site(tmp_path_factory):
             "token_endpoint_auth_method": "client_secret_basic", "profile": "inera"})
         op.admin("/admin/auto-login", {"user": None})  # the user clicks on the login page
         srv = Httpd(CONF.format(issuer=op.issuer, cid=CLIENT_ID, port=port,
-                                other_org=OTHER_ORG),
+                                other_org=OTHER_ORG, provider_extra=provider_extra),
                     verify_client="none", name="browser", port=port)
         write_secret(os.path.join(srv.root, "session.key"), os.urandom(32).hex() + "\n")
         write_secret(os.path.join(srv.root, "client.secret"), CLIENT_SECRET + "\n")
@@ -295,3 +306,33 @@ def test_browser_login_stepup_refusal_logout(site, chromium, logcheck):
     b.get(base + "/app/start")
     b.wait_for(lambda: at_op(b, op), "the OP after logout")
     b.shot("after-logout-at-op")
+
+
+def test_browser_logout_end_session_by_post(site_post, chromium, logcheck):
+    """end_session_method=post in Chromium: after the confirmation form, the
+    module's page submits itself (its script allowed by the CSP hash; a
+    blocked script would leave the browser on that page) with a POST to the
+    OP's end-session endpoint, which ends its session and sends the browser
+    to the logged-out page: the OP got the ID token in a POST body."""
+    op, srv, base = site_post
+    b = chromium
+    logcheck(srv)
+    b.get(base + "/app/start")
+    login_at_op(b, op, "post-login")
+    b.wait_for(lambda: "Vårdplanering" in b.text(), "the protected page")
+    b.click("//a[@id='logout']")
+    b.wait_for(lambda: b.driver.find_elements("xpath", "//form[@method='post']"),
+               "the logout confirmation page")
+    b.driver.find_element("xpath", "//form[@method='post']//button").click()
+    b.wait_for(lambda: urllib.parse.urlsplit(b.url).path == "/.eid/logged-out",
+               "the logged-out page, through the OP")
+    b.shot("post-logged-out")
+    assert b.driver.title == "Du är utloggad", (b.driver.title, b.url)
+    assert SESSION_COOKIE not in b.cookies(), b.cookies()
+    ends = op.admin("/admin/records?kind=end_session", method="GET")["end_session"]
+    assert ends and ends[-1]["method"] == "POST", ends
+    assert ends[-1]["id_token_hint_valid"] is True and ends[-1]["session_ended"] is True, ends
+    assert ends[-1]["result"] == "redirect", ends
+    assert "id_token_hint" not in b.url
+    for entry in b.driver.get_log("browser"):  # a CSP violation is logged there
+        assert "Content Security Policy" not in entry.get("message", ""), entry

@@ -79,6 +79,8 @@ BAD = [
     ("EidProvider", "EidProvider op issuer=https://op.example scope=profile", r"openid"),
     ("EidProvider", "EidProvider op issuer=https://op.example audience=api://x "
      "jwks_uri=https://op.example/j prompt=consent", r"prompt: only with login=on"),
+    ("EidProvider", "EidProvider op issuer=https://op.example jwks_uri=https://op.example/j "
+     "login=on client_id=rp end_session_method=put", r"end_session_method: get or post"),
     ("EidBearerProviders", "<Location /x>\nEidBearerProviders nosuch\n</Location>",
      r"unknown provider 'nosuch'"),
     ("EidTokenCache", "EidTokenCache lots", r"EidTokenCache"),

@@ -1,12 +1,16 @@
 """Logout (issue 10): RP-initiated with a CSRF-protected form and the provider's
 end-session endpoint; back-channel logout from the provider."""
+import base64
+import hashlib
+import html
 import re
 import urllib.parse
 
+import pytest
 import requests
 
-from loginkit import (CA, browser, follow, fresh, logged_in, op, raw_cookie_get,  # noqa: F401
-                      session_cookie, srv)
+from loginkit import (CA, LOCS, browser, follow, fresh, logged_in, make_httpd, op,  # noqa: F401
+                      raw_cookie_get, register, session_cookie, srv)
 
 
 def test_logout_rp_initiated(op, fresh):
@@ -80,3 +84,60 @@ def test_backchannel_logout(op, fresh):
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and r.headers["Cache-Control"] == "no-store"
     fresh.expect_log(r"EID075\d\d", r"EID08312", r"EID0831\d")
+
+
+@pytest.fixture(scope="module")
+def postsrv(op):
+    h = make_httpd(op, LOCS, name="logoutpost", provider_opts="end_session_method=post")
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+def test_logout_end_session_by_post_keeps_the_id_token_out_of_urls(op, postsrv, logcheck):
+    """end_session_method=post: after the CSRF-checked POST the session is
+    ended and the answer is a page whose form POSTs id_token_hint, client_id
+    and post_logout_redirect_uri to the provider's end-session endpoint - no
+    Location, so the ID token (personnummer and all) is in no URL, history or
+    proxy log.  Its one script (the submission) is allowed by hash, nothing
+    else; the provider takes the POST and comes back to the logged-out page."""
+    op.admin("/admin/login-behaviour", {"reset": True})
+    register(op, postsrv)
+    logcheck(postsrv)
+    b = logged_in(op, postsrv)
+    sid = session_cookie(b)
+    r = b.get(postsrv.url("/.eid/logout"), allow_redirects=False, timeout=20)
+    csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
+    r = b.post(postsrv.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False,
+               timeout=20)
+    assert r.status_code == 200 and "Location" not in r.headers, (r.status_code, r.headers)
+    assert not session_cookie(b)
+    assert raw_cookie_get(postsrv, "/app/echo/s",
+                          "__Host-eid-session=" + sid).status_code == 302
+    form = re.search(r'<form id="eid-continue" method="post" action="([^"]*)">(.*?)</form>',
+                     r.text, re.S)
+    assert form, r.text
+    assert html.unescape(form.group(1)) == op.issuer + "/end_session"
+    fields = {html.unescape(n): html.unescape(v) for n, v in
+              re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', form.group(2))}
+    assert set(fields) == {"id_token_hint", "client_id", "post_logout_redirect_uri"}, fields
+    assert fields["id_token_hint"].count(".") == 2
+    assert fields["client_id"] == "portal"
+    assert fields["post_logout_redirect_uri"] == postsrv.url("/.eid/logged-out")
+    # the one inline script is allowed by its hash; the form may go to the OP
+    csp = r.headers["Content-Security-Policy"]
+    scripts = re.findall(r"<script>(.*?)</script>", r.text, re.S)
+    assert len(scripts) == 1 and "submit()" in scripts[0]
+    h = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert re.search(r"script-src 'sha256-%s'(;|$)" % re.escape(h), csp), csp
+    assert re.search(r"form-action 'self' %s(;|$)" % re.escape(op.issuer), csp), csp
+    assert "default-src 'none'" in csp
+    # the browser's submission: the OP takes the POST, ends its session and
+    # sends the browser to the registered logged-out page
+    r = b.post(html.unescape(form.group(1)), data=fields, allow_redirects=False, timeout=20)
+    assert r.status_code in (302, 303), (r.status_code, r.text[:300])
+    r = follow(b, r)
+    assert r.status_code == 200 and r.url == postsrv.url("/.eid/logged-out")
+    last = op.admin("/admin/records?kind=end_session", method="GET")["end_session"][-1]
+    assert last["id_token_hint_valid"] is True and last["session_ended"] is True, last

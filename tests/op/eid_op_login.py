@@ -501,7 +501,8 @@ class LoginHandlers:
             p = parse_form(raw)
         except BadRequest as e:
             p = {"_error": str(e)}
-        rec = {"params": p, "id_token_hint_valid": None, "client_id": p.get("client_id"),
+        rec = {"params": p, "method": self.command, "id_token_hint_valid": None,
+               "client_id": p.get("client_id"),
                "sid": None, "sub": None, "post_logout_redirect_uri":
                p.get("post_logout_redirect_uri"), "state": p.get("state")}
 
