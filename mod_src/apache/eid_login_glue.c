@@ -170,6 +170,54 @@ static int pick_slot(request_rec *r, const slots_t *s, const char *state)
     return oldest < 0 ? 0 : oldest;
 }
 
+/* The state cookies of the logins in flight together stay within this many
+ * bytes of the Cookie header (name=value; ...).  Four at the sealed state's
+ * limit would be ~6 KB: with a site's own cookies that passes httpd's
+ * LimitRequestFieldSize (8190), and every request to the site answers 400
+ * until they expire.  The count cap alone does not prevent that. */
+#define STATE_COOKIE_BUDGET 4096
+
+static apr_size_t slot_bytes(apr_size_t vlen)
+{
+    return sizeof(EID_STATE_COOKIE_PREFIX) - 1 + 1 + 1 + vlen + 2; /* "name=value; " */
+}
+
+/* After `slot` took a new state of `len` bytes: expire the other slots,
+ * oldest login first (one that does not open counts as oldest), until the
+ * state cookies fit STATE_COOKIE_BUDGET. */
+static void prune_to_budget(request_rec *r, slots_t *s, int slot, apr_size_t len)
+{
+    apr_size_t total = slot_bytes(len);
+    int i;
+    for (i = 0; i < EID_STATE_SLOTS; i++)
+        if (i != slot && s->present[i])
+            total += slot_bytes(s->len[i]);
+    while (total > STATE_COOKIE_BUDGET) {
+        int oldest = -1;
+        apr_time_t t = 0;
+        char name[sizeof(EID_STATE_COOKIE_PREFIX) + 2];
+        for (i = 0; i < EID_STATE_SLOTS; i++) {
+            eid_pending_t *pd;
+            eid_result_t res = {0};
+            apr_time_t c;
+            if (i == slot || !s->present[i])
+                continue;
+            c = eid_pending_open(r->pool, eid_login_g->keys, eid_session_vhost(r), s->val[i],
+                                 s->len[i], &pd, &res) != 0 ? 0 : pd->created;
+            if (oldest < 0 || c < t) {
+                oldest = i;
+                t = c;
+            }
+        }
+        if (oldest < 0)
+            break; /* the new one alone: at most EID_PENDING_MAX_COOKIE */
+        apr_snprintf(name, sizeof(name), "%s%d", EID_STATE_COOKIE_PREFIX, oldest);
+        eid_cookie_set(r, name, "", 0);
+        s->present[oldest] = 0;
+        total -= slot_bytes(s->len[oldest]);
+    }
+}
+
 /* Start a login with `pv`: the state cookie and *location.  OK, or an HTTP
  * status (refused, reason set in st). */
 static int login_start(request_rec *r, eid_req_t *st, eid_provider_t *pv, int min_loa,
@@ -215,6 +263,7 @@ static int login_start(request_rec *r, eid_req_t *st, eid_provider_t *pv, int mi
     memset(&slots, 0, sizeof(slots));
     eid_cookie_each(r, collect_slots, &slots);
     slot = pick_slot(r, &slots, ar.state);
+    prune_to_budget(r, &slots, slot, strlen(sealed));
     apr_snprintf(name, sizeof(name), "%s%d", EID_STATE_COOKIE_PREFIX, slot);
     eid_cookie_set(r, name, sealed,
                    (int)apr_time_sec(eid_oidc_login_timeout(pv)));

@@ -183,3 +183,34 @@ def test_cookie_headers_over_16k_are_no_session(op, own):
         # the session alone works; with 21 KiB of cookies around it: no session
         assert r.status == (200 if n_pad == 0 else 302), (n_pad, r.status)
     fresh.expect_log(r"EID08201")
+
+
+def test_state_cookies_stay_within_a_byte_budget(op, fresh):
+    """Tabs opened on deep links (return URLs of ~900 bytes; longer ones log in
+    to "/", as the sealed state has a size limit): the
+    state cookies together stay within 4096 bytes (the oldest pruned first),
+    so with a site's own cookies the Cookie header stays under httpd's
+    LimitRequestFieldSize (8190) - over it, every request to the site would
+    answer 400 until the state cookies expired.  The newest tab still logs in."""
+    b = browser()
+    answers = []
+    for i in range(6):
+        path = "/app/echo/deep%d/%s" % (i, "x" * 880)  # ~1.5 KB state cookie each
+        a = b.get(fresh.url(path), allow_redirects=False, timeout=20)
+        assert a.status_code == 302, a.status_code
+        answers.append(a)
+        st = cookies(b, "__Host-eid-st-")
+        total = sum(len(c.name) + 1 + len(c.value) + 2 for c in st)
+        assert total <= 4096, (i, len(st), total)
+    # the site's own cookies (3 KB) next to them: requests still pass
+    for k in range(3):
+        b.cookies.set("site%d" % k, "v" * 1000, domain="localhost.local", path="/")
+    r = b.get(fresh.url("/app/echo/deep-check"), allow_redirects=False, timeout=20)
+    assert r.status_code == 302, r.status_code
+    for k in range(3):
+        b.cookies.clear("localhost.local", "/", "site%d" % k)
+    r = follow(b, answers[-1])
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    assert r.url.startswith(fresh.url("/app/echo/deep5/")), r.url
+    assert r.json()["EID_METHOD"] == "oidc"
+    fresh.expect_log(r"EID08112", r"EID08110")
