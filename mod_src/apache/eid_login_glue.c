@@ -594,6 +594,12 @@ int eid_ep_callback(request_rec *r)
         if (res.cls == EID_CLASS_UNAVAILABLE)
             return refuse_page(r, st, HTTP_SERVICE_UNAVAILABLE, "unavailable", res.tag,
                                res.reason);
+        /* Our side cannot complete this login (a client assertion that
+         * cannot be signed, userinfo without an endpoint, an encrypted
+         * userinfo answer): the operator's to fix, so 500 and an error line
+         * as docs/errors.md says, not the "your login was refused" page. */
+        if (res.cls == EID_CLASS_MISCONFIGURED)
+            return refuse_page(r, st, HTTP_INTERNAL_SERVER_ERROR, "error", res.tag, res.reason);
         if (res.cls == EID_CLASS_FORBIDDEN) {
             apr_table_t *vars = apr_table_make(r->pool, 2);
             eid_refuse(r, st, EID_DECISION_AUTHN, APLOG_INFO, res.tag, res.reason);

@@ -362,7 +362,7 @@ static int redeem(apr_pool_t *p, eid_provider_t *pv, const char *redirect_uri,
     claims = jwt->claims;
     if (pv->login.userinfo) {
         json_t *merged;
-        if ((rc = eid_oidc_userinfo(p, pv, userinfo_url, at, sub, &ui, res)) != 0)
+        if ((rc = eid_oidc_userinfo(p, pv, userinfo_url, at, sub, now, &ui, res)) != 0)
             return rc;
         /* The signed ID token's claims win; the protocol claims of the
          * answer are never taken (an unsigned acr must not raise a level). */

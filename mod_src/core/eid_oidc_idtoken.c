@@ -1,11 +1,12 @@
 /*
  * eid_oidc_idtoken.c - the ID token of a code exchange (OpenID Connect Core
- * 1.0, 3.1.3.7) and the userinfo answer (5.3).
+ * 1.0, 3.1.3.7) and the userinfo answer (5.3), plain JSON or signed (5.3.2).
  */
 #include "eid/eid_claims.h"
 #include "eid/eid_util.h"
 #include "eid_oidc_int.h"
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -108,33 +109,58 @@ static int level_ok(eid_provider_t *pv, json_t *c, int min_loa, eid_result_t *re
     return 0;
 }
 
+/*
+ * What every JWS the login provider hands us goes through (the ID token, a
+ * signed userinfo answer): the structure, a `typ` of JWT or none (anything
+ * else - an access token's at+jwt, a logout token - fails with `typ_tag`),
+ * `alg` within algs= (never none or HS*), the signature with the provider's
+ * key set.  *r gets the provider's rules for eid_jwt_check_claims(): `iss`
+ * the issuer, `aud` containing client_id.  Returns 0 with *out, or a code.
+ */
+static int provider_jws(apr_pool_t *p, eid_provider_t *pv, const char *tok, apr_size_t len,
+                        apr_time_t now, const char *typ_tag, const char *typ_why,
+                        eid_jwt_rules_t *r, eid_jwt_t **out, eid_result_t *res)
+{
+    static const char *const jwt_type[] = {"JWT"};
+    eid_jwt_t *jwt;
+    int rc;
+
+    if ((rc = eid_jwt_parse(p, tok, len, pv->max_token_size, &jwt, res)) != 0)
+        return rc;
+    /* Why: an access token (typ at+jwt, RFC 9068) or a logout token signed
+     * by the same keys is neither a login nor a userinfo answer; only JWT or
+     * no typ is. */
+    if (jwt->typ && strcasecmp(jwt->typ, "JWT"))
+        return eid_fail(res, typ_tag, typ_why);
+    *r = pv->rules;
+    /* The provider lives as long as the configuration: its client_id
+     * field can be the one-element audience list. */
+    r->audiences = (const char *const *)&pv->client_id;
+    r->naudiences = 1;
+    r->types = jwt_type;
+    r->ntypes = 1;
+    r->typ_absent_ok = 1;
+    if ((rc = eid_jwt_check_header(jwt, r, res)) != 0 ||
+        (rc = eid_jwt_verify(jwt, pv->jwks, p, now, res)) != 0)
+        return rc;
+    *out = jwt;
+    return 0;
+}
+
 int eid_oidc_check_id_token(apr_pool_t *p, eid_provider_t *pv, const char *idt,
                             const char *code, const char *access_token,
                             const eid_pending_t *pd, apr_time_t now, eid_jwt_t **out,
                             eid_result_t *res)
 {
-    static const char *const jwt_type[] = {"JWT"};
-    const char *const aud[] = {pv->client_id};
-    eid_jwt_rules_t r = pv->rules;
+    eid_jwt_rules_t r;
     eid_jwt_t *jwt;
     json_t *c, *nonce;
     int rc;
     const char *miss = NULL;
 
     *out = NULL;
-    if ((rc = eid_jwt_parse(p, idt, strlen(idt), pv->max_token_size, &jwt, res)) != 0)
-        return rc;
-    /* Why: an access token (typ at+jwt, RFC 9068) signed by the same keys
-     * is not a login; only JWT or no typ is an ID token. */
-    if (jwt->typ && strcasecmp(jwt->typ, "JWT"))
-        return eid_fail(res, "EID07301", "typ is not JWT: not an ID token");
-    r.audiences = aud;
-    r.naudiences = 1;
-    r.types = jwt_type;
-    r.ntypes = 1;
-    r.typ_absent_ok = 1;
-    if ((rc = eid_jwt_check_header(jwt, &r, res)) != 0 ||
-        (rc = eid_jwt_verify(jwt, pv->jwks, p, now, res)) != 0)
+    if ((rc = provider_jws(p, pv, idt, strlen(idt), now, "EID07301",
+                           "typ is not JWT: not an ID token", &r, &jwt, res)) != 0)
         return rc;
     c = jwt->claims;
     /* Core 2: iss, sub, aud, exp, iat are required in an ID token. */
@@ -177,14 +203,61 @@ static const char *const protocol_claims[] = {
     "iss", "aud", "exp", "iat", "nbf", "nonce", "acr", "amr", "auth_time", "azp",
     "at_hash", "c_hash", "s_hash", "sid", "jti", NULL};
 
+/*
+ * A signed userinfo answer (Core 5.3.2): verified as the ID token is
+ * (provider_jws()), then iss and aud - only SHOULD in 5.3.2, required here:
+ * without them a JWS of this provider meant for another client or purpose
+ * could stand in for the answer.  exp / nbf / iat are checked when present.
+ * A refusal of the token itself is EID07407 naming the verifier's tag; a key
+ * set that cannot be had keeps its own tag (unavailable, not the answer's
+ * fault).  Returns 0 with *claims (released with `p`), or a code.
+ */
+static int signed_userinfo(apr_pool_t *p, eid_provider_t *pv, const char *tok,
+                           apr_size_t len, apr_time_t now, json_t **claims, eid_result_t *res)
+{
+    eid_jwt_rules_t r;
+    eid_jwt_t *jwt = NULL;
+    json_t *c;
+    int rc;
+
+    if ((rc = provider_jws(p, pv, tok, len, now, "EID03119", "typ is not JWT",
+                           &r, &jwt, res)) == 0) {
+        c = jwt->claims;
+        if (!json_object_get(c, "iss") || !json_object_get(c, "aud"))
+            return eid_fail(res, "EID07408", "the signed userinfo answer has no iss or no aud");
+        rc = eid_jwt_check_claims(c, &r, now, EID_JWT_INTROSPECTED, res);
+    }
+    if (rc != 0) {
+        if (res && res->cls != EID_CLASS_INVALID)
+            return rc;
+        return eid_result_set(res, p, 7407, "EID07407", "the signed userinfo answer is "
+                              "refused (%s: %s)", res && res->tag ? res->tag : "-",
+                              res && res->reason ? res->reason : "-");
+    }
+    /* jwt->claims is released with `p` by eid_jwt_parse()'s cleanup. */
+    *claims = jwt->claims;
+    return 0;
+}
+
+/* 1 when `ct` is the media type application/jwt (RFC 7519 10.3.1),
+ * whatever its case and parameters. */
+static int is_jwt_type(const char *ct)
+{
+    if (!ct || strncasecmp(ct, "application/jwt", 15))
+        return 0;
+    ct += 15;
+    return !*ct || *ct == ';' || *ct == ' ' || *ct == '\t';
+}
+
 int eid_oidc_userinfo(apr_pool_t *p, eid_provider_t *pv, const char *url,
-                      const char *access_token, const char *sub, json_t **claims,
-                      eid_result_t *res)
+                      const char *access_token, const char *sub, apr_time_t now,
+                      json_t **claims, eid_result_t *res)
 {
     eid_http_resp_t r;
-    json_t *doc;
-    const char *usub, *ct;
-    int i;
+    json_t *doc = NULL;
+    const char *usub, *b;
+    apr_size_t n;
+    int i, rc, dots = 0;
 
     *claims = NULL;
     if (!url)
@@ -198,13 +271,24 @@ int eid_oidc_userinfo(apr_pool_t *p, eid_provider_t *pv, const char *url,
     if (r.status != 200)
         return eid_result_set(res, p, 7401, "EID07401", "userinfo endpoint answered HTTP %ld",
                               r.status);
-    ct = r.content_type;
-    /* A signed (or encrypted) answer is not implemented: say so instead of
-     * reading it as garbage. */
-    if (ct && !strncasecmp(ct, "application/jwt", 15))
-        return eid_fail(res, "EID07403", "userinfo answered a JWT; configure the provider to "
-                        "answer JSON");
-    if (!(doc = eid_oidc_json(p, r.body, r.len)))
+    if (is_jwt_type(r.content_type)) {
+        /* Surrounding white space is not part of a compact token. */
+        for (b = r.body, n = r.len; n && apr_isspace(*b); b++, n--)
+            ;
+        while (n && apr_isspace(b[n - 1]))
+            n--;
+        for (i = 0; (apr_size_t)i < n; i++)
+            dots += b[i] == '.';
+        /* A JWE (five parts) would need a decryption key of ours, which
+         * the module does not hold: say so instead of a signature error. */
+        if (dots == 4)
+            return eid_fail(res, "EID07403", "userinfo answered an encrypted JWT (JWE), "
+                            "which cannot be decrypted here; configure the provider to sign "
+                            "only, or to answer JSON");
+        if ((rc = signed_userinfo(p, pv, b, n, now, &doc, res)) != 0)
+            return rc;
+    }
+    else if (!(doc = eid_oidc_json(p, r.body, r.len)))
         return eid_fail(res, "EID07402", "userinfo answer is not a JSON object");
     usub = str_claim(doc, "sub");
     /* Core 5.3.2: the sub MUST match the ID token's, or the answer is

@@ -32,12 +32,14 @@ int eid_oidc_check_id_token(apr_pool_t *p, eid_provider_t *pv, const char *idt,
                             eid_result_t *res);
 
 /*
- * The userinfo answer for `access_token` at `url`: a JSON object whose sub
- * equals `sub`.  Returns 0 with *claims (released with `p`), or a code with
- * `res` set.
+ * The userinfo answer for `access_token` at `url`: a JSON object, or
+ * (Content-Type application/jwt) a JWS verified like the ID token with iss
+ * and aud required, whose sub equals `sub`; the protocol claims are removed.
+ * An encrypted answer (JWE) is refused (EID07403).  Returns 0 with *claims
+ * (released with `p`), or a code with `res` set.
  */
 int eid_oidc_userinfo(apr_pool_t *p, eid_provider_t *pv, const char *url,
-                      const char *access_token, const char *sub, json_t **claims,
-                      eid_result_t *res);
+                      const char *access_token, const char *sub, apr_time_t now,
+                      json_t **claims, eid_result_t *res);
 
 #endif

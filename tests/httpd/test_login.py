@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from eidtest import Httpd
-from loginkit import (CA, browser, cookies, fresh, follow, logged_in, login, make_httpd,  # noqa: F401
-                      op, op_callback, raw_cookie_get, register, session_cookie, srv,
-                      start_login)
+from loginkit import (CA, browser, cookies, fresh, follow, hits, logged_in, login,  # noqa: F401
+                      make_httpd, op, op_callback, raw_cookie_get, register, session_cookie,
+                      srv, start_login)
 
 
 KEY_A = "11" * 32
@@ -344,6 +344,69 @@ def test_userinfo_sub_mismatch_refused(op, srv, logcheck):
         register(op, srv)
         h.stop()
         h.cleanup()
+
+
+@pytest.fixture(scope="module")
+def uinfo_srv(op):
+    """A server whose provider asks userinfo (userinfo=on)."""
+    h = make_httpd(op, {"/app/": "EidMethods oidc\nRequire valid-user"}, name="userinfo-jws",
+                   provider_opts="userinfo=on")
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture
+def uinfo(op, srv, uinfo_srv, logcheck):
+    op.admin("/admin/login-behaviour", {"reset": True})
+    op.admin("/admin/auto-login", {"user": "nurse"})
+    register(op, uinfo_srv)
+    logcheck(uinfo_srv)
+    yield uinfo_srv
+    op.admin("/admin/login-behaviour", {"reset": True})
+    register(op, srv)  # the module's server gets its callback back
+
+
+@pytest.mark.parametrize("mode", ["ok", "signed"])
+def test_userinfo_claims_exported(op, uinfo, mode):
+    """An ID token with sub and the protocol claims only: the identity comes from the
+    userinfo answer, plain JSON or signed (Core 5.3.2, verified with the provider's keys)."""
+    op.admin("/admin/login-behaviour", {"id_token": ["minimal"], "userinfo": mode})
+    r = login(uinfo, op, browser(), "/app/echo/x")
+    env = r.json()
+    assert env["EID_METHOD"] == "oidc"
+    assert env["EID_HSA_ID"] == "SE2321000016-P0001N"
+    assert env["EID_GIVEN_NAME"] == "Tolvan"
+    assert op.records("userinfo")[-1]["result"] == "ok"
+
+
+# A signed answer failing verification is refused like a bad ID token (invalid: the
+# refusal page, 403); an encrypted one cannot be read (no decryption key): misconfigured.
+# The log line names the verifier's own tag after EID07407.
+SIGNED_BAD = [
+    ("signed-badsig", 403, r"EID07407.*EID03205"),
+    ("signed-alg-none", 403, r"EID07407.*EID031\d\d"),
+    ("signed-wrong-iss", 403, r"EID07407.*EID03302"),
+    ("signed-wrong-aud", 403, r"EID07407.*EID03305"),
+    ("signed-no-iss-aud", 403, r"EID07408"),
+    ("encrypted", 500, r"EID07403.*encrypted"),
+]
+
+
+@pytest.mark.parametrize("mode,status,tag", SIGNED_BAD, ids=[m[0] for m in SIGNED_BAD])
+def test_userinfo_signed_refused(op, uinfo, mode, status, tag):
+    op.admin("/admin/login-behaviour", {"userinfo": mode})
+    b = browser()
+    before = len(hits(uinfo))
+    r = login(uinfo, op, b, "/app/echo/x", expect_ok=False)
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert "text/html" in r.headers["Content-Type"]
+    assert not session_cookie(b)
+    assert len(hits(uinfo)) == before  # the application never saw the request
+    uinfo.expect_log(tag)
+    log = uinfo.read_error_log()[uinfo._mark:]
+    assert re.search(tag, log), log[-2000:]
 
 
 @pytest.mark.parametrize("target", [

@@ -361,12 +361,16 @@ ID_TOKEN_VARIANTS = {
     "no-auth-time": "auth_time absent",
     "no-sid": "sid absent",
     "es256": "signed by the EC key (ES256); not hostile",
+    "minimal": "sub and the protocol claims only: the identity claims come from userinfo "
+               "(Core 5.4); not hostile",
 }
 LOGIN_BEHAVIOUR_MODES = {
     "authorize": ("ok", "access_denied", "server_error", "slow", "iss-param-wrong",
                   "iss-param-missing"),
     "token": ("ok", "slow", "500", "malformed", "no-id-token"),
-    "userinfo": ("ok", "sub-mismatch", "slow", "500", "garbage"),
+    "userinfo": ("ok", "sub-mismatch", "slow", "500", "garbage", "signed", "signed-badsig",
+                 "signed-wrong-aud", "signed-wrong-iss", "signed-no-iss-aud", "signed-alg-none",
+                 "encrypted"),
 }
 BCL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 BCL_VARIANTS = {

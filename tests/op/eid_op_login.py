@@ -20,6 +20,14 @@ JWT_META = {"iss", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "typ
             "auth_time", "acr", "sid", "nonce", "at_hash"}
 
 
+def fake_jwe():
+    """Five base64url parts shaped like a compact JWE (RSA-OAEP / A256GCM, content JWT):
+    random bytes, since no RP key is known to encrypt to."""
+    hdr = {"alg": "RSA-OAEP", "enc": "A256GCM", "cty": "JWT"}
+    return ".".join([F.b64u(F.jdump(hdr))] + [F.b64u(secrets.token_bytes(n))
+                                                for n in (256, 12, 200, 16)])
+
+
 class AuthzError(Exception):
     """An authorization error sent to the (validated) redirect_uri (RFC 6749 4.1.2.1)."""
 
@@ -406,6 +414,8 @@ class LoginHandlers:
         st, t, cid = self.op.state, F.now(), c["client_id"]
         key = st.ec if "es256" in v else st.rsa
         cl = F.profile_claims(user, c["profile"])
+        if "minimal" in v:
+            cl = {"sub": user["sub"]}
         cl.update({"iss": self.op.issuer, "aud": cid, "azp": cid, "exp": t + 300, "iat": t,
                    "auth_time": g["auth_time"], "acr": acr, "sid": g["sid"],
                    "at_hash": F.hash_half(access)})
@@ -475,7 +485,27 @@ class LoginHandlers:
         ans = {k: v for k, v in rec["claims"].items() if k not in JWT_META}
         if b["userinfo"] == "sub-mismatch":
             ans["sub"] = "someone-else-" + secrets.token_hex(4)
+        if b["userinfo"] == "encrypted":
+            return self.send_bytes(200, fake_jwe().encode("ascii"), "application/jwt")
+        if b["userinfo"].startswith("signed"):
+            return self.send_bytes(200, self.signed_userinfo(ans, rec, b["userinfo"]).encode(
+                "ascii"), "application/jwt")
         self.send_json(200, ans)
+
+    def signed_userinfo(self, ans, rec, mode):
+        """Core 5.3.2: the answer as a JWS by the current RSA key, with iss and aud (the
+        token's client); the signed-* modes spoil one thing each."""
+        st, cl = self.op.state, dict(ans)
+        cl.update({"iss": self.op.issuer, "aud": rec["claims"].get("client_id")})
+        if mode == "signed-wrong-iss":
+            cl["iss"] = "https://op.attacker.example"
+        if mode == "signed-wrong-aud":
+            cl["aud"] = "other-client"
+        if mode == "signed-no-iss-aud":
+            del cl["iss"], cl["aud"]
+        variant = {"signed-badsig": "bad-signature", "signed-alg-none": "alg-none"}.get(mode)
+        return F.sign_jws({"alg": st.rsa.alg, "typ": "JWT", "kid": st.rsa.kid}, cl, st.rsa,
+                          variant)
 
     # ------------------------------------------------------------ /end_session
     def verify_ours(self, tok):

@@ -655,7 +655,8 @@ def _flow_with(op, variant, **kw):
 def test_every_id_token_variant_has_a_test(op):
     have = {"bad-signature", "wrong-iss", "wrong-aud", "wrong-azp", "wrong-nonce", "no-nonce",
             "at_hash-mismatch", "expired", "iat-in-future", "unknown-kid", "alg-none",
-            "acr-missing", "acr-wrong", "auth-time-old", "no-auth-time", "no-sid", "es256"}
+            "acr-missing", "acr-wrong", "auth-time-old", "no-auth-time", "no-sid", "es256",
+            "minimal"}
     assert set(op.info_admin()["id_token_variants"]) == have
 
 
@@ -763,6 +764,42 @@ def test_userinfo_switches(op):
     t0 = time.monotonic()
     assert op.userinfo(t["access_token"]).status == 200
     assert time.monotonic() - t0 >= 0.9
+
+
+def test_userinfo_signed_switches(op):
+    """Core 5.3.2 signed answers: a JWS by the current key with iss and aud = the client;
+    each signed-* mode spoils one thing; encrypted is five random base64url parts."""
+    t = flow_tokens(op)
+    op.login_behaviour(userinfo="signed")
+    r = op.userinfo(t["access_token"])
+    assert r.status == 200 and r.headers["content-type"] == "application/jwt"
+    tok = r.body.decode("ascii")
+    hdr, cl, _ = parts(tok)
+    assert hdr["alg"] == "RS256" and hdr["typ"] == "JWT"
+    assert verify(op, tok) == cl
+    assert cl["iss"] == op.issuer and cl["aud"] == "portal"
+    assert cl["sub"] == "SE2321000016-P0001N" and cl["employeeHsaId"] == cl["sub"]
+    op.login_behaviour(userinfo="signed-badsig")
+    with pytest.raises(Exception):
+        verify(op, op.userinfo(t["access_token"]).body.decode("ascii"))
+    op.login_behaviour(userinfo="signed-wrong-aud")
+    assert parts(op.userinfo(t["access_token"]).body.decode())[1]["aud"] == "other-client"
+    op.login_behaviour(userinfo="signed-wrong-iss")
+    assert parts(op.userinfo(t["access_token"]).body.decode())[1]["iss"] != op.issuer
+    op.login_behaviour(userinfo="signed-no-iss-aud")
+    cl = verify(op, op.userinfo(t["access_token"]).body.decode("ascii"))
+    assert "iss" not in cl and "aud" not in cl and cl["sub"] == "SE2321000016-P0001N"
+    op.login_behaviour(userinfo="signed-alg-none")
+    tok = op.userinfo(t["access_token"]).body.decode("ascii")
+    assert parts(tok)[0]["alg"] == "none" and tok.endswith(".")
+    op.login_behaviour(userinfo="encrypted")
+    r = op.userinfo(t["access_token"])
+    assert r.status == 200 and r.headers["content-type"] == "application/jwt"
+    assert len(r.body.decode("ascii").split(".")) == 5
+    op.login_behaviour(userinfo="ok", id_token="minimal")
+    idt = flow_tokens(op)["id_token"]
+    assert set(verify(op, idt)) - {"iss", "aud", "azp", "exp", "iat", "auth_time", "acr",
+                                   "sid", "at_hash", "nonce"} == {"sub"}
 
 
 # ------------------------------------------------------------------ end session

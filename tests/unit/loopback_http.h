@@ -2,7 +2,8 @@
  * loopback_http.h - a small HTTP/1.1 server on a loopback port, run in a
  * thread of the test process, for the unit tests of the HTTP paths
  * (discovery, jwks_uri, introspection).  One connection at a time; each
- * route answers a fixed status and body, optionally after a delay.
+ * route answers a fixed status and body (Content-Type application/json
+ * unless route_ct() names another), optionally after a delay.
  *
  * Include after the test's `static apr_pool_t *pool;` (url() allocates from
  * it); start_server()/stop_server() in the group setup/teardown.
@@ -25,6 +26,7 @@ typedef struct route {
     int status;
     const char *body;
     int delay_ms;
+    const char *ctype;  /* NULL: application/json */
 } route_t;
 
 static route_t routes[8];
@@ -74,9 +76,9 @@ static void *APR_THREAD_FUNC serve(apr_thread_t *t, void *data)
         else {
             if (r->delay_ms)
                 usleep((useconds_t)r->delay_ms * 1000);
-            snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+            snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", r->status,
-                     strlen(r->body));
+                     r->ctype ? r->ctype : "application/json", strlen(r->body));
             if (send(c, resp, strlen(resp), MSG_NOSIGNAL) < 0 ||
                 send(c, r->body, strlen(r->body), MSG_NOSIGNAL) < 0) {
                 close(c);
@@ -101,6 +103,18 @@ static void route(const char *path, int status, const char *body)
     routes[i].status = status;
     routes[i].body = body;
     routes[i].delay_ms = 0;
+    routes[i].ctype = NULL;
+}
+
+/* route() with another Content-Type (static string, < 100 bytes). */
+static __attribute__((unused)) void route_ct(const char *path, int status, const char *body,
+                                             const char *ctype)
+{
+    int i;
+    route(path, status, body);
+    for (i = 0; i < nroutes; i++)
+        if (!strcmp(routes[i].path, path))
+            routes[i].ctype = ctype;
 }
 
 static const char *url(const char *path)

@@ -4,7 +4,8 @@
  * per profile and level), and the code exchange against a loopback token /
  * userinfo endpoint: each token_auth method (what the endpoint received),
  * the ID token rules (OpenID Connect Core 3.1.3.7) one refusal each, the
- * userinfo sub match, and the endpoint failing in each way.
+ * userinfo sub match, signed userinfo answers (verified, or refused one way
+ * each), and the endpoint failing in each way.
  * Logout tokens, discovery and threads: test_oidc_logout.c.
  */
 #include <stdarg.h>
@@ -572,6 +573,85 @@ static void test_userinfo(void **state)
     refused(pv, 0, "EID07402", EID_CLASS_UNAVAILABLE);
 }
 
+/* A signed userinfo answer (Core 5.3.2): `extra` after sub; iss and aud as given
+ * (NULL: left out). */
+static char *ui_claims(const char *iss, const char *aud, const char *sub, const char *extra)
+{
+    return apr_psprintf(pool, "{%s%s%s%s%s\"sub\":\"%s\",\"given_name\":\"Anna\","
+                        "\"acr\":\"" EL "loa4\"%s%s}", iss ? "\"iss\":\"" : "", iss ? iss : "",
+                        iss ? "\"," : "", aud ? aud : "", aud ? "," : "", sub,
+                        extra ? "," : "", extra ? extra : "");
+}
+
+static void signed_ui(EVP_PKEY *k, const char *hdr, const char *claims_json, const char *ct)
+{
+    route_ct("/userinfo", 200, sign(k, hdr, claims_json), ct);
+}
+
+static void test_userinfo_signed(void **state)
+{
+    eid_provider_t *pv = login_pv("userinfo", "on", NULL);
+    const char *aud = "\"aud\":\"" CID "\"", *jwt = "application/jwt";
+    const char *jwe;
+    eid_oidc_login_t out;
+    eid_identity_t *id;
+    eid_result_t res = {0};
+
+    token_answer(sign(op_key, HDR, claims(NULL)));
+    /* verified with the provider's keys; protocol claims dropped as for JSON */
+    signed_ui(op_key, HDR, ui_claims(ISS, aud, "user-1", NULL), jwt);
+    id = accepted(pv, 0, &out);
+    assert_string_equal(id->given_name, "Anna");
+    assert_int_equal(id->loa, 0);                  /* the answer's acr is not the login's */
+    assert_string_equal(id->issuer, ISS);
+    /* media type parameters, aud as an array, no typ, a trailing newline */
+    route_ct("/userinfo", 200, apr_pstrcat(pool, sign(op_key, "{\"alg\":\"RS256\",\"kid\":"
+             "\"k1\"}", ui_claims(ISS, "\"aud\":[\"other\",\"" CID "\"]", "user-1", NULL)),
+             "\r\n", NULL), "Application/JWT; charset=utf-8");
+    assert_string_equal(accepted(pv, 0, &out)->given_name, "Anna");
+
+    /* refused: the signature, the header rules, iss, aud, the time claims */
+    signed_ui(evil_key, HDR, ui_claims(ISS, aud, "user-1", NULL), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    assert_int_not_equal(redeem(pv, 0, &out, &res), APR_SUCCESS);
+    assert_string_equal(res.tag, "EID07407");
+    assert_non_null(strstr(res.reason, "EID03205"));   /* the verifier's tag is kept */
+    signed_ui(op_key, "{\"alg\":\"PS256\",\"kid\":\"k1\"}", ui_claims(ISS, aud, "user-1", NULL),
+              jwt);                                     /* algs= is RS256 only */
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    signed_ui(op_key, "{\"alg\":\"RS256\",\"kid\":\"k1\",\"typ\":\"at+jwt\"}",
+              ui_claims(ISS, aud, "user-1", NULL), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    route_ct("/userinfo", 200, apr_pstrcat(pool, b64u((const unsigned char *)
+             "{\"alg\":\"none\"}", 15), ".", b64u((const unsigned char *)"{\"sub\":\"user-1\"}",
+             16), ".", NULL), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    route_ct("/userinfo", 200, "not a token", jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    signed_ui(op_key, HDR, ui_claims("https://evil", aud, "user-1", NULL), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    signed_ui(op_key, HDR, ui_claims(ISS, "\"aud\":\"other\"", "user-1", NULL), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    signed_ui(op_key, HDR, ui_claims(ISS, aud, "user-1", apr_psprintf(pool, "\"exp\":%ld",
+              NOW_S - 3600)), jwt);
+    refused(pv, 0, "EID07407", EID_CLASS_INVALID);
+    /* iss and aud are only SHOULD in 5.3.2: required here */
+    signed_ui(op_key, HDR, ui_claims(NULL, aud, "user-1", NULL), jwt);
+    refused(pv, 0, "EID07408", EID_CLASS_INVALID);
+    signed_ui(op_key, HDR, ui_claims(ISS, NULL, "user-1", NULL), jwt);
+    refused(pv, 0, "EID07408", EID_CLASS_INVALID);
+    /* a valid signature over another user's answer */
+    signed_ui(op_key, HDR, ui_claims(ISS, aud, "user-2", NULL), jwt);
+    refused(pv, 0, "EID07404", EID_CLASS_INVALID);
+    /* encrypted (JWE, five parts): no decryption key here */
+    jwe = "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a2V5.aXY.Y2lwaGVy.dGFn";
+    route_ct("/userinfo", 200, jwe, jwt);
+    refused(pv, 0, "EID07403", EID_CLASS_MISCONFIGURED);
+    /* the JSON media type still means JSON, whatever the body looks like */
+    route("/userinfo", 200, sign(op_key, HDR, ui_claims(ISS, aud, "user-1", NULL)));
+    refused(pv, 0, "EID07402", EID_CLASS_UNAVAILABLE);
+}
+
 /* ---- the caller's mistakes ------------------------------------------------------------- */
 
 static void test_bad_input(void **state)
@@ -698,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_id_token_rules),
         cmocka_unit_test(test_token_endpoint),
         cmocka_unit_test(test_userinfo),
+        cmocka_unit_test(test_userinfo_signed),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_classes_match_docs),
