@@ -357,10 +357,25 @@ def test_sigstop_burst_bounded_then_recovers(op, pair, redis):
         h.expect_log(r"EID0630[1478]", r"EID0633[01]", r"EID08210", r"EID0821[12]")
 
 
-ACL = ["ACL", "SETUSER", "eidhttpd", "on", ">pw-httpd-1", "~t-acl:*", "resetchannels",
-       "&__redis__:invalidate", "-@all", "+get", "+set", "+pexpire", "+pttl", "+del", "+eval",
-       "+zscore", "+zrange", "+zadd", "+zcard", "+zpopmin", "+ping", "+select", "+role",
-       "+client|id", "+client|tracking", "+subscribe"]
+ACL_CMDS = ["resetchannels", "&__redis__:invalidate", "-@all", "+get", "+set", "+pexpire",
+            "+pttl", "+del", "+eval", "+zscore", "+zrange", "+zadd", "+zcard", "+zpopmin",
+            "+ping", "+select", "+role", "+client|id", "+client|tracking", "+subscribe"]
+ACL = ["ACL", "SETUSER", "eidhttpd", "on", ">pw-httpd-1", "~t-acl:*"] + ACL_CMDS
+
+
+def acl_httpd(op, redis, user, password, prefix, name):
+    """An httpd (started) whose store is Redis as ACL user `user` (password
+    from a file readable by www-data only) under key prefix `prefix`."""
+    h = make_httpd(op, LOC, name=name, extra=(
+        "EidSessionStore redis://%s@127.0.0.1:%d password_file={root}/redis.pw "
+        "prefix=%s cache=1000 timeout=500 breaker=3/200\n" % (user, redis.port, prefix)))
+    pw = os.path.join(h.root, "redis.pw")
+    with open(pw, "w") as f:
+        f.write(password + "\n")
+    os.chown(pw, 0, __import__("grp").getgrnam("www-data").gr_gid)
+    os.chmod(pw, 0o640)
+    h.start()
+    return h
 
 
 def test_acl_user_revoked_restored_and_maxmemory(op, redis):
@@ -369,15 +384,7 @@ def test_acl_user_revoked_restored_and_maxmemory(op, redis):
     within 1 s; maxmemory + noeviction -> a login fails with 503 while an
     established session keeps working."""
     redis.cli(*ACL)
-    h = make_httpd(op, LOC, name="redisacl", extra=(
-        "EidSessionStore redis://eidhttpd@127.0.0.1:%d password_file={root}/redis.pw "
-        "prefix=t-acl: cache=1000 timeout=500 breaker=3/200\n" % redis.port))
-    pw = os.path.join(h.root, "redis.pw")
-    with open(pw, "w") as f:
-        f.write("pw-httpd-1\n")
-    os.chown(pw, 0, __import__("grp").getgrnam("www-data").gr_gid)
-    os.chmod(pw, 0o640)
-    h.start()
+    h = acl_httpd(op, redis, "eidhttpd", "pw-httpd-1", "t-acl:", "redisacl")
     try:
         b = browser()
         login(h, op, b, "/app/echo/x")
@@ -418,7 +425,7 @@ def test_acl_user_revoked_restored_and_maxmemory(op, redis):
         redis.cli("ACL", "DELUSER", "eidhttpd")
 
 
-BCR_ACL = ["ACL", "SETUSER", "eidbcr", "on", ">pw-bcr-1", "resetkeys", "~t-bcr:*"] + ACL[6:]
+BCR_ACL = ["ACL", "SETUSER", "eidbcr", "on", ">pw-bcr-1", "resetkeys", "~t-bcr:*"] + ACL_CMDS
 
 
 def test_backchannel_logout_retried_after_a_store_failure_ends_the_session(op, redis):
@@ -427,17 +434,8 @@ def test_backchannel_logout_retried_after_a_store_failure_ends_the_session(op, r
     of the same token, once the store is back, must end the session - not be
     refused as a replay, which would leave the nurse logged in.  A replay
     after that success is refused."""
-    assert BCR_ACL[7] == "resetchannels"  # ACL[6:]: the channel and command part
     redis.cli(*BCR_ACL)
-    h = make_httpd(op, LOC, name="redisbcr", extra=(
-        "EidSessionStore redis://eidbcr@127.0.0.1:%d password_file={root}/redis.pw "
-        "prefix=t-bcr: cache=1000 timeout=500 breaker=3/200\n" % redis.port))
-    pw = os.path.join(h.root, "redis.pw")
-    with open(pw, "w") as f:
-        f.write("pw-bcr-1\n")
-    os.chown(pw, 0, __import__("grp").getgrnam("www-data").gr_gid)
-    os.chmod(pw, 0o640)
-    h.start()
+    h = acl_httpd(op, redis, "eidbcr", "pw-bcr-1", "t-bcr:", "redisbcr")
     try:
         register(op, h)
         b = browser()
