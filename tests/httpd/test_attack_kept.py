@@ -19,7 +19,9 @@ import subprocess
 import pytest
 import requests
 
-from loginkit import CA, logged_in, make_httpd, op, register, session_cookie  # noqa: F401
+# fresh: loginkit's, on this module's srv
+from loginkit import (CA, fresh, logged_in, make_httpd, op, register,  # noqa: F401
+                      session_cookie)
 
 LOCS = {
     "/app/": "EidMethods oidc\nEidExportHeaders on\nRequire valid-user",
@@ -65,14 +67,6 @@ def srv(op, request):
     yield h
     h.stop()
     h.cleanup()
-
-
-@pytest.fixture
-def fresh(op, srv, logcheck):
-    op.admin("/admin/login-behaviour", {"reset": True})
-    register(op, srv)
-    logcheck(srv)
-    return srv
 
 
 IDENT = ("user", "auth_method", "hsa_id", "pnr", "org_name", "org_hsa_id", "roles", "loa")

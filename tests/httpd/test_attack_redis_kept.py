@@ -14,17 +14,10 @@ import time
 import pytest
 
 from loginkit import browser, login, op, session_cookie  # noqa: F401
-from test_redis_sessions import (KeepAlive, Redis, as_primary, logout_form,  # noqa: F401
+from test_redis_sessions import (KeepAlive, Redis, as_primary, logout_form, redis,  # noqa: F401
                                  make_httpd, redis_calls, status, LOC)
 
 PFX = "t-httpd:"
-
-
-@pytest.fixture(scope="module")
-def redis():
-    r = Redis().start()
-    yield r
-    r.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from loginkit import CA, logged_in, make_httpd, op, register, session_cookie  # noqa: F401
+# fresh: loginkit's, on this module's srv
+from loginkit import (CA, fresh, logged_in, make_httpd, op, register,  # noqa: F401
+                      session_cookie)
 
 DIRECTORY = """Organisation 232100-0016 kind=region name="Region Exempel" hsa=SE2321000016-
 Group county 232100-0016
@@ -42,14 +44,6 @@ def srv(op):
     yield h
     h.stop()
     h.cleanup()
-
-
-@pytest.fixture
-def fresh(op, srv, logcheck):
-    op.admin("/admin/login-behaviour", {"reset": True})
-    register(op, srv)
-    logcheck(srv)
-    return srv
 
 
 class Conn:
