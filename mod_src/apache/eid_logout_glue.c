@@ -297,10 +297,12 @@ int eid_ep_backchannel(request_rec *r)
      * half-way, the OP's retry of the same token (it gets 503) ends the
      * sessions instead of being refused, which would leave them open.
      * Delivering a pending token twice at once only ends the same sessions
-     * twice. */
+     * twice.  The marker lives as long as the token can be accepted (iat up
+     * to leeway ahead, then MAX_AGE + leeway): a fixed 2 * MAX_AGE expired
+     * first with a leeway over 150 s, and the token was taken again. */
     k = apr_pstrcat(r->pool, "j:", eid_provider_name(pv), ":", jti, NULL);
     rc = eid_store_add(eid_login_g->store, k, strlen(k), (const unsigned char *)"p", 1,
-                       2 * EID_OIDC_LOGOUT_MAX_AGE);
+                       eid_oidc_logout_jti_ttl(pv));
     if (rc == EID_STORE_EXISTS) {
         unsigned char *v;
         apr_size_t vn;
@@ -337,7 +339,7 @@ int eid_ep_backchannel(request_rec *r)
      * marker stays pending, and a replay ends the same sessions again: the
      * logout itself happened, so it is not answered 503. */
     if (eid_store_set(eid_login_g->store, k, strlen(k), (const unsigned char *)"d", 1,
-                      2 * EID_OIDC_LOGOUT_MAX_AGE) != EID_STORE_OK)
+                      eid_oidc_logout_jti_ttl(pv)) != EID_STORE_OK)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "EID08315: back-channel logout: "
                       "the sessions were ended but the token could not be marked used");
     st->event = "backchannel-logout";
