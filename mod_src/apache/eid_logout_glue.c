@@ -86,14 +86,19 @@ static int unavailable(request_rec *r, eid_req_t *st, eid_store_rc_e rc)
     return eid_page_send(r, EID_PAGE_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE, NULL);
 }
 
-/* scheme://host[:port] of an absolute URL, or NULL. */
+/* scheme://host[:port] of an absolute URL, or NULL.  apr_uri_parse() gives
+ * an IPv6 literal without its brackets: put back, or "https://::1:8443" is no
+ * origin, form-action leaves the provider out and the browser does not go
+ * there. */
 static const char *url_origin(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
+    const char *host;
     if (!url || apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname)
         return NULL;
-    return u.port_str ? apr_psprintf(p, "%s://%s:%s", u.scheme, u.hostname, u.port_str)
-                      : apr_psprintf(p, "%s://%s", u.scheme, u.hostname);
+    host = strchr(u.hostname, ':') ? apr_pstrcat(p, "[", u.hostname, "]", NULL) : u.hostname;
+    return u.port_str ? apr_psprintf(p, "%s://%s:%s", u.scheme, host, u.port_str)
+                      : apr_psprintf(p, "%s://%s", u.scheme, host);
 }
 
 /* Where the logout form's answer may lead the browser: the provider's

@@ -169,3 +169,159 @@ def test_bcl_pending_token_replayed_later_spares_a_newer_login(op, redis, logche
         h.stop()
         h.cleanup()
         redis.cli("ACL", "DELUSER", "eidbcp")
+
+
+# ---- 2. RP-initiated logout by POST ---------------------------------------------------------
+
+EVIL_END = "https://127.0.0.1:1/es?a=\"><script>alert(1)</script>&b='x'/onload=alert(2)"
+
+
+def logout_answer(h, b, lang=None):
+    hd = {"Accept-Language": lang} if lang else {}
+    r = b.get(h.url("/.eid/logout"), allow_redirects=False, timeout=20, headers=hd)
+    csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
+    return b.post(h.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False,
+                  timeout=20, headers=hd)
+
+
+def only_submit_script(r):
+    """The page's CSP: no source but the submit script's hash may run; the form
+    may go to 'self' and the end-session origin only."""
+    csp = r.headers["Content-Security-Policy"]
+    d = {p.split()[0]: p.split()[1:] for p in (x.strip() for x in csp.split(";")) if p}
+    assert d["default-src"] == ["'none'"], csp
+    assert len(d["script-src"]) == 1 and d["script-src"][0].startswith("'sha256-"), csp
+    want = "'sha256-%s'" % base64.b64encode(hashlib.sha256(
+        b'document.getElementById("eid-continue").submit();').digest()).decode()
+    assert d["script-src"] == [want], csp
+    assert "unsafe" not in " ".join(d["script-src"])
+    return d
+
+
+@pytest.fixture(scope="module")
+def evilsrv(op):
+    q = EVIL_END.replace("\\", "\\\\").replace('"', '\\"')
+    h = make_httpd(op, LOCS, name="atkevil",
+                   provider_opts='end_session_method=post "end_session_endpoint=%s"' % q)
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+def test_logout_post_page_escapes_a_hostile_end_session_endpoint(op, evilsrv, logcheck):
+    """An end-session URL with quotes, <script> and an event handler (from
+    end_session_endpoint= or a discovery document): the page carries it only
+    as an escaped attribute value, the CSP's form-action names only its origin,
+    no other script runs; in English the same."""
+    op.admin("/admin/login-behaviour", {"reset": True})
+    op.admin("/admin/auto-login", {"user": "nurse"})
+    register(op, evilsrv)
+    logcheck(evilsrv)
+    for lang in ("sv", "en"):
+        b = logged_in(op, evilsrv)
+        r = logout_answer(evilsrv, b, lang)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        assert "<script>alert" not in r.text and "'x'" not in r.text
+        assert r.text.count("<script>") == 1
+        form = re.search(r'<form id="eid-continue" method="post" action="([^"]*)">', r.text)
+        assert form and html.unescape(form.group(1)) == EVIL_END, r.text
+        d = only_submit_script(r)
+        assert d["form-action"] == ["'self'", "https://127.0.0.1:1"], d
+        assert r.headers["Content-Language"] == lang
+        assert "Location" not in r.headers
+        assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_logout_post_end_session_endpoint_must_be_http_url(op, tmp_path):
+    """javascript:, data: and relative end-session URLs never reach a page:
+    the configuration is refused."""
+    for bad in ("javascript:alert(1)", "data:text/html,x", "/es", "http://op.example/es"):
+        h = make_httpd(op, LOCS, name="atkjs",
+                       provider_opts="end_session_method=post end_session_endpoint=%s" % bad)
+        try:
+            r = h.configtest()
+            assert r.returncode != 0, (bad, r.stdout, r.stderr)
+            assert "end_session_endpoint" in r.stderr + r.stdout, r.stderr
+        finally:
+            h.cleanup()
+
+
+def test_logout_post_custom_template_head_and_removed_provider(op, logcheck, tmp_path):
+    """A sysadmin's logout-continue template with its own inline script: the
+    CSP still allows only the submit script.  HEAD on the logout page ends
+    nothing.  A session whose provider left the configuration logs out to
+    the logged-out page (303), never 500."""
+    tpl = tmp_path / "cont.html"
+    tpl.write_text('<!DOCTYPE html><html lang="{{lang}}"><title>{{title}}</title>'
+                   '<script>alert("template")</script>'
+                   '<form id="eid-continue" method="post" action="{{end_session}}">{{fields}}'
+                   '<button>Go</button></form><script>document.getElementById("eid-continue")'
+                   '.submit();</script></html>\n')
+    os.chmod(str(tmp_path), 0o755)
+    os.chmod(str(tpl), 0o644)
+    h = make_httpd(op, LOCS, name="atktpl", provider_opts="end_session_method=post",
+                   extra="EidPageTemplate logout-continue sv %s\n"
+                   "EidPageTemplate logout-continue en %s\n" % (tpl, tpl))
+    h.start()
+    logcheck(h)
+    try:
+        op.admin("/admin/login-behaviour", {"reset": True})
+        op.admin("/admin/auto-login", {"user": "nurse"})
+        register(op, h)
+        b = logged_in(op, h)
+        cookie = session_cookie(b)
+        r = b.head(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
+        assert r.status_code == 200 and not r.content
+        assert status(h, cookie).status_code == 200  # HEAD ended nothing
+        r = logout_answer(h, b)
+        assert r.status_code == 200 and 'alert("template")' in r.text
+        d = only_submit_script(r)
+        assert d["form-action"] == ["'self'", op.issuer], d
+        assert status(h, cookie).status_code == 302
+        # the provider renamed: the stored session names one that is gone
+        b = logged_in(op, h)
+        cookie = session_cookie(b)
+        with open(h.conf) as f:
+            conf = f.read()
+        with open(h.conf, "w") as f:
+            f.write(conf.replace("EidProvider op ", "EidProvider op2 "))
+        from loginkit import graceful
+        graceful(h)
+        r = b.get(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
+        assert r.status_code in (200, 303), r.status_code
+        if r.status_code == 200:
+            csrf = re.search(r'name="csrf" value="([A-Za-z0-9_-]{43})"', r.text).group(1)
+            r = b.post(h.url("/.eid/logout"), data={"csrf": csrf}, allow_redirects=False,
+                       timeout=20)
+            assert r.status_code == 303, r.status_code
+            assert r.headers["Location"] == h.url("/.eid/logged-out")
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def test_logout_post_ipv6_end_session_origin_in_form_action(op, logcheck):
+    """An end-session endpoint on an IPv6 literal (https://[::1]:port/...): the
+    CSP form-action must name its origin with the brackets, or the browser
+    refuses to submit the form to the provider (and, on the confirmation
+    page, to follow the redirect there): the user stays logged in at the OP."""
+    h = make_httpd(op, LOCS, name="atkv6", provider_opts=(
+        "end_session_method=post end_session_endpoint=https://[::1]:8443/es"))
+    h.start()
+    logcheck(h)
+    try:
+        op.admin("/admin/login-behaviour", {"reset": True})
+        op.admin("/admin/auto-login", {"user": "nurse"})
+        register(op, h)
+        b = logged_in(op, h)
+        r = b.get(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
+        fa = re.search(r"form-action ([^;]*)", r.headers["Content-Security-Policy"]).group(1)
+        assert fa.split() == ["'self'", "https://[::1]:8443"], fa
+        r = logout_answer(h, b)
+        assert r.status_code == 200
+        d = only_submit_script(r)
+        assert d["form-action"] == ["'self'", "https://[::1]:8443"], d
+    finally:
+        h.stop()
+        h.cleanup()
