@@ -325,3 +325,120 @@ def test_logout_post_ipv6_end_session_origin_in_form_action(op, logcheck):
     finally:
         h.stop()
         h.cleanup()
+
+
+# ---- 3. state cookies: the byte budget ------------------------------------------------------
+
+ST = "__Host-eid-st-"
+
+
+def st_bytes(jar):
+    """Bytes our state cookies add to the Cookie header (name=value; each)."""
+    return sum(len(n) + 1 + len(v) + 2 for n, v in jar.items() if n.startswith(ST))
+
+
+def set_cookies(r):
+    """{name: value or None (expired)} from every Set-Cookie of an answer."""
+    out = {}
+    for line in r.raw.headers.getlist("Set-Cookie"):
+        nv, _, attrs = line.partition(";")
+        n, _, v = nv.partition("=")
+        gone = re.search(r"(?i)max-age=0\b|expires=thu, 01 jan 1970", attrs)
+        out[n.strip()] = None if gone or not v else v
+    return out
+
+
+def apply(jar, r):
+    for n, v in set_cookies(r).items():
+        if v is None:
+            jar.pop(n, None)
+        else:
+            jar[n] = v
+
+
+def deep_get(h, i, cookie_header=None):
+    path = "/app/echo/deep%d/%s" % (i, "x" * 880)  # ~1.5 KB sealed state
+    hd = {"Accept": "text/html"}
+    if cookie_header:
+        hd["Cookie"] = cookie_header
+    return requests.get(h.url(path), headers=hd, verify=CA, allow_redirects=False, timeout=30)
+
+
+def test_state_cookies_of_parallel_first_tabs_stay_within_the_budget(op, fresh):
+    """A browser restoring its tabs: many deep links requested at once, none
+    carrying a state cookie yet, so no answer knows of the others.  Whatever
+    order the browser stores their cookies in, the state cookies must stay
+    within 4096 bytes (1.5 KB each in four slots made ~6 KB)."""
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(lambda i: deep_get(fresh, i), range(16)))
+    assert all(a.status_code == 302 for a in answers), [a.status_code for a in answers]
+    for order in (answers, answers[::-1]):
+        jar = {}
+        for a in order:
+            apply(jar, a)
+        assert st_bytes(jar) <= 4096, (len(jar), st_bytes(jar))
+    # the tab whose cookie the browser kept still logs in (the last one set)
+    fresh.expect_log(r"EID08112", r"EID08110")
+
+
+def test_state_budget_with_garbage_and_duplicated_state_cookies(op, fresh):
+    """A 4 KB forged __Host-eid-st-2 and a duplicated slot name in the request:
+    the login starts (302, never 500), the forged cookie is expired, and the
+    state cookies the browser keeps fit the budget."""
+    jar = {ST + "2": "A" * 4000}
+    hdr = "%s2=%s" % (ST, "A" * 4000)
+    r = deep_get(fresh, 0, hdr)
+    assert r.status_code == 302, r.status_code
+    sc = set_cookies(r)
+    assert sc.get(ST + "2", "kept") is None or ST + "2" not in jar, sc
+    apply(jar, r)
+    assert st_bytes(jar) <= 4096, st_bytes(jar)
+    # the same name twice (a forged one before the real ones)
+    real = "; ".join("%s=%s" % kv for kv in jar.items())
+    for i in range(1, 5):
+        hdr = "%s1=%s; %s" % (ST, "B" * 3000, "; ".join("%s=%s" % kv for kv in jar.items()))
+        r = deep_get(fresh, i, hdr)
+        assert r.status_code == 302, r.status_code
+        apply(jar, r)
+        assert st_bytes(jar) <= 4096, (i, st_bytes(jar))
+    assert real
+
+
+def test_pruned_tab_callback_is_the_expired_page_and_cookie_header_fits(op, fresh):
+    """Logged in, then six deep links needing a higher level (each a new
+    login next to the session cookie): all our cookies together - the state
+    cookies and the session cookie - stay within 4096 bytes; the callback of a
+    tab whose state was pruned answers the documented 400 expired page."""
+    b = logged_in(op, fresh, user="lowlevel")  # loa2: /min3/ starts a new login
+    assert session_cookie(b)
+    answers = []
+    for i in range(6):
+        a = b.get(fresh.url("/min3/echo/deep%d/%s" % (i, "x" * 880)), allow_redirects=False,
+                  timeout=20)
+        assert a.status_code == 302, a.status_code
+        answers.append(a)
+        ours = [c for c in b.cookies if c.name.startswith("__Host-eid-")]
+        total = sum(len(c.name) + 1 + len(c.value) for c in ours) + 2 * (len(ours) - 1)
+        assert total <= 4096, (i, [(c.name, len(c.value)) for c in ours], total)
+    # the first tab's state is gone: its callback is the expired page
+    cb = op_callback(op, b, answers[0])
+    r = b.get(cb, allow_redirects=False, timeout=20)
+    assert r.status_code in (400, 303), (r.status_code, r.text[:300])
+    if r.status_code == 400:
+        assert "text/html" in r.headers["Content-Type"]
+    fresh.expect_log(r"EID08112", r"EID08110")
+
+
+def test_parallel_first_tabs_on_short_links_still_spread(op, fresh):
+    """The budget rule keeps small states spreading over the slots (each tab
+    keeps its own login) - only deep links share slot 0."""
+    def get(i):
+        return requests.get(fresh.url("/app/echo/t%d" % i), headers={"Accept": "text/html"},
+                            verify=CA, allow_redirects=False, timeout=30)
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(get, range(12)))
+    names = set()
+    for a in answers:
+        assert a.status_code == 302
+        names |= {n for n, v in set_cookies(a).items() if n.startswith(ST) and v}
+    assert len(names) >= 2 and ST + "0" not in names, names
