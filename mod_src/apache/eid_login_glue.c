@@ -141,8 +141,8 @@ static int collect_slots(void *b, const char *n, apr_size_t nl, const char *v, a
     return 0;
 }
 
-/* The state cookies of the logins in flight together stay within this many
- * bytes of the Cookie header (name=value; ...).  Four at the sealed state's
+/* The state cookies of the logins in flight and the session cookie together
+ * stay within this many bytes of the Cookie header (name=value; ...).  Four at the sealed state's
  * limit would be ~6 KB: with a site's own cookies that passes httpd's
  * LimitRequestFieldSize (8190), and every request to the site answers 400
  * until they expire.  The count cap alone does not prevent that. */
@@ -153,11 +153,17 @@ static apr_size_t slot_bytes(apr_size_t vlen)
     return sizeof(EID_STATE_COOKIE_PREFIX) - 1 + 1 + 1 + vlen + 2; /* "name=value; " */
 }
 
+/* The session cookie is sent along with them (a step-up login, a login
+ * in another tab after one finished): the budget is for all our cookies, so
+ * its bytes are always set aside. */
+#define SESSION_COOKIE_BYTES (sizeof(EID_SESSION_COOKIE) - 1 + 1 + EID_SESSION_COOKIE_LEN + 2)
+
 /* The largest state cookie (slot_bytes) that a login with no state cookie
- * spreads over slots 1..SLOTS-1: three of them and one of any size in slot 0
- * fit the budget. */
+ * spreads over slots 1..SLOTS-1: three of them, one of any size in slot 0
+ * and the session cookie fit the budget. */
 #define SPREAD_MAX                                                                         \
-    ((STATE_COOKIE_BUDGET - slot_bytes(EID_PENDING_MAX_COOKIE)) / (EID_STATE_SLOTS - 1))
+    ((STATE_COOKIE_BUDGET - SESSION_COOKIE_BYTES - slot_bytes(EID_PENDING_MAX_COOKIE)) /    \
+     (EID_STATE_SLOTS - 1))
 
 /* The slot for a new login (its state cookie `len` bytes): the first free
  * one; all taken: the one whose login started first (one that does not open
@@ -198,10 +204,10 @@ static int pick_slot(request_rec *r, const slots_t *s, const char *state, apr_si
 
 /* After `slot` took a new state of `len` bytes: expire the other slots,
  * oldest login first (one that does not open counts as oldest), until the
- * state cookies fit STATE_COOKIE_BUDGET. */
+ * state cookies (and a session cookie) fit STATE_COOKIE_BUDGET. */
 static void prune_to_budget(request_rec *r, slots_t *s, int slot, apr_size_t len)
 {
-    apr_size_t total = slot_bytes(len);
+    apr_size_t total = SESSION_COOKIE_BYTES + slot_bytes(len);
     int i;
     for (i = 0; i < EID_STATE_SLOTS; i++)
         if (i != slot && s->present[i])

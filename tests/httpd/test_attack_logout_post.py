@@ -442,3 +442,32 @@ def test_parallel_first_tabs_on_short_links_still_spread(op, fresh):
         assert a.status_code == 302
         names |= {n for n, v in set_cookies(a).items() if n.startswith(ST) and v}
     assert len(names) >= 2 and ST + "0" not in names, names
+
+
+def test_state_cookies_and_the_session_cookie_together_within_4096(op, fresh):
+    """The budget is for all our cookies: logged in (the session cookie sent
+    along) and three logins in flight whose state cookies come to just under
+    4096 bytes by themselves - with the session cookie the Cookie header from
+    our cookies must still stay within 4096."""
+    def state_len(path):
+        a = requests.get(fresh.url(path), headers={"Accept": "text/html"}, verify=CA,
+                         allow_redirects=False, timeout=30)
+        return [len(v) for n, v in set_cookies(a).items() if n.startswith(ST) and v][0]
+
+    base = "/min3/echo/d/"
+    l1, l2 = state_len(base + "x" * 300), state_len(base + "x" * 600)
+    slope = (l2 - l1) / 300.0
+    # two states of ~1490 bytes and one that brings the three to ~4080 bytes
+    big = 300 + int((1490 - l1) / slope)
+    third_len = 4080 - 2 * (len(ST) + 1 + 1 + state_len(base + "x" * big) + 2) - (len(ST) + 3)
+    third = 300 + int((third_len - l1) / slope)
+    b = logged_in(op, fresh, user="lowlevel")
+    for i, n in enumerate((big, big, third)):
+        a = b.get(fresh.url("/min3/echo/%d/%s" % (i, "x" * n)), allow_redirects=False, timeout=20)
+        assert a.status_code == 302
+    ours = [c for c in b.cookies if c.name.startswith("__Host-eid-")]
+    assert any(c.name == "__Host-eid-session" for c in ours)
+    states = sum(len(c.name) + 1 + len(c.value) + 2 for c in ours if c.name.startswith(ST))
+    total = sum(len(c.name) + 1 + len(c.value) for c in ours) + 2 * (len(ours) - 1)
+    assert total <= 4096, (states, total, [(c.name, len(c.value)) for c in ours])
+    fresh.expect_log(r"EID08112", r"EID08110")
