@@ -471,3 +471,27 @@ def test_state_cookies_and_the_session_cookie_together_within_4096(op, fresh):
     total = sum(len(c.name) + 1 + len(c.value) for c in ours) + 2 * (len(ours) - 1)
     assert total <= 4096, (states, total, [(c.name, len(c.value)) for c in ours])
     fresh.expect_log(r"EID08112", r"EID08110")
+
+
+def test_logout_post_csp_from_an_endpoint_with_userinfo_and_semicolons(op, logcheck):
+    """An end-session URL whose userinfo part carries CSP syntax
+    (https://x;script-src%20*@host/...): form-action gets the plain origin,
+    nothing else reaches the header."""
+    h = make_httpd(op, LOCS, name="atkui", provider_opts=(
+        "end_session_method=post "
+        "end_session_endpoint=https://x;script-src*;form-action*@127.0.0.1:1/es;a=1"))
+    h.start()
+    logcheck(h)
+    try:
+        op.admin("/admin/login-behaviour", {"reset": True})
+        op.admin("/admin/auto-login", {"user": "nurse"})
+        register(op, h)
+        b = logged_in(op, h)
+        r = logout_answer(h, b)
+        assert r.status_code == 200
+        d = only_submit_script(r)
+        assert d["form-action"] == ["'self'", "https://127.0.0.1:1"], d
+        assert "*" not in r.headers["Content-Security-Policy"]
+    finally:
+        h.stop()
+        h.cleanup()
