@@ -123,11 +123,6 @@ def test_bcl_jti_marker_outlives_every_acceptance_of_the_token(op, redis, logche
         h.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a pending jti marker (first delivery answered 503) makes the token end every "
-    "session of its sub that exists when it is replayed - also sessions made after "
-    "the first delivery; sparing them needs the sessions' creation time at "
-    "index_take (open every member, or the members remembered with the marker)"))
 def test_bcl_pending_token_replayed_later_spares_a_newer_login(op, redis, logcheck):
     """A sub-only token whose first delivery failed half-way (503, marker left
     pending) is replayed later (within its 5 minutes): it may end the sessions
