@@ -490,3 +490,21 @@ def test_logout_post_csp_from_an_endpoint_with_userinfo_and_semicolons(op, logch
     finally:
         h.stop()
         h.cleanup()
+
+
+def test_pruned_tab_without_a_session_gets_the_expired_page(op, fresh):
+    """No session yet: the callback of a tab whose state cookie the budget
+    pruned is the 400 expired page (HTML, no-store), never a 500."""
+    b = browser()
+    answers = [b.get(fresh.url("/app/echo/p%d/%s" % (i, "x" * 880)), allow_redirects=False,
+                     timeout=20) for i in range(4)]
+    cb = op_callback(op, b, answers[0])
+    r = b.get(cb, allow_redirects=False, timeout=20)
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert "text/html" in r.headers["Content-Type"]
+    assert r.headers["Cache-Control"] == "no-store"
+    assert 'href="/"' in r.text or "href=" in r.text
+    # the newest tab logs in
+    r = follow(b, answers[-1])
+    assert r.status_code == 200 and r.json()["EID_METHOD"] == "oidc"
+    fresh.expect_log(r"EID08112")
