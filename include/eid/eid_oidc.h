@@ -107,6 +107,12 @@ apr_status_t eid_oidc_logout_token(apr_pool_t *p, eid_provider_t *const *provs, 
                                    eid_provider_t **pv, const char **sid, const char **sub,
                                    const char **jti, eid_result_t *res);
 
+/* How long a logout token's jti must be remembered so that no replay is
+ * accepted: iat may be `leeway` in the future at the first delivery and the
+ * token is taken until iat + EID_OIDC_LOGOUT_MAX_AGE + leeway, so at least
+ * MAX_AGE + 2 * leeway; here 2 * (MAX_AGE + leeway).  Pure. */
+apr_interval_time_t eid_oidc_logout_jti_ttl(const eid_provider_t *pv);
+
 /*
  * RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the
  * end_session_endpoint with id_token_hint, client_id,

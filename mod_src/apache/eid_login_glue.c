@@ -141,18 +141,50 @@ static int collect_slots(void *b, const char *n, apr_size_t nl, const char *v, a
     return 0;
 }
 
-/* The slot for a new login: the first free one; all taken: the one whose
- * login started first (one that does not open counts as oldest).  None
- * carried at all: one chosen by the new state, so parallel first requests
- * spread over the slots instead of all overwriting one. */
-static int pick_slot(request_rec *r, const slots_t *s, const char *state)
+/* The state cookies of the logins in flight and the session cookie together
+ * stay within this many bytes of the Cookie header (name=value; ...).  Four at the sealed state's
+ * limit would be ~6 KB: with a site's own cookies that passes httpd's
+ * LimitRequestFieldSize (8190), and every request to the site answers 400
+ * until they expire.  The count cap alone does not prevent that. */
+#define STATE_COOKIE_BUDGET 4096
+
+static apr_size_t slot_bytes(apr_size_t vlen)
+{
+    return sizeof(EID_STATE_COOKIE_PREFIX) - 1 + 1 + 1 + vlen + 2; /* "name=value; " */
+}
+
+/* The session cookie is sent along with them (a step-up login, a login
+ * in another tab after one finished): the budget is for all our cookies, so
+ * its bytes are always set aside. */
+#define SESSION_COOKIE_BYTES (sizeof(EID_SESSION_COOKIE) - 1 + 1 + EID_SESSION_COOKIE_LEN + 2)
+
+/* The largest state cookie (slot_bytes) that a login with no state cookie
+ * spreads over slots 1..SLOTS-1: three of them, one of any size in slot 0
+ * and the session cookie fit the budget. */
+#define SPREAD_MAX                                                                         \
+    ((STATE_COOKIE_BUDGET - SESSION_COOKIE_BYTES - slot_bytes(EID_PENDING_MAX_COOKIE)) /    \
+     (EID_STATE_SLOTS - 1))
+
+/* The slot for a new login (its state cookie `len` bytes): the first free
+ * one; all taken: the one whose login started first (one that does not open
+ * counts as oldest).  None carried at all: parallel first requests (a browser
+ * restoring its tabs) do not see each other, and none can prune the others:
+ * a small state goes to a slot chosen by the new state among 1..SLOTS-1, so
+ * they spread instead of all overwriting one, and a large one (a deep link)
+ * to slot 0, so that together they still fit STATE_COOKIE_BUDGET (four large
+ * ones made ~6 KB).  Parallel large ones overwrite each other: the last tab
+ * logs in, the others come back to the expired page (or, once it made a
+ * session, go on). */
+static int pick_slot(request_rec *r, const slots_t *s, const char *state, apr_size_t len)
 {
     int i, oldest = -1, any = 0;
     apr_time_t t = 0;
     for (i = 0; i < EID_STATE_SLOTS; i++)
         any |= s->present[i];
     if (!any)
-        return eid_b64url_value((unsigned char)state[0]) % EID_STATE_SLOTS;
+        return slot_bytes(len) <= SPREAD_MAX
+                   ? 1 + eid_b64url_value((unsigned char)state[0]) % (EID_STATE_SLOTS - 1)
+                   : 0;
     for (i = 0; i < EID_STATE_SLOTS; i++)
         if (!s->present[i])
             return i;
@@ -170,24 +202,12 @@ static int pick_slot(request_rec *r, const slots_t *s, const char *state)
     return oldest < 0 ? 0 : oldest;
 }
 
-/* The state cookies of the logins in flight together stay within this many
- * bytes of the Cookie header (name=value; ...).  Four at the sealed state's
- * limit would be ~6 KB: with a site's own cookies that passes httpd's
- * LimitRequestFieldSize (8190), and every request to the site answers 400
- * until they expire.  The count cap alone does not prevent that. */
-#define STATE_COOKIE_BUDGET 4096
-
-static apr_size_t slot_bytes(apr_size_t vlen)
-{
-    return sizeof(EID_STATE_COOKIE_PREFIX) - 1 + 1 + 1 + vlen + 2; /* "name=value; " */
-}
-
 /* After `slot` took a new state of `len` bytes: expire the other slots,
  * oldest login first (one that does not open counts as oldest), until the
- * state cookies fit STATE_COOKIE_BUDGET. */
+ * state cookies (and a session cookie) fit STATE_COOKIE_BUDGET. */
 static void prune_to_budget(request_rec *r, slots_t *s, int slot, apr_size_t len)
 {
-    apr_size_t total = slot_bytes(len);
+    apr_size_t total = SESSION_COOKIE_BYTES + slot_bytes(len);
     int i;
     for (i = 0; i < EID_STATE_SLOTS; i++)
         if (i != slot && s->present[i])
@@ -262,7 +282,7 @@ static int login_start(request_rec *r, eid_req_t *st, eid_provider_t *pv, int mi
     }
     memset(&slots, 0, sizeof(slots));
     eid_cookie_each(r, collect_slots, &slots);
-    slot = pick_slot(r, &slots, ar.state);
+    slot = pick_slot(r, &slots, ar.state, strlen(sealed));
     prune_to_budget(r, &slots, slot, strlen(sealed));
     apr_snprintf(name, sizeof(name), "%s%d", EID_STATE_COOKIE_PREFIX, slot);
     eid_cookie_set(r, name, sealed,

@@ -152,10 +152,15 @@ typedef struct eid_session_found {
  * malformed, unknown, tampered, expired) or EID_STORE_ERROR (503). */
 eid_store_rc_e eid_session_find(request_rec *r, eid_session_found_t *f);
 /* A provider's back-channel logout of every session of `v` (kind "i:sid:"
- * or "i:sub:"): a marker "k:<index key>" holding the logout time, kept for
- * EidSessionMaxAge; a session created before it is ended when found. */
+ * or "i:sub:"): a marker "k:<index key>" holding the logout time `t` (0:
+ * now), kept for EidSessionMaxAge; a session created before it is ended when
+ * found.  With a `t` of its own a later marker already there is kept. */
 eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, const char *kind,
-                                       const char *v);
+                                       const char *v, apr_time_t t);
+/* When the session stored at `skey` was created: 1 with *created, 0 when it
+ * is gone or opens for no virtual host of this server, -1 when the store
+ * failed. */
+int eid_session_created_at(request_rec *r, const char *skey, apr_time_t *created);
 /* End the session stored at `skey` (dead marker, then delete). */
 eid_store_rc_e eid_session_end(request_rec *r, const char *skey);
 /* End the session `f` found under every store key its id has (the current

@@ -86,14 +86,19 @@ static int unavailable(request_rec *r, eid_req_t *st, eid_store_rc_e rc)
     return eid_page_send(r, EID_PAGE_UNAVAILABLE, HTTP_SERVICE_UNAVAILABLE, NULL);
 }
 
-/* scheme://host[:port] of an absolute URL, or NULL. */
+/* scheme://host[:port] of an absolute URL, or NULL.  apr_uri_parse() gives
+ * an IPv6 literal without its brackets: put back, or "https://::1:8443" is no
+ * origin, form-action leaves the provider out and the browser does not go
+ * there. */
 static const char *url_origin(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
+    const char *host;
     if (!url || apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname)
         return NULL;
-    return u.port_str ? apr_psprintf(p, "%s://%s:%s", u.scheme, u.hostname, u.port_str)
-                      : apr_psprintf(p, "%s://%s", u.scheme, u.hostname);
+    host = strchr(u.hostname, ':') ? apr_pstrcat(p, "[", u.hostname, "]", NULL) : u.hostname;
+    return u.port_str ? apr_psprintf(p, "%s://%s:%s", u.scheme, host, u.port_str)
+                      : apr_psprintf(p, "%s://%s", u.scheme, host);
 }
 
 /* Where the logout form's answer may lead the browser: the provider's
@@ -233,8 +238,11 @@ static int bcl_answer(request_rec *r, int status, const char *error)
     return OK;
 }
 
-/* End every session listed in index `idx`; the number ended, or -1. */
-static int end_indexed(request_rec *r, const char *idx)
+/* End every session listed in index `idx`; the number ended, or -1.  With
+ * `before` (a retried token: its first delivery's time) a session created
+ * after it is a later login, not one the provider logged out: it stays, and
+ * back in the index. */
+static int end_indexed(request_rec *r, const char *idx, apr_time_t before)
 {
     apr_array_header_t *members = NULL;
     eid_store_rc_e rc = eid_store_index_take(eid_login_g->store, r->pool, idx, strlen(idx),
@@ -246,6 +254,18 @@ static int end_indexed(request_rec *r, const char *idx)
         return -1;
     for (i = 0; members && i < members->nelts; i++) {
         const char *skey = APR_ARRAY_IDX(members, i, const char *);
+        apr_time_t created = 0;
+        if (before) {
+            int c = eid_session_created_at(r, skey, &created);
+            if (c < 0)
+                return -1;
+            if (c == 1 && created > before) {
+                if (eid_store_index_add(eid_login_g->store, idx, strlen(idx), skey,
+                                        strlen(skey), eid_login_g->max_age) != EID_STORE_OK)
+                    return -1;
+                continue;
+            }
+        }
         if (eid_session_end(r, skey) != EID_STORE_OK)
             return -1;
         n++;
@@ -256,7 +276,8 @@ static int end_indexed(request_rec *r, const char *idx)
 int eid_ep_backchannel(request_rec *r)
 {
     eid_req_t *st = eid_req_get(r, 1);
-    const char *form, *tok, *sid = NULL, *sub = NULL, *jti = NULL, *k;
+    const char *form, *tok, *sid = NULL, *sub = NULL, *jti = NULL, *k, *first;
+    apr_time_t before = 0;
     eid_provider_t *pv = NULL;
     eid_result_t res = {0};
     eid_store_rc_e rc;
@@ -297,15 +318,24 @@ int eid_ep_backchannel(request_rec *r)
      * half-way, the OP's retry of the same token (it gets 503) ends the
      * sessions instead of being refused, which would leave them open.
      * Delivering a pending token twice at once only ends the same sessions
-     * twice. */
+     * twice.  The marker lives as long as the token can be accepted (iat up
+     * to leeway ahead, then MAX_AGE + leeway): a fixed 2 * MAX_AGE expired
+     * first with a leeway over 150 s, and the token was taken again. */
     k = apr_pstrcat(r->pool, "j:", eid_provider_name(pv), ":", jti, NULL);
-    rc = eid_store_add(eid_login_g->store, k, strlen(k), (const unsigned char *)"p", 1,
-                       2 * EID_OIDC_LOGOUT_MAX_AGE);
+    /* "p<time>": the first delivery's time.  A retry ends only the sessions
+     * made before it - a pending marker must not let the token (replayed by
+     * whoever holds it, within its minutes) end the user's next login. */
+    first = apr_psprintf(r->pool, "p%" APR_TIME_T_FMT, apr_time_now());
+    rc = eid_store_add(eid_login_g->store, k, strlen(k), (const unsigned char *)first,
+                       strlen(first), eid_oidc_logout_jti_ttl(pv));
     if (rc == EID_STORE_EXISTS) {
         unsigned char *v;
         apr_size_t vn;
         rc = eid_store_get(eid_login_g->store, r->pool, k, strlen(k), &v, &vn);
-        if (rc == EID_STORE_OK && vn == 1 && v[0] == 'p') {
+        if (rc == EID_STORE_OK && vn >= 1 && v[0] == 'p') {
+            /* "p" alone (a server before this one): no time, all of them */
+            before = vn > 1 ? apr_atoi64(apr_pstrmemdup(r->pool, (const char *)v + 1, vn - 1))
+                            : 0;
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "EID08314: back-channel logout: "
                           "the token again, its first delivery did not finish: ending now");
         }
@@ -319,13 +349,15 @@ int eid_ep_backchannel(request_rec *r)
     /* Markers first: a session whose index the store dropped (shmcb evicts
      * the oldest copies of a full ring) is ended when it is next looked up. */
     if (rc == EID_STORE_OK && sid)
-        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sid:", sid);
+        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sid:", sid, before);
     if (rc == EID_STORE_OK && sub)
-        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sub:", sub);
+        rc = eid_session_logout_mark(r, eid_provider_name(pv), "i:sub:", sub, before);
     if (rc == EID_STORE_OK && sid)
-        a = end_indexed(r, eid_session_index_key(r->pool, "i:sid:", eid_provider_name(pv), sid));
+        a = end_indexed(r, eid_session_index_key(r->pool, "i:sid:", eid_provider_name(pv), sid),
+                        before);
     if (rc == EID_STORE_OK && sub && a >= 0)
-        b = end_indexed(r, eid_session_index_key(r->pool, "i:sub:", eid_provider_name(pv), sub));
+        b = end_indexed(r, eid_session_index_key(r->pool, "i:sub:", eid_provider_name(pv), sub),
+                        before);
     if (rc != EID_STORE_OK || a < 0 || b < 0) {
         eid_refuse(r, st, EID_DECISION_ERROR, APLOG_ERR, "EID08210",
                    "back-channel logout: the session store failed");
@@ -337,7 +369,7 @@ int eid_ep_backchannel(request_rec *r)
      * marker stays pending, and a replay ends the same sessions again: the
      * logout itself happened, so it is not answered 503. */
     if (eid_store_set(eid_login_g->store, k, strlen(k), (const unsigned char *)"d", 1,
-                      2 * EID_OIDC_LOGOUT_MAX_AGE) != EID_STORE_OK)
+                      eid_oidc_logout_jti_ttl(pv)) != EID_STORE_OK)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "EID08315: back-channel logout: "
                       "the sessions were ended but the token could not be marked used");
     st->event = "backchannel-logout";

@@ -408,6 +408,9 @@ int eid_page_send(request_rec *r, eid_page_e page, int status, apr_table_t *vars
     ap_set_content_type(r, "text/html; charset=utf-8");
     apr_table_setn(r->headers_out, "Content-Language", lang_names[lang]);
     apr_table_mergen(r->headers_out, "Vary", "Accept-Language");
+    /* One Cache-Control: a caller (the callback) may have set it for its
+     * error answers already; both tables are sent ("no-store, no-store"). */
+    apr_table_unset(r->err_headers_out, "Cache-Control");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");

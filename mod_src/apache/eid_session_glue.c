@@ -25,6 +25,7 @@
 
 #include "apr_strings.h"
 #include "http_core.h"
+#include "http_main.h"
 #include "http_protocol.h"
 
 #define TOUCH_EVERY apr_time_from_sec(60)
@@ -388,14 +389,55 @@ static eid_identity_t *kept_identity(request_rec *r, const eid_session_found_t *
 }
 
 eid_store_rc_e eid_session_logout_mark(request_rec *r, const char *provider, const char *kind,
-                                       const char *v)
+                                       const char *v, apr_time_t when)
 {
     const char *k = apr_pstrcat(r->pool, "k:", eid_session_index_key(r->pool, kind, provider, v),
                                 NULL);
+    const char *t;
+    if (when) {
+        /* A retry writes its first delivery's time: never over a later
+         * logout's marker (the sessions between would come back). */
+        unsigned char *old;
+        apr_size_t n;
+        eid_store_rc_e rc = eid_store_get(eid_login_g->store, r->pool, k, strlen(k), &old, &n);
+        if (rc == EID_STORE_ERROR)
+            return rc;
+        if (rc == EID_STORE_OK && apr_atoi64(apr_pstrmemdup(r->pool, (const char *)old, n)) >=
+                                      when)
+            return EID_STORE_OK;
+    }
     /* microseconds: a login right after the logout is not caught by it */
-    const char *t = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
+    t = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, when ? when : apr_time_now());
     return eid_store_set(eid_login_g->store, k, strlen(k), (const unsigned char *)t, strlen(t),
                          eid_login_g->max_age);
+}
+
+int eid_session_created_at(request_rec *r, const char *skey, apr_time_t *created)
+{
+    unsigned char *val;
+    apr_size_t vlen;
+    server_rec *s;
+    eid_store_rc_e rc = eid_store_get(eid_login_g->store, r->pool, skey, strlen(skey), &val,
+                                      &vlen);
+    if (rc == EID_STORE_NOTFOUND)
+        return 0;
+    if (rc != EID_STORE_OK)
+        return -1;
+    /* Sealed for the virtual host it was made in: the back-channel request
+     * may come to another one. */
+    for (s = ap_server_conf; s; s = s->next) {
+        const eid_login_srv_t *ls = eid_login_srv(s);
+        const char *vhost = ls->vhost_id ? ls->vhost_id : s->server_hostname;
+        eid_session_rec_t *rec;
+        eid_result_t res = {0};
+        int rotated = 0;
+        if (vhost && eid_session_open(r->pool, eid_login_g->keys, bind_of(r->pool, skey, vhost),
+                                      val, vlen, &rec, &rotated, &res) == 0) {
+            *created = rec->created;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Did a back-channel logout name this session's sid or sub after it was

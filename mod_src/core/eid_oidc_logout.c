@@ -123,3 +123,8 @@ apr_status_t eid_oidc_logout_token(apr_pool_t *p, eid_provider_t *const *provs, 
         eid_fail(res, "EID07501", "logout token refused");
     return APR_EGENERAL;
 }
+
+apr_interval_time_t eid_oidc_logout_jti_ttl(const eid_provider_t *pv)
+{
+    return 2 * (EID_OIDC_LOGOUT_MAX_AGE + (pv ? pv->leeway : 0));
+}

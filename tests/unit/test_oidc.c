@@ -652,6 +652,70 @@ static void test_userinfo_signed(void **state)
     refused(pv, 0, "EID07402", EID_CLASS_UNAVAILABLE);
 }
 
+/* Attacks on the signed answer (review of 2026-12-05): a JWS of the provider
+ * made for another purpose, protocol claims in a signed answer, shapes that
+ * are no compact JWS, sizes, media types. */
+static void test_userinfo_signed_attacks(void **state)
+{
+    eid_provider_t *pv = login_pv("userinfo", "on", "claims", "oidc-sweden", NULL);
+    eid_provider_t *small = login_pv("userinfo", "on", "max_token_size", "1024", NULL);
+    const char *aud = "\"aud\":\"" CID "\"", *jwt = "application/jwt", *t;
+    eid_oidc_login_t out;
+    eid_identity_t *id;
+    char *big, *mid;
+    size_t n;
+
+    token_answer(sign(op_key, HDR, claims("\"auth_time\":1699999900,\"acr\":\"" EL "loa2\"")));
+    /* a logout token or an access token signed with the right key: never an answer */
+    signed_ui(op_key, "{\"alg\":\"RS256\",\"kid\":\"k1\",\"typ\":\"logout+jwt\"}",
+              ui_claims(ISS, aud, "user-1", "\"events\":{\"http://schemas.openid.net/event/"
+                        "backchannel-logout\":{}}"), jwt);
+    refused(pv, 2, "EID07407", EID_CLASS_INVALID);
+    signed_ui(op_key, "{\"alg\":\"RS256\",\"kid\":\"k1\",\"typ\":\"application/at+jwt\"}",
+              ui_claims(ISS, aud, "user-1", NULL), jwt);
+    refused(pv, 2, "EID07407", EID_CLASS_INVALID);
+    /* a signed answer with acr loa4, auth_time, nonce, sid, amr: the login keeps the
+     * ID token's level, time and sid (min_loa 3 is still refused) */
+    signed_ui(op_key, HDR, ui_claims(ISS, aud, "user-1", "\"auth_time\":1700000000,\"nonce\""
+              ":\"" NONCE "\",\"sid\":\"sid-evil\",\"amr\":[\"hwk\"]"), jwt);
+    id = accepted(pv, 2, &out);
+    assert_int_equal(id->loa, 2);
+    assert_int_equal(id->auth_time, apr_time_from_sec(1699999900));
+    assert_string_equal(out.sid, "sid-1");
+    assert_string_equal(id->given_name, "Anna");
+    refused(pv, 3, "EID07312", EID_CLASS_FORBIDDEN);
+    /* nested: a JWS whose payload is a signed JWT (cty JWT) */
+    t = sign(op_key, HDR, ui_claims(ISS, aud, "user-1", NULL));
+    route_ct("/userinfo", 200, sign(op_key, "{\"alg\":\"RS256\",\"kid\":\"k1\",\"cty\":\"JWT\"}",
+             apr_psprintf(pool, "\"%s\"", t)), jwt);
+    refused(pv, 2, "EID07407", EID_CLASS_INVALID);
+    /* white space inside the token (a line break in the middle) */
+    mid = apr_pstrdup(pool, t);
+    n = strlen(mid) / 2;
+    route_ct("/userinfo", 200, apr_pstrcat(pool, apr_pstrndup(pool, mid, n), "\r\n", mid + n,
+             NULL), jwt);
+    refused(pv, 2, "EID07407", EID_CLASS_INVALID);
+    /* larger than max_token_size (white space padding is trimmed, the token is not) */
+    big = apr_palloc(pool, 2100);
+    memset(big, 'A', 2099);
+    big[2099] = '\0';
+    route_ct("/userinfo", 200, apr_pstrcat(pool, t, big, NULL), jwt);
+    refused(small, 0, "EID07407", EID_CLASS_INVALID);
+    /* four dots but no JWE: refused all the same */
+    route_ct("/userinfo", 200, "a.b.c.d.e", jwt);
+    refused(pv, 2, "EID07403", EID_CLASS_MISCONFIGURED);
+    /* media types: application/jwt only with its parameters; look-alikes are JSON */
+    route_ct("/userinfo", 200, t, "application/jwtx");
+    refused(pv, 2, "EID07402", EID_CLASS_UNAVAILABLE);
+    route_ct("/userinfo", 200, t, "application/jwt+json");
+    refused(pv, 2, "EID07402", EID_CLASS_UNAVAILABLE);
+    route_ct("/userinfo", 200, t, "APPLICATION/JWT;charset=utf-8");
+    assert_int_equal(accepted(pv, 2, &out)->loa, 2);
+    /* a JSON body under application/jwt is no token */
+    route_ct("/userinfo", 200, "{\"sub\":\"user-1\"}", jwt);
+    refused(pv, 2, "EID07407", EID_CLASS_INVALID);
+}
+
 /* ---- the caller's mistakes ------------------------------------------------------------- */
 
 static void test_bad_input(void **state)
@@ -779,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_token_endpoint),
         cmocka_unit_test(test_userinfo),
         cmocka_unit_test(test_userinfo_signed),
+        cmocka_unit_test(test_userinfo_signed_attacks),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_classes_match_docs),
