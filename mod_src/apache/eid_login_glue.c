@@ -142,10 +142,10 @@ static int collect_slots(void *b, const char *n, apr_size_t nl, const char *v, a
 }
 
 /* The state cookies of the logins in flight and the session cookie together
- * stay within this many bytes of the Cookie header (name=value; ...).  Four at the sealed state's
- * limit would be ~6 KB: with a site's own cookies that passes httpd's
- * LimitRequestFieldSize (8190), and every request to the site answers 400
- * until they expire.  The count cap alone does not prevent that. */
+ * stay within this many bytes of the Cookie header (name=value; ...).  Four
+ * at the sealed state's limit would be ~6 KB: with a site's own cookies that
+ * passes httpd's LimitRequestFieldSize (8190), and every request to the site
+ * answers 400 until they expire.  The count cap alone does not prevent that. */
 #define STATE_COOKIE_BUDGET 4096
 
 static apr_size_t slot_bytes(apr_size_t vlen)
