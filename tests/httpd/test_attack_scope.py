@@ -509,7 +509,7 @@ def rsrv(op):
     c = "ThreadsPerChild 48\nMaxRequestWorkers 48\nMaxSpareThreads 48\n"
     c += TRUST_ISSUERS + "EidCertProfiles siths\nEidTokenCache 64 max_ttl=300\n"
     # fetch_timeout=20: a withdrawn kid makes a child refetch (once a second);
-    # a fetch that times out answers 503, not the 401 this test asserts, and
+    # a fetch that failed makes the unknown kids 503 until the next one, and
     # the 3 s default was reached once on a loaded machine under ASan
     c += ("EidProvider rot issuer=%s jwks_uri=%s audience=api://rot jwks_min_refetch=1 "
           "fetch_timeout=20\n" % (op.issuer, op.jwks_uri))
@@ -523,8 +523,8 @@ def rsrv(op):
 
 
 def hammer(srv, work):
-    """work: per thread a list of (token, subject or None for 'must be 401')."""
-    errors = []
+    """work: per thread a list of (token, subject or None for 'must be refused')."""
+    errors, busy = [], []
 
     def client(items):
         conn = http.client.HTTPSConnection("localhost", srv.port, timeout=30,
@@ -538,8 +538,14 @@ def hammer(srv, work):
                 got = None
                 if st == 200:
                     got = conn._last_sub
-                if sub is None and st != 401:
+                # a withdrawn key never admits: 401, or 503 while another
+                # thread of the child fetches the key set (EID03208: the keys
+                # held cannot tell a withdrawn kid from a new one then) - a
+                # fetch under ASan on a loaded machine overlapped requests
+                if sub is None and st not in (401, 503):
                     errors.append("withdrawn-key token: %s %r" % (st, got))
+                if sub is None and st == 503:
+                    busy.append(tok)
                 if sub is not None and (st != 200 or got != sub):
                     errors.append("%s: %s %r" % (sub, st, got))
         finally:
@@ -551,6 +557,11 @@ def hammer(srv, work):
     for t in threads:
         t.join(120)
         assert not t.is_alive()
+    # 503 only while a fetch was in flight: most withdrawn-key answers are 401
+    withdrawn = sum(1 for w in work for _, sub in w if sub is None)
+    if withdrawn:
+        assert len(busy) < withdrawn / 2, "%d of %d withdrawn-key answers were 503" % (
+            len(busy), withdrawn)
     return errors
 
 
