@@ -214,12 +214,46 @@ class Httpd:
             if self.proc.poll() is not None:
                 raise RuntimeError("httpd exited: %s\n%s" % (
                     self.proc.stdout.read().decode(errors="replace"), self.read_error_log()))
+            ours, foreign = self._listening()
+            if ours and not foreign:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("httpd did not start listening on %d (listeners of other processes "
+                           "on that port: %s)" % (self.port, self._listening()[1]))
+
+    def _listening(self):
+        """(does this httpd listen on 127.0.0.1:port, the listening sockets of
+        other processes on that port, IPv4 or IPv6).  Why not a connect: it
+        also succeeds when another server holds the port (requests to
+        "localhost" may go to a ::1 listener first), or by a TCP
+        self-connection while nothing listens yet; the test would then talk
+        to that server and find nothing in its own logs."""
+        mine = set()
+        try:
+            for fd in os.listdir("/proc/%d/fd" % self.proc.pid):
+                try:
+                    mine.add(os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd)))
+                except OSError:
+                    pass
+        except OSError:
+            return False, []
+        ours, foreign = False, []
+        for table, addr in (("/proc/net/tcp", "0100007F"), ("/proc/net/tcp6", None)):
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                with open(table) as f:
+                    rows = f.read().splitlines()[1:]
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("httpd did not start listening")
+                continue
+            for row in rows:
+                col = row.split()
+                local, state, inode = col[1], col[3], col[9]
+                if state != "0A" or int(local.rsplit(":", 1)[1], 16) != self.port:
+                    continue
+                if "socket:[%s]" % inode in mine and local.split(":")[0] == addr:
+                    ours = True
+                elif "socket:[%s]" % inode not in mine:
+                    foreign.append("%s %s" % (table.rsplit("/", 1)[1], local))
+        return ours, foreign
 
     def stop(self):
         """SIGTERM and wait.  A server that was up and then died of SIGSEGV,

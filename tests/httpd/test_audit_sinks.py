@@ -108,9 +108,15 @@ def test_batched_records_written_when_the_server_stops(logcheck):
         for i in range(25):
             assert s.get(h.url("/p/s%d" % i), timeout=20).status_code == 404
         s.close()
+        t0 = time.time()
         h.stop()
-        recs = [json.loads(x) for x in _lines(os.path.join(h.root, "batched.log"))]
-        assert sorted(r["resource"] for r in recs) == sorted("/p/s%d" % i for i in range(25))
+        took = time.time() - t0
+        path = os.path.join(h.root, "batched.log")
+        recs = [json.loads(x) for x in _lines(path)]
+        assert sorted(r["resource"] for r in recs) == sorted("/p/s%d" % i for i in range(25)), (
+            "stop took %.1f s; %d records then, %d a second later; error log:\n%s"
+            % (took, len(recs), (time.sleep(1), len(_lines(path)))[1],
+               h.read_error_log()[-4000:]))
     finally:
         h.stop()
         h.cleanup()
