@@ -4,6 +4,7 @@ back-channel logout's pending jti marker, RP-initiated logout by POST
 (the last in tests/unit/test_oidc.c: test_userinfo_signed_attacks)."""
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import html
 import os
@@ -17,14 +18,24 @@ import requests
 from loginkit import (CA, LOCS, browser, follow, fresh, logged_in, login, make_httpd,  # noqa: F401
                       op, op_callback, raw_cookie_get, register, session_cookie, srv,
                       start_login)
-from test_redis_sessions import LOC, Redis, status
+from test_redis_sessions import LOC, redis, status  # noqa: F401
 
 
-@pytest.fixture(scope="module")
-def redis():
-    r = Redis().start()
-    yield r
-    r.cleanup()
+@contextlib.contextmanager
+def own_logged_in(op, logcheck, name, **kw):
+    """An httpd of its own (make_httpd's keywords), the OP reset and this
+    server registered, and a browser logged in there: (h, b); stopped after."""
+    h = make_httpd(op, LOCS, name=name, **kw)
+    h.start()
+    logcheck(h)
+    try:
+        op.admin("/admin/login-behaviour", {"reset": True})
+        op.admin("/admin/auto-login", {"user": "nurse"})
+        register(op, h)
+        yield h, logged_in(op, h)
+    finally:
+        h.stop()
+        h.cleanup()
 
 
 def bcl_post(h, tok):
@@ -255,16 +266,9 @@ def test_logout_post_custom_template_head_and_removed_provider(op, logcheck, tmp
                    '.submit();</script></html>\n')
     os.chmod(str(tmp_path), 0o755)
     os.chmod(str(tpl), 0o644)
-    h = make_httpd(op, LOCS, name="atktpl", provider_opts="end_session_method=post",
-                   extra="EidPageTemplate logout-continue sv %s\n"
-                   "EidPageTemplate logout-continue en %s\n" % (tpl, tpl))
-    h.start()
-    logcheck(h)
-    try:
-        op.admin("/admin/login-behaviour", {"reset": True})
-        op.admin("/admin/auto-login", {"user": "nurse"})
-        register(op, h)
-        b = logged_in(op, h)
+    with own_logged_in(op, logcheck, "atktpl", provider_opts="end_session_method=post",
+                       extra="EidPageTemplate logout-continue sv %s\n"
+                       "EidPageTemplate logout-continue en %s\n" % (tpl, tpl)) as (h, b):
         cookie = session_cookie(b)
         r = b.head(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
         assert r.status_code == 200 and not r.content
@@ -291,9 +295,6 @@ def test_logout_post_custom_template_head_and_removed_provider(op, logcheck, tmp
                        timeout=20)
             assert r.status_code == 303, r.status_code
             assert r.headers["Location"] == h.url("/.eid/logged-out")
-    finally:
-        h.stop()
-        h.cleanup()
 
 
 def test_logout_post_ipv6_end_session_origin_in_form_action(op, logcheck):
@@ -301,15 +302,8 @@ def test_logout_post_ipv6_end_session_origin_in_form_action(op, logcheck):
     CSP form-action must name its origin with the brackets, or the browser
     refuses to submit the form to the provider (and, on the confirmation
     page, to follow the redirect there): the user stays logged in at the OP."""
-    h = make_httpd(op, LOCS, name="atkv6", provider_opts=(
-        "end_session_method=post end_session_endpoint=https://[::1]:8443/es"))
-    h.start()
-    logcheck(h)
-    try:
-        op.admin("/admin/login-behaviour", {"reset": True})
-        op.admin("/admin/auto-login", {"user": "nurse"})
-        register(op, h)
-        b = logged_in(op, h)
+    with own_logged_in(op, logcheck, "atkv6", provider_opts=(
+            "end_session_method=post end_session_endpoint=https://[::1]:8443/es")) as (h, b):
         r = b.get(h.url("/.eid/logout"), allow_redirects=False, timeout=20)
         fa = re.search(r"form-action ([^;]*)", r.headers["Content-Security-Policy"]).group(1)
         assert fa.split() == ["'self'", "https://[::1]:8443"], fa
@@ -317,9 +311,6 @@ def test_logout_post_ipv6_end_session_origin_in_form_action(op, logcheck):
         assert r.status_code == 200
         d = only_submit_script(r)
         assert d["form-action"] == ["'self'", "https://[::1]:8443"], d
-    finally:
-        h.stop()
-        h.cleanup()
 
 
 # ---- 3. state cookies: the byte budget ------------------------------------------------------
@@ -472,24 +463,15 @@ def test_logout_post_csp_from_an_endpoint_with_userinfo_and_semicolons(op, logch
     """An end-session URL whose userinfo part carries CSP syntax
     (https://x;script-src%20*@host/...): form-action gets the plain origin,
     nothing else reaches the header."""
-    h = make_httpd(op, LOCS, name="atkui", provider_opts=(
-        "end_session_method=post "
-        "end_session_endpoint=https://x;script-src*;form-action*@127.0.0.1:1/es;a=1"))
-    h.start()
-    logcheck(h)
-    try:
-        op.admin("/admin/login-behaviour", {"reset": True})
-        op.admin("/admin/auto-login", {"user": "nurse"})
-        register(op, h)
-        b = logged_in(op, h)
+    with own_logged_in(op, logcheck, "atkui", provider_opts=(
+            "end_session_method=post "
+            "end_session_endpoint=https://x;script-src*;form-action*@127.0.0.1:1/es;a=1")) \
+            as (h, b):
         r = logout_answer(h, b)
         assert r.status_code == 200
         d = only_submit_script(r)
         assert d["form-action"] == ["'self'", "https://127.0.0.1:1"], d
         assert "*" not in r.headers["Content-Security-Policy"]
-    finally:
-        h.stop()
-        h.cleanup()
 
 
 def test_pruned_tab_without_a_session_gets_the_expired_page(op, fresh):

@@ -20,17 +20,23 @@ from test_redis_sessions import (KeepAlive, Redis, as_primary, logout_form, redi
 PFX = "t-httpd:"
 
 
-@pytest.fixture(scope="module")
-def pair(op, redis):
+def two_on_redis(op, redis, *servers):
+    """httpd servers on one Redis, started; servers: (name, make_httpd keywords);
+    stopped when the generator is closed."""
     store = ("EidSessionStore redis://127.0.0.1:%d/0 prefix=%s cache=1000 timeout=500 "
              "breaker=3/200\n" % (redis.port, PFX))
-    hs = [make_httpd(op, LOC, extra=store, name="rk%d" % i) for i in (1, 2)]
+    hs = [make_httpd(op, LOC, extra=store, name=name, **kw) for name, kw in servers]
     for h in hs:
         h.start()
     yield hs
     for h in hs:
         h.stop()
         h.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pair(op, redis):
+    yield from two_on_redis(op, redis, ("rk1", {}), ("rk2", {}))
 
 
 def new_session(op, pair, redis):
@@ -289,16 +295,8 @@ def rot_pair(op, redis):
     key B already second everywhere, now swapped to first on h1 only): h1
     seals with B and still opens A, h2 seals with A and already opens B."""
     from loginkit import KEY_A, KEY_B
-    store = ("EidSessionStore redis://127.0.0.1:%d/0 prefix=%s cache=1000 timeout=500 "
-             "breaker=3/200\n" % (redis.port, PFX))
-    hs = [make_httpd(op, LOC, extra=store, name="rot1", keys=(KEY_B, KEY_A)),
-          make_httpd(op, LOC, extra=store, name="rot2", keys=(KEY_A, KEY_B))]
-    for h in hs:
-        h.start()
-    yield hs
-    for h in hs:
-        h.stop()
-        h.cleanup()
+    yield from two_on_redis(op, redis, ("rot1", {"keys": (KEY_B, KEY_A)}),
+                            ("rot2", {"keys": (KEY_A, KEY_B)}))
 
 
 def test_logout_on_kept_connection_after_another_server_resealed(op, rot_pair, redis):
